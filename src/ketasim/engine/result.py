@@ -1,0 +1,81 @@
+"""Simulation results: times, states, named outputs with units, and a status.
+
+>>> import numpy as np
+>>> r = Result(model_name="m", engine="analytic", id=np.array([1, 1]), time=np.array([0.0, 1.0]),
+...            evid=np.array([0, 0]), state_names=["central"], states=np.array([[1.0], [0.5]]),
+...            outputs={"cp": np.array([0.1, 0.05])}, output_units={"cp": "mg/L"})
+>>> r.to_frame().columns.tolist()
+['id', 'time_h', 'evid', 'name', 'kind', 'value', 'unit']
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+
+from ketasim.errors import SolverError
+
+
+@dataclass(frozen=True, eq=False)
+class Result:
+    """Rows are event-table records (or requested output times) of one or more subjects."""
+
+    model_name: str
+    engine: str
+    id: np.ndarray
+    time: np.ndarray
+    evid: np.ndarray
+    state_names: list[str]
+    states: np.ndarray
+    outputs: dict[str, np.ndarray]
+    output_units: dict[str, str]
+    status: str = "ok"
+    state_units: dict[str, str] = field(default_factory=dict)
+    messages: tuple[str, ...] = field(default_factory=tuple)
+
+    @property
+    def ok(self) -> bool:
+        """True when every subject solved."""
+        return self.status == "ok"
+
+    def raise_on_failure(self) -> Result:
+        """Raise :class:`SolverError` unless the solve succeeded; return self otherwise."""
+        if not self.ok:
+            raise SolverError("engine", f"{self.engine} failed: {'; '.join(self.messages)}",
+                              "tighten or loosen tolerances, or use another engine")
+        return self
+
+    def __getitem__(self, name: str) -> np.ndarray:
+        if name in self.outputs:
+            return self.outputs[name]
+        if name in self.state_names:
+            return self.states[:, self.state_names.index(name)]
+        raise KeyError(name)
+
+    def to_frame(self, *, wide: bool = False) -> pd.DataFrame:
+        """A tidy (long) DataFrame ``id, time_h, evid, name, kind, value, unit``; or wide."""
+        base = pd.DataFrame({"id": self.id, "time_h": self.time, "evid": self.evid})
+        if wide:
+            cols = {n: self.states[:, i] for i, n in enumerate(self.state_names)}
+            cols.update(self.outputs)
+            return pd.concat([base, pd.DataFrame(cols)], axis=1)
+        parts = []
+        for i, n in enumerate(self.state_names):
+            parts.append(base.assign(name=n, kind="state", value=self.states[:, i],
+                                     unit=self.state_units.get(n, "")))
+        for n, v in self.outputs.items():
+            parts.append(base.assign(name=n, kind="output", value=v,
+                                     unit=self.output_units.get(n, "")))
+        return pd.concat(parts, ignore_index=True)
+
+    def to_csv(self, path: str | Path, *, wide: bool = False) -> Path:
+        """Write :meth:`to_frame` to ``path``."""
+        p = Path(path)
+        self.to_frame(wide=wide).to_csv(p, index=False)
+        return p
+
+
+__all__ = ["Result"]
