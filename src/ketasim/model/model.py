@@ -486,6 +486,21 @@ class Model:
         lines.append("    return 0")
         return "\n".join(lines) + "\n"
 
+    def output_source(self, names: Sequence[str], name: str = "outputs") -> str:
+        """Python source of ``name(t, y, p, o)`` writing the outputs ``names`` into ``o``."""
+        c = self.compiled
+        lines = [f"def {name}(t, y, p, o):"]
+        for i, k in enumerate(c.ind_order):
+            lines.append(f"    {k} = p[{i}]")
+        for i, k in enumerate(self.state_names):
+            lines.append(f"    {k} = y[{i}]")
+        for k in c.state_defs:
+            lines.append(f"    {k} = {c.defs[k].source}")
+        for j, k in enumerate(names):
+            lines.append(f"    o[{j}] = {c.outputs[k].source}")
+        lines.append("    return 0")
+        return "\n".join(lines) + "\n"
+
     def parameter_vector(self, ind: Mapping[str, np.ndarray]) -> np.ndarray:
         """Individual values stacked in ``ind_order`` on the last axis."""
         return np.stack([np.asarray(ind[k], dtype=float) for k in self.compiled.ind_order],
