@@ -19,7 +19,7 @@ import pint
 
 from ketasim.errors import UnitError
 
-ureg = pint.UnitRegistry()
+ureg: pint.UnitRegistry = pint.UnitRegistry()
 ureg.formatter.default_format = "~P"
 Quantity = ureg.Quantity
 

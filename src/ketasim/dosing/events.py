@@ -6,7 +6,7 @@ Records keep file order; times must not decrease within a subject. ``CMT`` is th
 
 >>> t = EventTable.from_records([dict(ID=1, TIME=0, EVID=1, AMT=100, CMT=1),
 ...                              dict(ID=1, TIME=1, EVID=0, CMT=2)])
->>> t.n_records, list(t.evid)
+>>> t.n_records, t.evid.tolist()
 (2, [1, 0])
 """
 
@@ -112,11 +112,16 @@ class EventTable:
         bad(~np.isin(self.ss, (0, 1, 2)), "SS", "is not 0, 1 or 2", "use SS 0, 1 or 2")
         dose = np.isin(self.evid, (1, 4))
         bad(dose & (self.amt < 0), "AMT", "is a negative dose", "amounts must be >= 0")
-        bad(self.cmt < 0, "CMT", "is negative", "CMT is a 1-based compartment number (0: route default)")
+        bad(self.cmt < 0, "CMT", "is negative",
+            "CMT is a 1-based compartment number (0: the route's default)")
         bad(dose & (self.rate < 0) & ~np.isin(self.rate, (-1.0, -2.0)), "RATE",
             "is negative but not -1 or -2", "use RATE > 0, 0 (bolus), -1 (modelled rate) or -2 "
             "(modelled duration)")
         bad(self.dur < 0, "DUR", "is negative", "durations must be >= 0")
+        bad((self.dur > 0) & (self.dur < 1e-9), "DUR", "is shorter than 1e-9 h",
+            "give DUR = 0 for a bolus or a duration of at least 1e-9 h")
+        bad(dose & (self.rate > 1e12), "RATE", "is above 1e12 per hour",
+            "give a bolus (RATE = 0) instead of an instantaneous infusion")
         bad(dose & (self.dur > 0) & (self.rate != 0), "DUR", "is given together with RATE",
             "give either RATE or DUR for an infusion, not both")
         bad(self.ii < 0, "II", "is negative", "dosing intervals must be >= 0")
@@ -227,7 +232,7 @@ class EventTable:
                           route=self.route, covariates=covs)
 
     def with_observations(self, times: Sequence[float] | np.ndarray, cmt: int = 0) -> EventTable:
-        """Add EVID 0 records at ``times`` for every subject; a dose at the same time stays first."""
+        """Add EVID 0 records at ``times`` for every subject (after doses at the same time)."""
         times = np.asarray(times, dtype=float)
         parts = []
         for sid, sub in self.subjects():

@@ -187,12 +187,12 @@ def _parse_phase(text: str, whole: str, previous: _Phase | None) -> _Phase:
     if m := r.match(r"(?:x|×)\s*(\d+)(\s*doses?)?"):
         count = int(m.group(1))
     elif m := r.match(r"for\s+" + _NUM + r"\s*(doses?|days?|weeks?|wks?|hours?|h|d|w)"):
-        n = float(m.group(1))
+        number = float(m.group(1))
         unit = m.group(2).lower()
         if unit.startswith("dose"):
-            if n != int(n):
+            if number != int(number):
                 raise r.fail(f"{m.group(1)} doses is not a whole number", "count whole doses")
-            count = int(n)
+            count = int(number)
         else:
             if every is None:
                 raise r.fail(f"'for {m.group(1)} {unit}' without a frequency",

@@ -132,7 +132,8 @@ class Regimen:
         object.__setattr__(self, "doses", tuple(self.doses))
         for d in self.doses:
             if not isinstance(d, Dose):
-                raise RegimenError("doses", f"{d!r} is not a Dose", "build regimens from Dose objects")
+                raise RegimenError("doses", f"{d!r} is not a Dose",
+                                   "build regimens from Dose objects")
 
     # ---------------------------------------------------------------- constructors
     @classmethod
@@ -192,7 +193,7 @@ class Regimen:
                                "e.g. repeat(every=24, count=14)")
         start = self.first_time
         if until is not None:
-            count = int(math.floor((until - start) / every + 1e-9)) + 1
+            count = math.floor((until - start) / every + 1e-9) + 1
         assert count is not None
         if count < 1:
             raise RegimenError("count", f"is {count}", "repeat at least once")

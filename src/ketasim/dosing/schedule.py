@@ -249,6 +249,10 @@ def build_schedule(
                                      "no infusion rate", "give RATE > 0 or define the model's "
                                      "rate for this compartment")
                 rate = np.atleast_2d(model_rate)[:, i] * np.ones(n)
+                if np.any(np.isnan(rate)):
+                    raise EventError("RATE", f"record {i + 1} has RATE=-1 but the model defines "
+                                     "no infusion rate for this compartment",
+                                     "give RATE > 0 or define the compartment's rate")
                 if np.any(rate <= 0):
                     raise EventError("RATE", "modelled infusion rate is not > 0",
                                      "the model's rate parameter must be positive")
@@ -258,7 +262,12 @@ def build_schedule(
                     raise EventError("RATE", f"record {i + 1} has RATE=-2 but the model defines "
                                      "no infusion duration", "give RATE > 0 or define the "
                                      "model's duration for this compartment")
-                dur = _common(np.atleast_2d(model_duration)[:, i], "infusion duration")
+                md = np.atleast_2d(model_duration)[:, i]
+                if np.any(np.isnan(md)):
+                    raise EventError("RATE", f"record {i + 1} has RATE=-2 but the model defines "
+                                     "no infusion duration for this compartment",
+                                     "give RATE > 0 or define the compartment's duration")
+                dur = _common(md, "infusion duration")
                 if dur <= 0:
                     raise EventError("DUR", "modelled infusion duration is not > 0",
                                      "the model's duration parameter must be positive")

@@ -37,6 +37,7 @@ from ketasim.engine.result import Result
 from ketasim.errors import DoseError, EventError, ModelError
 from ketasim.model.model import Model, compile_function
 
+_prange: Any
 try:  # the compiled kernel is optional
     import numba
 
@@ -324,6 +325,7 @@ class PopulationEngine:
             raise ModelError("chunk_size", f"is {self.chunk_size}", "use a positive chunk size")
 
     def check(self, model: Model) -> None:
+        """Raise :class:`ModelError` unless ``model``'s compartments are linear."""
         if not model.has_linear_compartments:
             raise ModelError("engine", f"model {model.name} has nonlinear fluxes between "
                              "compartments; the population engine needs linear compartments",
@@ -499,8 +501,8 @@ def concatenate_chunks(chunks: Sequence[PopulationChunk], engine: str) -> Result
     n_t = len(first.times)
     subjects = np.concatenate([c.subject for c in chunks])
     rows = len(subjects) * n_t
-    states = (np.concatenate([c.states.reshape(-1, c.states.shape[-1]) for c in chunks])
-              if first.states is not None else np.empty((rows, 0)))  # type: ignore[union-attr]
+    parts = [c.states.reshape(-1, c.states.shape[-1]) for c in chunks if c.states is not None]
+    states = np.concatenate(parts) if first.states is not None else np.empty((rows, 0))
     return Result(
         first.model_name, engine, np.repeat(subjects, n_t), np.tile(first.times, len(subjects)),
         np.zeros(rows, dtype=np.int64), first.state_names, states,
@@ -680,27 +682,16 @@ def _output_compartments(model: Model, keep: Sequence[str]) -> np.ndarray:
 def _ode_subject(model: Model, ode: OdeEngine, template: EventTable, amounts: np.ndarray,
                  pvec: np.ndarray, s0: np.ndarray, f: np.ndarray, lag: np.ndarray,
                  mrate: np.ndarray, mdur: np.ndarray, times: np.ndarray) -> np.ndarray:
-    table = template.with_observations(times)
-    obs = np.isin(table.evid, (0, 2))
-    dose_rows = np.flatnonzero(~obs)
-    n_rec = table.n_records
-
-    def spread(values: np.ndarray) -> np.ndarray:
-        full = np.zeros(n_rec)
-        full[dose_rows] = values
-        return full
-
-    sched = build_schedule(
-        EventTable(id=table.id, time=table.time, evid=table.evid, amt=spread(amounts),
-                   cmt=table.cmt, rate=table.rate, dur=table.dur, ii=table.ii,
-                   addl=table.addl, ss=table.ss, route=table.route),
-        n_cmt=model.n_cmt, f=spread(f)[None, :], lag=spread(lag),
-        model_rate=spread(mrate)[None, :], model_duration=spread(mdur)[None, :])
+    """One subject with the ODE engine (fallback for non-diagonalisable systems)."""
+    n_rec = template.n_records
+    sched = build_schedule(template, n_cmt=model.n_cmt, f=f[None, :], lag=lag,
+                           amounts=amounts[None, :], model_rate=mrate[None, :],
+                           model_duration=mdur[None, :])
     y0 = np.concatenate([np.zeros(model.n_cmt), s0])
     prob = SubjectProblem(model, sched, np.broadcast_to(pvec, (n_rec, len(pvec))),
                           np.broadcast_to(y0, (n_rec, len(y0))))
-    y, _ = ode.solve(prob)
-    return np.asarray(y[obs])
+    _, y = ode.solve(prob, times)
+    return np.asarray(y)
 
 
 __all__ = ["HAVE_NUMBA", "PopulationChunk", "PopulationEngine", "concatenate_chunks"]

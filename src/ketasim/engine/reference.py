@@ -7,7 +7,7 @@ compared on one fixed problem.
 
 >>> m = reference_model()
 >>> m.n_states, m.is_linear, m.has_linear_compartments
-(7, False, True)
+(6, False, True)
 """
 
 from __future__ import annotations

@@ -128,8 +128,11 @@ def to_event_table(doses: Doses, *, covariates: Mapping[str, Any] | None, n_subj
     if not isinstance(doses, Regimen):
         raise DoseError("doses", f"{type(doses).__name__} is not a regimen",
                         "pass regimen text, a Regimen or an EventTable")
-    tables = []
     weights = (covariates or {}).get("weight")
+    if n_subjects == 1:
+        w1 = None if weights is None else float(np.asarray(weights, dtype=float).reshape(-1)[0])
+        return doses.to_events(weight_kg=w1, observe=times)
+    tables = []
     for k in range(n_subjects):
         w = None
         if weights is not None:
@@ -191,9 +194,11 @@ def simulate(
         return engine.run(model, doses, covariates=covariates, parameters=parameters,
                           times=times, n_subjects=n_subjects, throw=throw)
     table = resolve_compartments(model, to_event_table(doses, covariates=covariates,
-                                                       n_subjects=n_subjects, times=times))
+                                                       n_subjects=n_subjects, times=None))
     keep_obs = (times is not None) if observations_only is None else observations_only
-    rows_id, rows_t, rows_e, states = [], [], [], []
+    out_times = np.zeros(0) if times is None else np.asarray(times, dtype=float)
+    parts: dict[str, list[np.ndarray]] = {"id": [], "t": [], "evid": [], "y": []}
+    outputs: dict[str, list[np.ndarray]] = {k: [] for k in model.outputs}
     messages: list[str] = []
     for k, (sid, sub) in enumerate(table.subjects()):
         covs = _subject_values(covariates, k, n_subjects)
@@ -201,51 +206,47 @@ def simulate(
         prob = subject_problem(model, sub, covariates=covs, parameters=pars,
                                covariate_rule=covariate_rule)
         try:
-            y, _ = engine.solve(prob)
+            y_rec, y_t = engine.solve(prob, out_times)
         except KetasimError as exc:
             if throw or not exc.field == "engine":
                 raise
             messages.append(f"subject {sid}: {exc}")
-            y = np.full((sub.n_records, model.n_states), np.nan)
+            y_rec = np.full((sub.n_records, model.n_states), np.nan)
+            y_t = np.full((len(out_times), model.n_states), np.nan)
         mask = np.isin(sub.evid, (0, 2)) if keep_obs else np.ones(sub.n_records, bool)
-        rows_id.append(sub.id[mask])
-        rows_t.append(sub.time[mask])
-        rows_e.append(sub.evid[mask])
-        states.append(y[mask])
-    ids = np.concatenate(rows_id)
-    t = np.concatenate(rows_t)
-    ev = np.concatenate(rows_e)
-    y_all = np.concatenate(states)
-    outputs = _outputs(model, table, keep_obs, covariates, parameters, n_subjects, t, y_all)
+        t_rows = np.concatenate([sub.time[mask], out_times])
+        order = np.argsort(t_rows, kind="stable")
+        y_rows = np.concatenate([y_rec[mask], y_t])[order]
+        # covariates of each row: the record's own, or (output times) by the covariate rule
+        row_covs = dict(covs)
+        for c, v in sub.covariates.items():
+            if c in model.covariates:
+                if covariate_rule == "nocb":
+                    j = np.searchsorted(sub.time, out_times, side="left")
+                else:
+                    j = np.searchsorted(sub.time, out_times, side="right") - 1
+                j = np.clip(j, 0, sub.n_records - 1)
+                row_covs[c] = np.concatenate([v[mask], v[j]])[order]
+        row_covs = {c: v for c, v in row_covs.items() if c in model.covariates}
+        n_rows = len(t_rows)
+        ind = model.individual(row_covs, pars)
+        ind = {c: np.broadcast_to(v, (n_rows,)) for c, v in ind.items()}
+        vals = model.evaluate_outputs(t_rows[order], y_rows, ind)
+        for name in outputs:
+            outputs[name].append(vals[name])
+        parts["id"].append(np.full(n_rows, sid))
+        parts["t"].append(t_rows[order])
+        parts["evid"].append(np.concatenate([sub.evid[mask], np.zeros(len(out_times), int)]
+                                            )[order])
+        parts["y"].append(y_rows)
     units = {k: o.unit for k, o in model.outputs.items()}
     state_units = {c.name: "mg" for c in model.compartments}
     state_units.update({k: s.unit for k, s in model.states.items()})
-    return Result(model.name, engine.name, ids, t, ev, model.state_names, y_all, outputs, units,
-                  status="ok" if not messages else "failed", state_units=state_units,
+    return Result(model.name, engine.name, np.concatenate(parts["id"]),
+                  np.concatenate(parts["t"]), np.concatenate(parts["evid"]), model.state_names,
+                  np.concatenate(parts["y"]), {k: np.concatenate(v) for k, v in outputs.items()},
+                  units, status="ok" if not messages else "failed", state_units=state_units,
                   messages=tuple(messages))
-
-
-def _outputs(model: Model, table: EventTable, keep_obs: bool,
-             covariates: Mapping[str, Any] | None, parameters: Mapping[str, Any] | None,
-             n_subjects: int, t: np.ndarray, y: np.ndarray) -> dict[str, np.ndarray]:
-    """Evaluate outputs with each row's own individual values (time-varying covariates too)."""
-    parts: dict[str, list[np.ndarray]] = {k: [] for k in model.outputs}
-    start = 0
-    for k, (_, sub) in enumerate(table.subjects()):
-        mask = np.isin(sub.evid, (0, 2)) if keep_obs else np.ones(sub.n_records, bool)
-        n = int(mask.sum())
-        covs = _subject_values(covariates, k, n_subjects)
-        for c, v in sub.covariates.items():
-            if c in model.covariates:
-                covs[c] = v[mask]
-        covs = {c: v for c, v in covs.items() if c in model.covariates}
-        ind = model.individual(covs, _subject_values(parameters, k, n_subjects))
-        ind = {c: np.broadcast_to(v, (n,)) for c, v in ind.items()}
-        out = model.evaluate_outputs(t[start:start + n], y[start:start + n], ind)
-        for name, v in out.items():
-            parts[name].append(v)
-        start += n
-    return {k: np.concatenate(v) if v else np.zeros(0) for k, v in parts.items()}
 
 
 __all__ = ["default_engine", "resolve_compartments", "simulate", "subject_problem"]

@@ -68,7 +68,8 @@ class Expression:
             tree = ast.parse(text.strip(), mode="eval")
         except SyntaxError as exc:
             raise ModelError(field, f"cannot parse {text!r}: {exc.msg}",
-                             "use numbers, names, + - * / ** and exp/log/sqrt/min/max/where") from exc
+                             "use numbers, names, + - * / ** and exp/log/sqrt/min/max/where"
+                             ) from exc
         names: set[str] = set()
         source = _emit(tree.body, names, field, text)
         np_tree = ast.Expression(body=tree.body)
@@ -132,7 +133,7 @@ def topological_order(definitions: Mapping[str, Expression], known: set[str]) ->
         if state.get(name) == 2:
             return
         if state.get(name) == 1:
-            raise ModelError(name, "is defined in terms of itself: " + " -> ".join(chain + (name,)),
+            raise ModelError(name, "is defined in terms of itself: " + " -> ".join((*chain, name)),
                              "break the cycle in the definitions")
         state[name] = 1
         for dep in definitions[name].names:

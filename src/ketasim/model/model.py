@@ -229,7 +229,8 @@ class Model:
                                  f"use one of {', '.join(cmt_names)}")
             return index[name]
 
-        defs = {k: Expression.parse(v, field=f"definitions.{k}") for k, v in self.definitions.items()}
+        defs = {k: Expression.parse(v, field=f"definitions.{k}")
+                for k, v in self.definitions.items()}
         base_ind = set(self.parameters) | set(self.covariates)
         dynamic = set(cmt_names) | set(self.states) | {"t"}
         # a definition is individual-level when it (transitively) uses no amount, state or t
@@ -247,6 +248,10 @@ class Model:
 
         def ind_expr(value: str | float, where: str) -> Expression:
             e = Expression.parse(value, field=where)
+            unknown = e.names - (ind_names | dyn)
+            if unknown:
+                raise ModelError(where, f"uses {sorted(unknown)}, which are not defined",
+                                 "define them as parameters, covariates or definitions")
             extra = e.names - ind_names
             if extra:
                 raise ModelError(where, f"uses {sorted(extra)}, which change over time",
@@ -292,7 +297,7 @@ class Model:
     @property
     def compiled(self) -> _Compiled:
         """The checked, ordered form of the model used by engines."""
-        return self._c  # type: ignore[attr-defined, no-any-return]
+        return self._c  # type: ignore[attr-defined]
 
     @property
     def n_cmt(self) -> int:
@@ -462,7 +467,8 @@ class Model:
         for i, k in enumerate(c.cmt_names):
             lines.append(f"    {k} = {'a' if nonlinear_only else 'y'}[{i}]")
         for j, k in enumerate(self.states):
-            lines.append(f"    {k} = {'s' if nonlinear_only else 'y'}[{j if nonlinear_only else n + j}]")
+            ref = f"s[{j}]" if nonlinear_only else f"y[{n + j}]"
+            lines.append(f"    {k} = {ref}")
         for k in c.state_defs:
             lines.append(f"    {k} = {c.defs[k].source}")
         if not nonlinear_only:

@@ -1,0 +1,54 @@
+"""Pictures of results (matplotlib, headless): one line per subject or a median and band."""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from pathlib import Path
+
+import matplotlib
+
+matplotlib.use("Agg")
+import matplotlib.pyplot as plt
+import numpy as np
+
+from ketasim.engine.result import Result
+
+DISCLAIMER = ("ketasim supports decisions and research; it does not replace a clinician. "
+              "Model output is a prediction, not a measurement.")
+
+
+def plot_result(result: Result, path: str | Path, *, outputs: Sequence[str] | None = None,
+                title: str = "", band: tuple[float, float] = (5.0, 95.0)) -> Path:
+    """Plot outputs over time; for several subjects, the median and a percentile band.
+
+    >>> # see ketasim.cli demo for a worked example
+    """
+    names = list(outputs) if outputs is not None else list(result.outputs)
+    ids = np.unique(result.id)
+    fig, axes = plt.subplots(len(names), 1, figsize=(8, 2.4 * len(names) + 0.6), sharex=True,
+                             squeeze=False)
+    for ax, name in zip(axes[:, 0], names, strict=True):
+        unit = result.output_units.get(name, "")
+        if len(ids) == 1:
+            ax.plot(result.time, result[name], lw=1.4)
+        else:
+            t = np.unique(result.time)
+            grid = result[name].reshape(len(ids), -1)
+            lo, mid, hi = np.nanpercentile(grid, [band[0], 50, band[1]], axis=0)
+            ax.fill_between(t, lo, hi, alpha=0.3,
+                            label=f"{band[0]:g}–{band[1]:g}th percentile (n={len(ids)})")
+            ax.plot(t, mid, lw=1.4, label="median")
+            ax.legend(loc="upper right", fontsize=8)
+        ax.set_ylabel(f"{name} ({unit})" if unit else name)
+        ax.grid(alpha=0.3)
+    axes[-1, 0].set_xlabel("time (h)")
+    fig.suptitle(title or result.model_name, fontsize=11)
+    fig.text(0.01, 0.005, DISCLAIMER, fontsize=7, color="0.35")
+    fig.tight_layout(rect=(0, 0.03, 1, 1))
+    p = Path(path)
+    fig.savefig(p, dpi=110)
+    plt.close(fig)
+    return p
+
+
+__all__ = ["DISCLAIMER", "plot_result"]
