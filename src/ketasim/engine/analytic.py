@@ -44,7 +44,7 @@ class AnalyticEngine(Engine):
                              "use engine=OdeEngine() or PopulationEngine()")
 
     def _matrix(self, prob: SubjectProblem, rec: int) -> tuple[bytes, np.ndarray]:
-        key = prob.pvec[rec].tobytes()
+        key = prob.model.fingerprint.encode() + prob.pvec[rec].tobytes()
         k = self._k.get(key)
         if k is None:
             model = prob.model

@@ -39,7 +39,7 @@ class OdeEngine(Engine):
     ss_rtol: float = 1e-12
     ss_atol: float = 1e-14
     name: str = "ode"
-    _fns: dict[int, Any] = field(default_factory=dict, repr=False)
+    _fns: dict[str, Any] = field(default_factory=dict, repr=False)
 
     def __post_init__(self) -> None:
         if not (0 < self.rtol <= 1e-6 and 0 < self.atol <= 1e-6):
@@ -62,10 +62,10 @@ class OdeEngine(Engine):
             self.rtol, self.atol = rtol, atol
 
     def _rhs(self, model: Model) -> Any:
-        fn = self._fns.get(id(model))
+        fn = self._fns.get(model.fingerprint)
         if fn is None:
             fn = compile_function(model.rhs_source("rhs"), "rhs")
-            self._fns[id(model)] = fn
+            self._fns[model.fingerprint] = fn
         return fn
 
     def propagate(self, prob: SubjectProblem, y: np.ndarray, t0: float, t1: float,

@@ -22,7 +22,7 @@ from __future__ import annotations
 
 import math
 from collections.abc import Iterator, Mapping, Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from typing import Any
 
 import numpy as np
@@ -55,6 +55,9 @@ except ImportError:  # pragma: no cover - exercised only without numba
     _prange = range
 
 ADVANCE, RESET, BOLUS, RATES, OBS = 0, 1, 2, 3, 4
+
+# compiled kernels, shared by all engines, keyed by (model fingerprint, outputs)
+_KERNELS: dict[tuple[str, tuple[str, ...]], Any] = {}
 
 # Dormand–Prince 5(4) tableau (Dormand & Prince 1980, J Comput Appl Math 6:19-26, Table 2)
 _C = np.array([0.0, 1 / 5, 3 / 10, 4 / 5, 8 / 9, 1.0, 1.0])
@@ -315,7 +318,6 @@ class PopulationEngine:
     max_condition: float = 1e6
     max_step: float = 8.0
     name: str = "population"
-    _kernels: dict[tuple[int, tuple[str, ...]], Any] = field(default_factory=dict, repr=False)
 
     def __post_init__(self) -> None:
         if not (0 < self.rtol <= 1e-6 and 0 < self.atol <= 1e-6):
@@ -333,8 +335,8 @@ class PopulationEngine:
 
     def kernel(self, model: Model, outputs: Sequence[str]) -> Any:
         """The compiled kernel for ``model`` and ``outputs`` (compiled on first use)."""
-        key = (id(model), tuple(outputs))
-        k = self._kernels.get(key)
+        key = (model.fingerprint, tuple(outputs))
+        k = _KERNELS.get(key)
         if k is None:
             fn = compile_function(model.rhs_source("nl_rhs", nonlinear_only=True), "nl_rhs")
             out_fn = compile_function(model.output_source(list(outputs)), "outputs")
@@ -342,7 +344,7 @@ class PopulationEngine:
                 fn = numba.njit(fn)
                 out_fn = numba.njit(fastmath=True)(out_fn)
             k = _make_kernel(fn, out_fn)
-            self._kernels[key] = k
+            _KERNELS[key] = k
         return k
 
     # ------------------------------------------------------------------ public API

@@ -300,6 +300,18 @@ class Model:
         return self._c  # type: ignore[attr-defined]
 
     @property
+    def fingerprint(self) -> str:
+        """A digest of the model's structure and equations (keys for compiled-code caches)."""
+        fp = self.__dict__.get("_fingerprint")
+        if fp is None:
+            import hashlib
+            text = self.rhs_source() + self.output_source(list(self.outputs)) + repr(
+                [(c.name, c.f, c.lag, c.rate, c.duration) for c in self.compartments])
+            fp = hashlib.sha256(text.encode()).hexdigest()[:16]
+            object.__setattr__(self, "_fingerprint", fp)
+        return fp
+
+    @property
     def n_cmt(self) -> int:
         """Number of linear compartments."""
         return len(self.compartments)
