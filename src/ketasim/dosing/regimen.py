@@ -96,6 +96,37 @@ class Dose:
             raise DoseError("duration", f"infusion of {self.duration:g} h is longer than the "
                             f"{self.every:g} h dosing interval", "shorten the infusion")
 
+    @classmethod
+    def of(cls, amount: str | float, route: Route | str, *, time: str | float = 0.0,
+           duration: str | float | None = None, every: str | float | None = None,
+           additional: int = 0) -> Dose:
+        """A dose from quantities with units: ``Dose.of("0.5 mg/kg", "IV", duration="40 min")``.
+
+        Amounts accept mg, g, µg (optionally per kg); times s, min, h, d, week. Plain numbers
+        are mg and hours.
+
+        >>> Dose.of("500 µg/kg", "IV", duration="40 min").amount
+        0.5
+        """
+        from ketasim.units import amount_unit_factor, to_hours
+        per_kg = False
+        if isinstance(amount, str):
+            parts = amount.strip().split(None, 1)
+            try:
+                value = float(parts[0])
+            except (ValueError, IndexError):
+                raise DoseError("amount", f"cannot read {amount!r}",
+                                "write a number and a unit, e.g. '0.5 mg/kg'") from None
+            factor, kind = amount_unit_factor(parts[1] if len(parts) > 1 else "mg")
+            amount, per_kg = value * factor, kind == "per_kg"
+        r = Route.parse(route) if isinstance(route, str) else route
+        if isinstance(route, str) and r is Route.IV_INFUSION and duration is None:
+            r = Route.IV_BOLUS
+        return cls(float(amount), r, time=to_hours(time, field="time"), per_kg=per_kg,
+                   duration=None if duration is None else to_hours(duration, field="duration"),
+                   every=None if every is None else to_hours(every, field="every"),
+                   additional=additional)
+
     @property
     def n_administrations(self) -> int:
         """1 + additional."""

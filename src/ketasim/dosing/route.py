@@ -74,6 +74,8 @@ _WORDS = {
 _ALIASES = {
     "iv bolus": Route.IV_BOLUS, "bolus": Route.IV_BOLUS, "iv push": Route.IV_BOLUS,
     "iv infusion": Route.IV_INFUSION, "infusion": Route.IV_INFUSION,
+    # plain "IV" names the intravenous route; a dose without a duration is a bolus
+    "iv": Route.IV_INFUSION, "intravenous": Route.IV_INFUSION,
     "im": Route.INTRAMUSCULAR, "intramuscular": Route.INTRAMUSCULAR,
     "in": Route.INTRANASAL, "intranasal": Route.INTRANASAL, "nasal": Route.INTRANASAL,
     "nasal spray": Route.INTRANASAL,

@@ -16,6 +16,7 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
+from ketasim.errors import ModelError as ValidationError
 from ketasim.errors import SolverError
 
 
@@ -34,6 +35,7 @@ class Result:
     output_units: dict[str, str]
     status: str = "ok"
     state_units: dict[str, str] = field(default_factory=dict)
+    molar_masses: dict[str, float] = field(default_factory=dict)
     messages: tuple[str, ...] = field(default_factory=tuple)
 
     @property
@@ -54,6 +56,31 @@ class Result:
         if name in self.state_names:
             return self.states[:, self.state_names.index(name)]
         raise KeyError(name)
+
+    def in_units(self, name: str, unit: str) -> np.ndarray:
+        """Output ``name`` converted to ``unit`` (e.g. ``"ng/mL"``, or ``"µM"`` when the
+        output declares a molar mass).
+
+        >>> import numpy as np
+        >>> r = Result("m", "analytic", np.array([1]), np.array([0.0]), np.array([0]), [],
+        ...            np.empty((1, 0)), {"c": np.array([0.2377])}, {"c": "mg/L"},
+        ...            molar_masses={"c": 237.7})
+        >>> round(float(r.in_units("c", "ng/mL")[0]), 6), round(float(r.in_units("c", "uM")[0]), 6)
+        (237.7, 1.0)
+        """
+        from ketasim.units import convert
+        values = self.outputs[name]
+        have = self.output_units.get(name, "")
+        target = unit.replace("µ", "u").replace("μ", "u")
+        if target in ("uM", "umol/L"):
+            mm = self.molar_masses.get(name)
+            if mm is None:
+                raise ValidationError("unit", f"output {name!r} has no molar mass",
+                                      "declare Output(..., molar_mass=...) to report µM")
+            # mg/L divided by g/mol is mmol/L; ×1000 gives µmol/L
+            return np.asarray(values) * convert(1.0, have, "mg/L", field=name) / mm * 1000.0
+        factor = convert(1.0, have, target, field=name)
+        return np.asarray(values) * factor
 
     def to_frame(self, *, wide: bool = False) -> pd.DataFrame:
         """A tidy (long) DataFrame ``id, time_h, evid, name, kind, value, unit``; or wide."""

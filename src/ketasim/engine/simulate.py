@@ -246,6 +246,8 @@ def simulate(
                   np.concatenate(parts["t"]), np.concatenate(parts["evid"]), model.state_names,
                   np.concatenate(parts["y"]), {k: np.concatenate(v) for k, v in outputs.items()},
                   units, status="ok" if not messages else "failed", state_units=state_units,
+                  molar_masses={k: o.molar_mass for k, o in model.outputs.items()
+                                if o.molar_mass is not None},
                   messages=tuple(messages))
 
 

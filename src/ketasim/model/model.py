@@ -159,11 +159,12 @@ class State:
 
 @dataclass(frozen=True)
 class Output:
-    """An algebraic output and its unit."""
+    """An algebraic output and its unit; ``molar_mass`` (g/mol) allows reporting in µM."""
 
     expression: str
     unit: str = "dimensionless"
     description: str = ""
+    molar_mass: float | None = None
 
 
 _RESERVED = {"t", "math", "np", "y", "p", "r", "dy"}
