@@ -38,24 +38,46 @@ def default_engine(model: Model) -> Engine:
 
 
 def resolve_compartments(model: Model, table: EventTable) -> EventTable:
-    """Fill CMT 0 on dose records from each record's route (checked against the model)."""
-    cmt = table.cmt.copy()
+    """Fill CMT 0 on dose records from each record's route (checked against the model).
+
+    A route with several target compartments turns the record into one record per target;
+    a dose into a ``zero_order`` compartment without its own RATE/DUR gets RATE = -2.
+    """
     dose = np.isin(table.evid, (1, 4))
-    for i in np.flatnonzero(dose & (cmt == 0)):
-        route = table.route[i]
-        if not route:
-            raise EventError("CMT", f"dose record {i + 1} has CMT 0 and no route",
-                             "give CMT or a ROUTE for every dose")
-        cmt[i] = model.route_compartment(str(route))
+    index: list[int] = []
+    cmts: list[int] = []
+    for i in range(table.n_records):
+        if dose[i] and table.cmt[i] == 0:
+            route = table.route[i]
+            if not route:
+                raise EventError("CMT", f"dose record {i + 1} has CMT 0 and no route",
+                                 "give CMT or a ROUTE for every dose")
+            for c in model.route_compartments(str(route)):
+                index.append(i)
+                cmts.append(c)
+        else:
+            index.append(i)
+            cmts.append(int(table.cmt[i]))
+    if len(index) != table.n_records:
+        table = table.take(np.array(index))
+    cmt = np.array(cmts, dtype=np.int64)
+    dose = np.isin(table.evid, (1, 4))
+    rate = table.rate
+    zero = np.array([c.zero_order for c in model.compartments])
+    auto = dose & (cmt >= 1) & (cmt <= model.n_cmt) & (table.rate == 0) & (table.dur == 0) \
+        & (table.amt > 0)
+    auto &= zero[np.clip(cmt - 1, 0, model.n_cmt - 1)]
+    if np.any(auto):
+        rate = np.where(auto, -2.0, table.rate)
     for i in np.flatnonzero(dose & (cmt != 0)):
         if cmt[i] > model.n_cmt:
             raise EventError("CMT", f"dose record {i + 1} goes into compartment {cmt[i]}, model "
                              f"{model.name} has {model.n_cmt}",
                              f"use CMT 1..{model.n_cmt} ({', '.join(model.compiled.cmt_names)})")
-    if np.array_equal(cmt, table.cmt):
+    if np.array_equal(cmt, table.cmt) and rate is table.rate:
         return table
     return EventTable(id=table.id, time=table.time, evid=table.evid, amt=table.amt, cmt=cmt,
-                      rate=table.rate, dur=table.dur, ii=table.ii, addl=table.addl, ss=table.ss,
+                      rate=rate, dur=table.dur, ii=table.ii, addl=table.addl, ss=table.ss,
                       route=table.route, covariates=table.covariates)
 
 

@@ -13,7 +13,9 @@ A :class:`Model` has
   fluxes is no longer linear and runs on the ODE engine only;
 * **definitions** and **outputs**: algebraic expressions of parameters, covariates, amounts,
   states and time ``t``;
-* **routes**: which compartment a dose by each :class:`~ketasim.dosing.Route` goes into;
+* **routes**: which compartment a dose by each :class:`~ketasim.dosing.Route` goes into, or
+  several (a tuple): the dose record is then given to each, as NM-TRAN users write one record
+  per compartment (e.g. the absorbed and the swallowed part of a nasal spray);
 * **parameters** with value, unit, description, source and evidence tag, and **covariates**.
 
 Units: parameters are given with a unit and stored in ketasim's canonical units (mg, L, h).
@@ -76,7 +78,8 @@ class Parameter:
 
     ``evidence`` is ``literature`` (``source`` cites paper with table or figure),
     ``calibrated`` (``source`` names the calibration run) or ``assumed`` (``source`` gives the
-    reason).
+    reason). ``grade`` carries the reference dossier's tag: ``V`` checked against the primary
+    text, ``S`` secondary source, ``M`` recalled, ``U`` uncertain or disputed.
     """
 
     value: float
@@ -84,6 +87,7 @@ class Parameter:
     description: str = ""
     source: str = ""
     evidence: Evidence = "assumed"
+    grade: str = ""
 
     def canonical(self, name: str) -> Parameter:
         """This parameter in canonical units."""
@@ -93,8 +97,11 @@ class Parameter:
         if self.evidence not in ("literature", "calibrated", "assumed"):
             raise ModelError(name, f"evidence {self.evidence!r} is not known",
                              "use 'literature', 'calibrated' or 'assumed'")
+        if self.grade not in ("", "V", "S", "M", "U"):
+            raise ModelError(name, f"grade {self.grade!r} is not known",
+                             "use V, S, M or U (or leave empty)")
         v, u = canonical(self.value, self.unit, field=name)
-        return Parameter(v, u, self.description, self.source, self.evidence)
+        return Parameter(v, u, self.description, self.source, self.evidence, self.grade)
 
 
 @dataclass(frozen=True)
@@ -110,7 +117,12 @@ class Covariate:
 
 @dataclass(frozen=True)
 class Compartment:
-    """A linear amount state. Dose properties are expressions (or numbers)."""
+    """A linear amount state. Dose properties are expressions (or numbers).
+
+    With ``zero_order=True`` a dose into this compartment that has no RATE or DUR of its own
+    is given over the modelled ``duration`` (as RATE = -2), e.g. a zero-order absorption
+    depot.
+    """
 
     name: str
     f: str | float = 1.0
@@ -118,6 +130,7 @@ class Compartment:
     rate: str | float | None = None
     duration: str | float | None = None
     description: str = ""
+    zero_order: bool = False
 
 
 @dataclass(frozen=True)
@@ -183,7 +196,7 @@ class Model:
     states: Mapping[str, State] = field(default_factory=dict)
     definitions: Mapping[str, str] = field(default_factory=dict)
     outputs: Mapping[str, Output] = field(default_factory=dict)
-    routes: Mapping[Route, str] = field(default_factory=dict)
+    routes: Mapping[Route, str | tuple[str, ...]] = field(default_factory=dict)
     covariates: Mapping[str, Covariate] = field(default_factory=dict)
     description: str = ""
     citation: str = ""
@@ -199,9 +212,10 @@ class Model:
         object.__setattr__(self, "definitions", dict(self.definitions))
         object.__setattr__(self, "outputs", dict(self.outputs))
         object.__setattr__(self, "covariates", dict(self.covariates))
-        routes = {}
+        routes: dict[Route, tuple[str, ...]] = {}
         for r, c in dict(self.routes).items():
-            routes[Route.parse(r) if isinstance(r, str) else r] = c
+            routes[Route.parse(r) if isinstance(r, str) else r] = (c,) if isinstance(c, str) \
+                else tuple(c)
         object.__setattr__(self, "routes", routes)
         self._compile()
 
@@ -284,8 +298,16 @@ class Model:
         state_rhs = {k: any_expr(s.rhs, f"states.{k}.rhs") for k, s in self.states.items()}
         state_init = {k: ind_expr(s.initial, f"states.{k}.initial") for k, s in self.states.items()}
         outputs = {k: any_expr(o.expression, f"outputs.{k}") for k, o in self.outputs.items()}
-        for r, c in self.routes.items():
-            cmt(c, f"routes.{r.value}")
+        for r, targets in self.routes.items():
+            if not targets:
+                raise ModelError(f"routes.{r.value}", "names no compartment",
+                                 "give the compartment(s) doses by this route go into")
+            for c in targets:
+                cmt(c, f"routes.{r.value}")
+        for comp in self.compartments:
+            if comp.zero_order and comp.duration is None:
+                raise ModelError(f"{comp.name}.zero_order", "needs a duration expression",
+                                 "give Compartment(duration=...) for zero-order input")
         object.__setattr__(self, "_c", _Compiled(
             cmt_names=cmt_names, defs=defs, individual_defs=individual_defs,
             state_defs=state_defs, ind_order=[*self.parameters, *self.covariates,
@@ -346,13 +368,17 @@ class Model:
                              f"use one of {', '.join(self.compiled.cmt_names)}") from None
 
     def route_compartment(self, route: Route | str) -> int:
-        """1-based compartment number that doses by ``route`` go into."""
+        """1-based number of the (first) compartment that doses by ``route`` go into."""
+        return self.route_compartments(route)[0]
+
+    def route_compartments(self, route: Route | str) -> tuple[int, ...]:
+        """1-based numbers of every compartment a dose by ``route`` goes into."""
         r = Route.parse(route) if isinstance(route, str) else route
         if r not in self.routes:
             raise ModelError("route", f"model {self.name} does not support {r.word} doses",
                              "use one of: " + ", ".join(x.word for x in self.routes)
                              if self.routes else "add the route to the model's routes")
-        return self.compartment_number(self.routes[r])
+        return tuple(self.compartment_number(c) for c in self.routes[r])
 
     def with_parameters(self, **values: float) -> Model:
         """A copy with parameter values replaced (in the parameters' canonical units)."""
@@ -362,7 +388,8 @@ class Model:
                 raise ModelError(k, f"is not a parameter of {self.name}",
                                  f"use one of {', '.join(params)}")
             old = params[k]
-            params[k] = Parameter(float(v), old.unit, old.description, old.source, old.evidence)
+            params[k] = Parameter(float(v), old.unit, old.description, old.source, old.evidence,
+                                  old.grade)
         return Model(self.name, params, self.compartments, self.flows, self.links, self.fluxes,
                      self.states, self.definitions, self.outputs, self.routes, self.covariates,
                      self.description, self.citation)

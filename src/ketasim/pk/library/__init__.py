@@ -1,0 +1,1 @@
+"""One module per publication; each has ``build() -> LibraryModel``."""

@@ -1,0 +1,29 @@
+"""Hijazi 2003: racemic ketamine in ICU patients with brain or spinal-cord injury.
+
+Two-compartment values as coded in opentiva class ``Hijazi`` [V as code], consistent with the
+paper's NCA clearance 36.0 mL/min/kg [V]. Hijazi Y et al., Br J Anaesth 2003;90:155-160,
+doi:10.1093/bja/aeg028. (opentiva's age_upper = 18 is a bug: the study was in adults.)
+"""
+
+from __future__ import annotations
+
+from ketasim.pk.library._common import adult_weight
+from ketasim.pk.library._twocmt import per_kg_two_compartment
+from ketasim.pk.library_model import LibraryModel, StudyPopulation
+
+SRC = "opentiva ketamine.py class Hijazi (doi:10.1093/bja/aeg028) [V as code]; §2.3"
+
+
+def build() -> LibraryModel:
+    """Build the library entry."""
+    return per_kg_two_compartment(
+        "hijazi_2003", "Hijazi 2003 racemic ketamine, IV, adult ICU",
+        "Hijazi Y, Bodonian C, Bolon M, Salord F, Boulieu R. Pharmacokinetics and "
+        "haemodynamics of ketamine in intensive care patients with brain or spinal cord "
+        "injury. Br J Anaesth 2003;90(2):155-160, doi:10.1093/bja/aeg028",
+        SRC, 1.08, 0.0333, 0.0088, 0.0030,
+        StudyPopulation("12 adult ICU patients with brain or spinal-cord injury [V]", 12,
+                        ranges={"weight": (40.0, 120.0)},
+                        distributions=(adult_weight(75.0, 12.0, 45.0, 110.0,
+                                                    "assumed: adult ICU, weights [U]"),)),
+        ("Weight range of the 12 patients not retrieved; 40–120 kg assumed.",))
