@@ -3,7 +3,8 @@
 Grammar (case-insensitive)::
 
     regimen  := phase ("then" phase)*
-    phase    := AMOUNT UNIT [ROUTE] [infusion] [start] [schedule [count]]
+    phase    := AMOUNT UNIT [COMPOUND] [ROUTE] [infusion] [start] [schedule [count]]
+    COMPOUND := ketamine | racemic | esketamine | S-ketamine | arketamine | R-ketamine
     UNIT     := mg | g | µg | ug | mcg, optionally "/kg"
     ROUTE    := IV | IV bolus | IM | intranasal | oral | PO | sublingual | SL | buccal | rectal
                 | SC | subcutaneous | inhaled      (a later phase may omit it: same route)
@@ -111,6 +112,15 @@ def _parse_phase(text: str, whole: str, previous: _Phase | None) -> _Phase:
     amount = float(m.group(1)) * factor
     per_kg = kind == "per_kg"
 
+    compound = None
+    m = r.match(r"(racemic\s+ketamine|racemic|ketamine|esketamine|s-ketamine|arketamine|"
+                r"r-ketamine)")
+    if m:
+        word = m.group(1).lower()
+        compound = {"esketamine": "esketamine", "s-ketamine": "esketamine",
+                    "arketamine": "arketamine", "r-ketamine": "arketamine"}.get(word, "racemic")
+    elif previous is not None:
+        compound = previous.dose.compound
     route: Route | None = None
     for pattern, candidate in _ROUTE_PATTERNS:
         if r.match(pattern):
@@ -226,7 +236,8 @@ def _parse_phase(text: str, whole: str, previous: _Phase | None) -> _Phase:
         raise r.fail("a count of 0 doses", "give at least one dose")
     additional = (count - 1) if count is not None else 0
     dose = Dose(amount, route, time=start or 0.0, per_kg=per_kg, duration=duration, rate=rate,
-                every=every if additional > 0 else None, additional=additional)
+                every=every if additional > 0 else None, additional=additional,
+                compound=compound)
     return _Phase(dose, explicit_start=start is not None, route_given=route_given)
 
 
@@ -307,6 +318,8 @@ def format_regimen(regimen: Regimen) -> str:
     for i, d in enumerate(doses):
         unit = "mg/kg" if d.per_kg else "mg"
         text = f"{_g(d.amount)} {unit}"
+        if d.compound is not None and (prev is None or prev.compound != d.compound):
+            text += " ketamine" if d.compound == "racemic" else f" {d.compound}"
         route_word = "IV" if d.route in (Route.IV_INFUSION, Route.IV_BOLUS) and \
             (d.duration is not None or d.rate is not None) else d.route.word
         if prev is None or prev.route is not d.route or d.route in (
@@ -323,8 +336,8 @@ def format_regimen(regimen: Regimen) -> str:
             try:
                 implied = built.then(Regimen((Dose(d.amount, d.route, per_kg=d.per_kg,
                                                    duration=d.duration, rate=d.rate,
-                                                   every=d.every,
-                                                   additional=d.additional),))).doses[-1].time
+                                                   every=d.every, additional=d.additional,
+                                                   compound=d.compound),))).doses[-1].time
             except RegimenError:
                 implied = math.nan
         single_in_multi = d.additional == 0 and len(doses) > 1

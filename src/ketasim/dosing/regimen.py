@@ -59,6 +59,7 @@ class Dose:
     every: float | None = None
     additional: int = 0
     compartment: int = 0
+    compound: str | None = None  # "racemic", "esketamine", "arketamine"; None: unspecified
 
     def __post_init__(self) -> None:
         if not isinstance(self.route, Route):
@@ -86,6 +87,9 @@ class Dose:
         if self.route.is_infusion and self.duration is None and self.rate is None:
             raise DoseError("duration", "an IV infusion needs a duration or rate",
                             "write e.g. 'over 40 min'")
+        if self.compound not in (None, "racemic", "esketamine", "arketamine"):
+            raise DoseError("compound", f"{self.compound!r} is not known",
+                            "use racemic (ketamine), esketamine or arketamine")
         if int(self.additional) != self.additional or self.additional < 0:
             raise DoseError("additional", f"is {self.additional!r}",
                             "the number of additional doses is a whole number >= 0")
@@ -252,6 +256,15 @@ class Regimen:
         return self.combine(other.shift(self.last_time + gap - other.first_time))
 
     # ---------------------------------------------------------------- views
+    @property
+    def compound(self) -> str | None:
+        """The compound all doses name (None when none names one); mixed raises."""
+        named = {d.compound for d in self.doses if d.compound is not None}
+        if len(named) > 1:
+            raise RegimenError("compound", f"the regimen mixes {', '.join(sorted(named))}",
+                               "simulate one compound per regimen")
+        return named.pop() if named else None
+
     @property
     def first_time(self) -> float:
         """Time of the first administration (h)."""

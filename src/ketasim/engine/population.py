@@ -409,20 +409,48 @@ class PopulationEngine:
         nc = len(idx)
         covs = _take(covariates, idx, model.covariates)
         pars = _take(parameters, idx, model.parameters)
+        n_rec = template.n_records
+        rec_covs = {k: v for k, v in template.covariates.items() if k in model.covariates}
         ind = model.individual(covs, pars)
         ind = {k: np.broadcast_to(v, (nc,)).copy() for k, v in ind.items()}
+        cmt_idx = np.clip(template.cmt - 1, 0, model.n_cmt - 1)
+        if rec_covs:
+            # dose-record covariates (e.g. the device number of a nasal spray) may change a
+            # dose's F, lag or duration, but not the system: checked here
+            both = {k: np.asarray(v, dtype=float)[:, None] if np.ndim(v) else v
+                    for k, v in covs.items()}
+            both.update({k: np.broadcast_to(v, (nc, n_rec)) for k, v in rec_covs.items()})
+            ind_rec = model.individual(both, {k: np.asarray(v)[:, None] if np.ndim(v) else v
+                                              for k, v in pars.items()})
+            ind_rec = {k: np.broadcast_to(v, (nc, n_rec)) for k, v in ind_rec.items()}
+            ind = {k: v[:, 0].copy() for k, v in ind_rec.items()}
+            k_rec = model.system_matrix(ind_rec)
+            varies = not np.allclose(k_rec, k_rec[:, :1])
+            if model.states:
+                pv = model.parameter_vector(ind_rec)
+                varies = varies or not np.allclose(pv, pv[:, :1])
+            if varies:
+                raise EventError("covariates", "a covariate that changes between records "
+                                 "changes the model's rates in a population run",
+                                 "use the analytic or ODE engine for time-varying covariates")
+            props_rec = model.dose_properties(ind_rec)
+            cols = np.arange(n_rec)
+            f = props_rec["f"][:, cols, cmt_idx]
+            lag = props_rec["lag"][:, cols, cmt_idx]
+            mrate = props_rec["rate"][:, cols, cmt_idx]
+            mdur = props_rec["duration"][:, cols, cmt_idx]
+        else:
+            props = model.dose_properties(ind)
+            f = props["f"][:, cmt_idx]
+            lag = props["lag"][:, cmt_idx]
+            mrate = props["rate"][:, cmt_idx]
+            mdur = props["duration"][:, cmt_idx]
         kmat = model.system_matrix(ind)
-        props = model.dose_properties(ind)
         pvec = np.ascontiguousarray(model.parameter_vector(ind))
         s0 = np.ascontiguousarray(model.initial_state(ind)[:, model.n_cmt:])
-        amounts = np.broadcast_to(template.amt, (nc, template.n_records)).copy()
+        amounts = np.broadcast_to(template.amt, (nc, n_rec)).copy()
         if weights is not None:
             amounts[:, per_kg] *= weights[idx][:, None]
-        cmt_idx = np.clip(template.cmt - 1, 0, model.n_cmt - 1)
-        f = props["f"][:, cmt_idx]
-        lag = props["lag"][:, cmt_idx]
-        mrate = props["rate"][:, cmt_idx]
-        mdur = props["duration"][:, cmt_idx]
         try:
             schedules = [build_schedule(template, n_cmt=model.n_cmt, f=f, lag=lag,
                                         amounts=amounts, model_rate=mrate,
@@ -556,14 +584,17 @@ def _template(model: Model, doses: EventTable | Regimen | str) -> tuple[EventTab
                              "give the shared regimen once; vary subjects by covariates")
         dose_rows = np.isin(table.evid, (1, 3, 4))
         table = table.take(np.flatnonzero(dose_rows))
-        if any(len(np.unique(v)) > 1 for v in table.covariates.values()):
-            raise EventError("covariates", "time-varying covariates in a population run",
-                             "use the analytic or ODE engine for time-varying covariates")
         per_kg = np.zeros(table.n_records, dtype=bool)
     if np.any(table.ss > 0):
         raise EventError("SS", "steady-state records in a population run",
                          "use the analytic or ODE engine for SS dosing")
-    return resolve_compartments(model, table), per_kg
+    flagged = resolve_compartments(model, table.with_covariates(_per_kg=per_kg.astype(float)))
+    covs = dict(flagged.covariates)
+    per_kg = covs.pop("_per_kg") > 0.5
+    resolved = EventTable(id=flagged.id, time=flagged.time, evid=flagged.evid, amt=flagged.amt,
+                          cmt=flagged.cmt, rate=flagged.rate, dur=flagged.dur, ii=flagged.ii,
+                          addl=flagged.addl, ss=flagged.ss, route=flagged.route, covariates=covs)
+    return resolved, per_kg
 
 
 def _flatten(schedules: list[Schedule], group: np.ndarray, times: np.ndarray, nc: int,

@@ -1,0 +1,218 @@
+"""Simulate a regimen with a library model for one patient or a virtual population.
+
+>>> run = run_pk("0.5 mg/kg IV over 40 min", covariates={"weight": 70.0},
+...              times=[0.0, 0.5, 2 / 3, 1.0])
+>>> run.model.name, round(float(run.concentration("ketamine")[0, 2]) * 1000)
+('racemic_enantiomers', 159)
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Mapping, Sequence
+from dataclasses import dataclass
+from typing import Any
+
+import numpy as np
+import pandas as pd
+
+from ketasim.dosing.events import EventTable
+from ketasim.dosing.language import parse_regimen
+from ketasim.dosing.regimen import Regimen
+from ketasim.dosing.route import Route
+from ketasim.engine.ode import OdeEngine
+from ketasim.engine.population import PopulationEngine
+from ketasim.engine.simulate import simulate
+from ketasim.errors import DoseError, EventError, KetasimError
+from ketasim.pk.library_model import LibraryModel
+from ketasim.pk.registry import default_model_name, get_model
+from ketasim.population import metrics
+from ketasim.population.virtual import VirtualPopulation, sample_population
+
+DISCLAIMER = ("ketasim supports decisions and research; it does not replace a clinician. "
+              "Concentrations are model predictions, not measurements.")
+
+
+@dataclass(frozen=True, eq=False)
+class PKRun:
+    """Concentrations (mg/L) per analyte, shape (subjects, times), with their provenance."""
+
+    model: LibraryModel
+    regimen: Regimen
+    times: np.ndarray
+    concentrations: dict[str, np.ndarray]
+    population: VirtualPopulation
+    seed: int | None
+    engine: str
+    warnings: tuple[str, ...] = ()
+
+    @property
+    def n_subjects(self) -> int:
+        """Number of simulated subjects."""
+        return self.population.n
+
+    def concentration(self, analyte: str, unit: str = "mg/L") -> np.ndarray:
+        """(subjects, times) in ``mg/L``, ``ng/mL`` or ``umol/L``."""
+        if analyte not in self.concentrations:
+            raise KetasimError("analyte", f"{analyte!r} is not predicted by {self.model.name}",
+                               f"use one of {', '.join(self.concentrations)}")
+        c = self.concentrations[analyte]
+        if unit == "mg/L":
+            return c
+        if unit == "ng/mL":
+            return c * 1000.0
+        if unit in ("umol/L", "µmol/L", "uM", "µM"):
+            return c / self.model.analyte(analyte).molar_mass * 1000.0
+        raise KetasimError("unit", f"{unit!r} is not offered", "use mg/L, ng/mL or umol/L")
+
+    def to_frame(self) -> pd.DataFrame:
+        """Tidy rows: ``subject,time_h,analyte,conc_ng_per_ml,conc_umol_per_l``."""
+        parts = []
+        n, nt = self.n_subjects, len(self.times)
+        for a in self.concentrations:
+            parts.append(pd.DataFrame({
+                "subject": np.repeat(np.arange(1, n + 1), nt),
+                "time_h": np.tile(self.times, n),
+                "analyte": a,
+                "conc_ng_per_ml": self.concentration(a, "ng/mL").reshape(-1),
+                "conc_umol_per_l": self.concentration(a, "umol/L").reshape(-1)}))
+        return pd.concat(parts, ignore_index=True)
+
+    def metrics(self, start: float | None = None, end: float | None = None
+                ) -> dict[str, dict[str, np.ndarray]]:
+        """Per analyte: per-subject ``cmax_ng_per_ml``, ``tmax_h``, ``auc_ng_h_per_ml``."""
+        out = {}
+        for a in self.concentrations:
+            c = self.concentration(a, "ng/mL")
+            out[a] = {"cmax_ng_per_ml": metrics.cmax(self.times, c, start, end),
+                      "tmax_h": metrics.tmax(self.times, c, start, end),
+                      "auc_ng_h_per_ml": metrics.auc(self.times, c, start, end)}
+        return out
+
+    def summary(self, start: float | None = None, end: float | None = None) -> dict[str, Any]:
+        """A JSON-ready summary (population values as ``{"p5", "p50", "p95"}``)."""
+        per = self.metrics(start, end)
+        analytes: dict[str, Any] = {}
+        for a, vals in per.items():
+            analytes[a] = {k: (float(v[0]) if self.n_subjects == 1 else metrics.percentiles(v))
+                           for k, v in vals.items()}
+        return {
+            "model": self.model.name, "citation": self.model.citation,
+            "regimen": self.regimen.to_text(), "subjects": self.n_subjects, "seed": self.seed,
+            "window_h": [float(self.times[0] if start is None else start),
+                         float(self.times[-1] if end is None else end)],
+            "analytes": analytes, "warnings": list(self.warnings),
+            "disclaimer": DISCLAIMER,
+        }
+
+
+def resolve_model(model: str | LibraryModel | None, regimen: Regimen) -> LibraryModel:
+    """The named model, or the default for the regimen's compound and first route."""
+    if isinstance(model, LibraryModel):
+        return model
+    if model:
+        return get_model(model)
+    compound = regimen.compound or "racemic"
+    route = regimen.doses[0].route
+    return get_model(default_model_name(compound, route))
+
+
+def run_pk(regimen: str | Regimen, *, model: str | LibraryModel | None = None,
+           subjects: int = 1, seed: int | None = None,
+           covariates: Mapping[str, Any] | None = None,
+           times: Sequence[float] | np.ndarray | None = None,
+           allow_extrapolation: bool = False, residual_error: bool = False,
+           chunk_size: int = 2000,
+           progress: Callable[[int], None] | None = None) -> PKRun:
+    """Simulate ``regimen`` with a library model for one typical patient (``subjects=1``) or
+    a virtual population sampled with ``numpy.random.default_rng(seed)``.
+
+    ``covariates`` fixes covariates (one value, or one per subject). Covariates outside the
+    model's studied population raise unless ``allow_extrapolation``; then they are warned
+    about in ``warnings``. ``times`` default: every 5 min until 24 h after the last dose.
+    ``progress`` is called with the number of subjects finished.
+    """
+    reg = parse_regimen(regimen) if isinstance(regimen, str) else regimen
+    if not reg.doses:
+        raise DoseError("regimen", "has no doses", "give at least one dose")
+    lm = resolve_model(model, reg)
+    compound = reg.compound
+    if compound is not None and compound != lm.compound:
+        raise DoseError("compound", f"the regimen gives {compound} but {lm.name} models "
+                        f"{lm.compound}", "pick a model for this compound (ketasim models)")
+    for d in reg.doses:
+        lm.check_route(d.route)
+    if subjects < 1:
+        raise KetasimError("subjects", f"is {subjects}", "simulate at least one subject")
+    if times is None:
+        times = np.arange(0.0, reg.last_time + 24.0 + 1e-9, 5.0 / 60.0)
+    t = np.unique(np.asarray(times, dtype=float))
+    if t.size == 0 or np.any(t < 0) or not np.all(np.isfinite(t)):
+        raise EventError("times", "output times must be finite and >= 0",
+                         "give --until and --every in time units, e.g. 24h and 5min")
+    rng = np.random.default_rng(seed)
+    if subjects == 1:
+        pop = sample_population(lm, 1, rng, covariates=covariates, variability=False)
+        # the typical subject: study-population draws replaced by the model's defaults
+        for k, cov in lm.model.covariates.items():
+            if k not in (covariates or {}) and cov.default is not None:
+                pop.covariates[k] = np.full(1, float(cov.default))
+        missing = [k for k, c in lm.model.covariates.items()
+                   if c.default is None and k not in (covariates or {})]
+        if missing:
+            from ketasim.errors import CovariateError
+            raise CovariateError(missing[0], f"is needed by {lm.name}",
+                                 f"give --{missing[0]} (e.g. --weight 70)")
+    else:
+        pop = sample_population(lm, subjects, rng, covariates=covariates)
+    warnings = lm.extrapolation(pop.covariates, allow=allow_extrapolation)
+    if reg.doses and any(d.per_kg for d in reg.doses) and "weight" not in pop.covariates:
+        raise DoseError("weight", "a mg/kg dose needs the body weight", "give --weight (kg)")
+    doses: Regimen | EventTable = reg
+    if lm.expand_doses is not None:
+        if any(d.per_kg for d in reg.doses):
+            raise DoseError("amount", f"{lm.name} doses are given in mg, not mg/kg",
+                            "give the dose in mg")
+        doses = lm.expand_doses(reg.to_events())
+    outputs = [a.output for a in lm.analytes]
+    conc: dict[str, np.ndarray]
+    if subjects == 1 or not lm.model.has_linear_compartments:
+        engine_name = "analytic" if lm.model.is_linear else "ode"
+        rows: dict[str, list[np.ndarray]] = {a.id: [] for a in lm.analytes}
+        engine = None if lm.model.is_linear else OdeEngine()
+        for i in range(pop.n):
+            covs, etas = pop.subject(i)
+            r = simulate(lm.model, doses, engine=engine, covariates=covs, parameters=etas,
+                         times=t, throw=True)
+            for a in lm.analytes:
+                rows[a.id].append(r[a.output])
+            if progress is not None:
+                progress(i + 1)
+        conc = {a: np.vstack(v) for a, v in rows.items()}
+    else:
+        engine_name = "population"
+        eng = PopulationEngine(chunk_size=chunk_size)
+        parts: dict[str, list[np.ndarray]] = {a.id: [] for a in lm.analytes}
+        done = 0
+        for chunk in eng.iter_chunks(lm.model, doses, covariates=pop.covariates,
+                                     parameters=pop.parameters, times=t, n_subjects=pop.n,
+                                     outputs=outputs, throw=True):
+            for a in lm.analytes:
+                parts[a.id].append(chunk.outputs[a.output])
+            done += len(chunk.subject)
+            if progress is not None:
+                progress(done)
+        conc = {a: np.vstack(v) for a, v in parts.items()}
+    if residual_error:
+        for a in lm.analytes:
+            err = lm.residual.get(a.id)
+            if err is not None:
+                conc[a.id] = np.maximum(err.apply(conc[a.id], rng), 0.0)
+    return PKRun(lm, reg, t, conc, pop, seed, engine_name, tuple(warnings))
+
+
+def route_of(regimen: Regimen) -> Route:
+    """The route of the first dose (regimens the CLI simulates use one route)."""
+    return regimen.doses[0].route
+
+
+__all__ = ["DISCLAIMER", "PKRun", "resolve_model", "run_pk"]
