@@ -125,6 +125,199 @@ def dataset(
                   f"other columns: {', '.join(extra.columns) or 'none'}")
 
 
+# ----------------------------------------------------------------------------- PK library
+def _parse_time(text: str, field: str) -> float:
+    from ketasim.units import to_hours
+    t = text.strip()
+    import re as _re
+    m = _re.fullmatch(r"(\d+(?:\.\d+)?)\s*([a-zA-Z]+)", t)
+    if m:
+        t = f"{m.group(1)} {m.group(2)}"
+    try:
+        return to_hours(t if any(c.isalpha() for c in t) else float(t), field=field)
+    except ValueError:
+        raise KetasimError(field, f"cannot read {text!r}", "write e.g. 24h or 5min") from None
+
+
+@app.command("models")
+def models_cmd() -> None:
+    """List the PK model library: routes, analytes, population and citation."""
+    from ketasim.pk import DEFAULTS, list_models
+    table = Table(title="ketasim PK model library")
+    for col in ("name", "compound", "routes", "analytes", "source and population"):
+        table.add_column(col, overflow="fold")
+    for m in list_models():
+        table.add_row(m.name, m.compound, ", ".join(r.word for r in m.routes),
+                      ", ".join(a.id for a in m.analytes),
+                      f"{m.title}. {m.population.description}")
+    console.print(table)
+    dtable = Table(title="Defaults per compound and route")
+    for col in ("compound", "route", "model", "why"):
+        dtable.add_column(col, overflow="fold")
+    for (compound, route), (name, why) in DEFAULTS.items():
+        dtable.add_row(compound, route.word, name, why)
+    console.print(dtable)
+
+
+@app.command("model")
+def model_cmd(name: Annotated[str, typer.Argument(help="model name (see 'ketasim models')")]
+              ) -> None:
+    """Print a library model's parameters with units, sources and evidence tags."""
+    from ketasim.pk import get_model
+    m = get_model(name)
+    console.print(f"[bold]{m.title}[/bold]\n{m.citation}\n")
+    console.print(f"population: {m.population.description} (sampling: "
+                  f"{m.population.sampling_site})")
+    table = Table(title="parameters (canonical units)")
+    for col in ("name", "value", "unit", "evidence", "grade", "description", "source"):
+        table.add_column(col, overflow="fold")
+    for k, p in m.model.parameters.items():
+        table.add_row(k, f"{p.value:.6g}", p.unit, p.evidence, p.grade, p.description,
+                      p.source)
+    console.print(table)
+    if m.iiv is not None:
+        var = Table(title=f"inter-individual variability (ω²) — {m.iiv.source}")
+        var.add_column("random effect")
+        var.add_column("ω²")
+        for i, k in enumerate(m.iiv.names):
+            var.add_row(k, f"{m.iiv.omega[i, i]:.4g}")
+        console.print(var)
+    for a in m.assumptions:
+        console.print(f"[yellow]assumption:[/yellow] {a}")
+    for d in m.known_discrepancies:
+        console.print(f"[red]known discrepancy:[/red] {d}")
+
+
+@app.command("simulate")
+def simulate_cmd(
+    regimen: Annotated[str, typer.Option(help="regimen text, e.g. '0.5 mg/kg IV over 40 min'")],
+    model: Annotated[str | None, typer.Option(help="library model (default: by route)")] = None,
+    weight: Annotated[float | None, typer.Option(help="body weight (kg)")] = None,
+    age: Annotated[float | None, typer.Option(help="age (years)")] = None,
+    asian: Annotated[bool | None, typer.Option("--asian/--not-asian", help="Asian ancestry")]
+    = None,
+    japanese: Annotated[bool | None, typer.Option("--japanese/--not-japanese")] = None,
+    subjects: Annotated[int, typer.Option(min=1, max=1_000_000, help="virtual patients")] = 1,
+    seed: Annotated[int | None, typer.Option(help="random seed")] = None,
+    until: Annotated[str | None, typer.Option(help="simulate until, e.g. 24h")] = None,
+    every: Annotated[str, typer.Option(help="output interval, e.g. 5min")] = "5min",
+    out: Annotated[Path | None, typer.Option(help="tidy CSV")] = None,
+    plot: Annotated[Path | None, typer.Option(help="PNG plot")] = None,
+    json_out: Annotated[bool, typer.Option("--json", help="print a JSON summary")] = False,
+    allow_extrapolation: Annotated[bool, typer.Option(help="allow covariates outside the "
+                                                      "studied population")] = False,
+    residual_error: Annotated[bool, typer.Option(help="add residual (assay) error")] = False,
+) -> None:
+    """Simulate a regimen with a library model for one patient or a population."""
+    import json
+
+    from ketasim.population import run_pk
+    from ketasim.report.pk import plot_pk_run
+    reg = parse_regimen(regimen)
+    covs: dict[str, float] = {}
+    for k, v in (("weight", weight), ("age", age)):
+        if v is not None:
+            covs[k] = v
+    if asian is not None:
+        covs["asian"] = float(asian)
+    if japanese is not None:
+        covs["japanese"] = float(japanese)
+        if japanese:
+            covs["asian"] = 1.0
+    end = _parse_time(until, "until") if until else reg.last_time + 24.0
+    step = _parse_time(every, "every")
+    if step <= 0 or end <= 0:
+        raise KetasimError("every", "times must be positive", "e.g. --until 24h --every 5min")
+    if end / step > 200_000:
+        raise KetasimError("every", f"{end / step:.0f} output times are too many",
+                           "use a longer --every or a shorter --until")
+    times = np.arange(0.0, end + 1e-9, step)
+    if subjects > 1 and not json_out:
+        with Progress(TextColumn("{task.description}"), BarColumn(),
+                      TextColumn("{task.completed}/{task.total} patients"), TimeElapsedColumn(),
+                      console=err_console, transient=True) as progress:
+            task = progress.add_task("simulating", total=subjects)
+            run = run_pk(reg, model=model, subjects=subjects, seed=seed, covariates=covs,
+                         times=times, allow_extrapolation=allow_extrapolation,
+                         residual_error=residual_error,
+                         progress=lambda k: progress.update(task, completed=k))
+    else:
+        run = run_pk(reg, model=model, subjects=subjects, seed=seed, covariates=covs,
+                     times=times, allow_extrapolation=allow_extrapolation,
+                     residual_error=residual_error)
+    if out is not None:
+        run.to_frame().to_csv(out, index=False)
+    if plot is not None:
+        plot_pk_run(run, plot)
+    summary = run.summary()
+    if json_out:
+        print(json.dumps(summary, indent=2))
+        return
+    console.print(f"[bold]{reg.to_text()}[/bold] — model [cyan]{run.model.name}[/cyan] "
+                  f"({run.engine} engine)")
+    console.print(f"[dim]{run.model.citation}[/dim]")
+    who = "typical patient" if subjects == 1 else f"{subjects} virtual patients, seed {seed}"
+    table = Table(title=f"{who}, 0–{end:g} h")
+    for col in ("analyte", "Cmax (ng/mL)", "Tmax (h)", "AUC (ng·h/mL)", "Cmax (µmol/L)"):
+        table.add_column(col)
+    for a, vals in summary["analytes"].items():
+        mw = run.model.analyte(a).molar_mass
+
+        def fmt(v: float | dict, scale: float = 1.0) -> str:
+            if isinstance(v, dict):
+                return f"{v['p50'] * scale:.4g} [{v['p5'] * scale:.3g}–{v['p95'] * scale:.3g}]"
+            return f"{v * scale:.4g}"
+        table.add_row(a, fmt(vals["cmax_ng_per_ml"]), fmt(vals["tmax_h"]),
+                      fmt(vals["auc_ng_h_per_ml"]), fmt(vals["cmax_ng_per_ml"], 1 / mw))
+    console.print(table)
+    if subjects > 1:
+        console.print("[dim]population values: median [5th–95th percentile][/dim]")
+    for w in run.warnings:
+        console.print(f"[yellow]warning:[/yellow] {w}")
+    for f_ in (out, plot):
+        if f_ is not None:
+            console.print(f"wrote {f_}")
+    console.print(f"[dim]{DISCLAIMER}[/dim]")
+
+
+validate_app = typer.Typer(help="Validation reports: model predictions against published "
+                           "numbers, with tolerances and verdicts.", no_args_is_help=True)
+app.add_typer(validate_app, name="validate")
+
+
+@validate_app.command("pk")
+def validate_pk(
+    html_path: Annotated[Path | None, typer.Option("--html", help="write the HTML report "
+                                                   "(with plots) here")] = None,
+) -> None:
+    """Run every PK validation target and print the report (exit 1 on a failure)."""
+    from ketasim.report.pk import validation_html
+    from ketasim.validation import run_pk_validation
+    outcomes = run_pk_validation()
+    table = Table(title="PK validation")
+    for col in ("target", "published", "predicted", "ratio", "tolerance", "verdict", "source"):
+        table.add_column(col, overflow="fold")
+    colours = {"pass": "green", "fail": "red", "inside band": "green"}
+    for o in outcomes:
+        t = o.target
+        tol = (f"{t.low:g}–{t.high:g}" if t.low is not None and t.high is not None
+               else f"±{t.tolerance * 100:g}%")
+        colour = colours.get(o.verdict, "yellow")
+        table.add_row(f"{t.id}\n[dim]{t.description}[/dim]", f"{t.published:.4g} {t.unit}",
+                      f"{o.predicted:.4g}", f"{o.ratio:.3f}", tol,
+                      f"[{colour}]{o.verdict}[/{colour}]", t.source)
+    console.print(table)
+    counts: dict[str, int] = {}
+    for o in outcomes:
+        counts[o.verdict] = counts.get(o.verdict, 0) + 1
+    console.print(", ".join(f"{v} {k}" for k, v in counts.items()))
+    if html_path is not None:
+        validation_html(outcomes, html_path)
+        console.print(f"wrote {html_path}")
+    if not all(o.ok for o in outcomes):
+        raise typer.Exit(1)
+
+
 def main() -> None:
     """Entry point: run the app, turning ketasim errors into one line and exit code 2."""
     try:

@@ -69,9 +69,9 @@ def resolve_compartments(model: Model, table: EventTable) -> EventTable:
     auto &= zero[np.clip(cmt - 1, 0, model.n_cmt - 1)]
     if np.any(auto):
         rate = np.where(auto, -2.0, table.rate)
-    for i in np.flatnonzero(dose & (cmt != 0)):
-        if cmt[i] > model.n_cmt:
-            raise EventError("CMT", f"dose record {i + 1} goes into compartment {cmt[i]}, model "
+    for j in np.flatnonzero(dose & (cmt != 0)):
+        if cmt[j] > model.n_cmt:
+            raise EventError("CMT", f"dose record {j + 1} goes into compartment {cmt[j]}, model "
                              f"{model.name} has {model.n_cmt}",
                              f"use CMT 1..{model.n_cmt} ({', '.join(model.compiled.cmt_names)})")
     if np.array_equal(cmt, table.cmt) and rate is table.rate:

@@ -17,7 +17,7 @@ from __future__ import annotations
 
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
-from typing import Literal
+from typing import Any, Literal
 
 import numpy as np
 
@@ -107,7 +107,7 @@ class RandomEffects:
     """
 
     names: tuple[str, ...]
-    omega: np.ndarray
+    omega: Any
     source: str = ""
 
     def __post_init__(self) -> None:
@@ -131,15 +131,15 @@ class RandomEffects:
                source: str = "") -> RandomEffects:
         """Block-diagonal covariance from ``(names, matrix)`` pairs."""
         names: list[str] = []
-        mats = []
-        for nm, mat in blocks:
+        mats: list[np.ndarray] = []
+        for nm, block in blocks:
             names.extend(nm)
-            mats.append(np.asarray(mat, dtype=float))
+            mats.append(np.asarray(block, dtype=float))
         om = np.zeros((len(names), len(names)))
         i = 0
-        for mat in mats:
-            k = mat.shape[0]
-            om[i:i + k, i:i + k] = mat
+        for arr in mats:
+            k = arr.shape[0]
+            om[i:i + k, i:i + k] = arr
             i += k
         return cls(tuple(names), om, source)
 

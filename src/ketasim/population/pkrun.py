@@ -8,7 +8,7 @@
 
 from __future__ import annotations
 
-from collections.abc import Callable, Mapping, Sequence
+from collections.abc import Callable, Iterator, Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any
 
@@ -129,8 +129,37 @@ def run_pk(regimen: str | Regimen, *, model: str | LibraryModel | None = None,
     ``covariates`` fixes covariates (one value, or one per subject). Covariates outside the
     model's studied population raise unless ``allow_extrapolation``; then they are warned
     about in ``warnings``. ``times`` default: every 5 min until 24 h after the last dose.
-    ``progress`` is called with the number of subjects finished.
+    ``progress`` is called with the number of subjects finished. For populations too large
+    to hold, iterate :func:`iter_pk` instead.
     """
+    chunks = list(iter_pk(regimen, model=model, subjects=subjects, seed=seed,
+                          covariates=covariates, times=times,
+                          allow_extrapolation=allow_extrapolation,
+                          residual_error=residual_error, chunk_size=chunk_size,
+                          progress=progress))
+    if len(chunks) == 1:
+        return chunks[0]
+    first = chunks[0]
+    pops = [c.population for c in chunks]
+    pop = VirtualPopulation(
+        sum(p.n for p in pops),
+        {k: np.concatenate([p.covariates[k] for p in pops]) for k in first.population.covariates},
+        {k: np.concatenate([p.parameters[k] for p in pops]) for k in first.population.parameters})
+    return PKRun(first.model, first.regimen, first.times,
+                 {a: np.vstack([c.concentrations[a] for c in chunks])
+                  for a in first.concentrations}, pop, seed, first.engine, first.warnings)
+
+
+def iter_pk(regimen: str | Regimen, *, model: str | LibraryModel | None = None,
+            subjects: int = 1, seed: int | None = None,
+            covariates: Mapping[str, Any] | None = None,
+            times: Sequence[float] | np.ndarray | None = None,
+            allow_extrapolation: bool = False, residual_error: bool = False,
+            chunk_size: int = 2000,
+            progress: Callable[[int], None] | None = None) -> Iterator[PKRun]:
+    """Like :func:`run_pk`, but yields one :class:`PKRun` per chunk of ``chunk_size``
+    subjects, so memory stays bounded by one chunk's output. The population is sampled
+    once from ``seed`` (so results do not depend on ``chunk_size``)."""
     reg = parse_regimen(regimen) if isinstance(regimen, str) else regimen
     if not reg.doses:
         raise DoseError("regimen", "has no doses", "give at least one dose")
@@ -143,6 +172,8 @@ def run_pk(regimen: str | Regimen, *, model: str | LibraryModel | None = None,
         lm.check_route(d.route)
     if subjects < 1:
         raise KetasimError("subjects", f"is {subjects}", "simulate at least one subject")
+    if chunk_size < 1:
+        raise KetasimError("chunk_size", f"is {chunk_size}", "use a positive chunk size")
     if times is None:
         times = np.arange(0.0, reg.last_time + 24.0 + 1e-9, 5.0 / 60.0)
     t = np.unique(np.asarray(times, dtype=float))
@@ -151,22 +182,18 @@ def run_pk(regimen: str | Regimen, *, model: str | LibraryModel | None = None,
                          "give --until and --every in time units, e.g. 24h and 5min")
     rng = np.random.default_rng(seed)
     if subjects == 1:
-        pop = sample_population(lm, 1, rng, covariates=covariates, variability=False)
-        # the typical subject: study-population draws replaced by the model's defaults
-        for k, cov in lm.model.covariates.items():
-            if k not in (covariates or {}) and cov.default is not None:
-                pop.covariates[k] = np.full(1, float(cov.default))
         missing = [k for k, c in lm.model.covariates.items()
                    if c.default is None and k not in (covariates or {})]
         if missing:
             from ketasim.errors import CovariateError
             raise CovariateError(missing[0], f"is needed by {lm.name}",
                                  f"give --{missing[0]} (e.g. --weight 70)")
+        fixed = {k: c.default for k, c in lm.model.covariates.items() if c.default is not None}
+        fixed.update(covariates or {})
+        pop = sample_population(lm, 1, rng, covariates=fixed, variability=False)
     else:
         pop = sample_population(lm, subjects, rng, covariates=covariates)
-    warnings = lm.extrapolation(pop.covariates, allow=allow_extrapolation)
-    if reg.doses and any(d.per_kg for d in reg.doses) and "weight" not in pop.covariates:
-        raise DoseError("weight", "a mg/kg dose needs the body weight", "give --weight (kg)")
+    warnings = tuple(lm.extrapolation(pop.covariates, allow=allow_extrapolation))
     doses: Regimen | EventTable = reg
     if lm.expand_doses is not None:
         if any(d.per_kg for d in reg.doses):
@@ -174,40 +201,49 @@ def run_pk(regimen: str | Regimen, *, model: str | LibraryModel | None = None,
                             "give the dose in mg")
         doses = lm.expand_doses(reg.to_events())
     outputs = [a.output for a in lm.analytes]
-    conc: dict[str, np.ndarray]
+    residual_rng = np.random.default_rng(rng.integers(2**63)) if residual_error else None
+
+    def finish(conc: dict[str, np.ndarray], part: VirtualPopulation, engine: str) -> PKRun:
+        if residual_rng is not None:
+            for a in lm.analytes:
+                err = lm.residual.get(a.id)
+                if err is not None:
+                    conc[a.id] = np.maximum(err.apply(conc[a.id], residual_rng), 0.0)
+        return PKRun(lm, reg, t, conc, part, seed, engine, warnings)
+
     if subjects == 1 or not lm.model.has_linear_compartments:
         engine_name = "analytic" if lm.model.is_linear else "ode"
-        rows: dict[str, list[np.ndarray]] = {a.id: [] for a in lm.analytes}
         engine = None if lm.model.is_linear else OdeEngine()
-        for i in range(pop.n):
-            covs, etas = pop.subject(i)
-            r = simulate(lm.model, doses, engine=engine, covariates=covs, parameters=etas,
-                         times=t, throw=True)
-            for a in lm.analytes:
-                rows[a.id].append(r[a.output])
-            if progress is not None:
-                progress(i + 1)
-        conc = {a: np.vstack(v) for a, v in rows.items()}
-    else:
-        engine_name = "population"
-        eng = PopulationEngine(chunk_size=chunk_size)
-        parts: dict[str, list[np.ndarray]] = {a.id: [] for a in lm.analytes}
-        done = 0
-        for chunk in eng.iter_chunks(lm.model, doses, covariates=pop.covariates,
-                                     parameters=pop.parameters, times=t, n_subjects=pop.n,
-                                     outputs=outputs, throw=True):
-            for a in lm.analytes:
-                parts[a.id].append(chunk.outputs[a.output])
-            done += len(chunk.subject)
-            if progress is not None:
-                progress(done)
-        conc = {a: np.vstack(v) for a, v in parts.items()}
-    if residual_error:
-        for a in lm.analytes:
-            err = lm.residual.get(a.id)
-            if err is not None:
-                conc[a.id] = np.maximum(err.apply(conc[a.id], rng), 0.0)
-    return PKRun(lm, reg, t, conc, pop, seed, engine_name, tuple(warnings))
+        for start in range(0, pop.n, chunk_size):
+            idx = np.arange(start, min(pop.n, start + chunk_size))
+            rows: dict[str, list[np.ndarray]] = {a.id: [] for a in lm.analytes}
+            for i in idx:
+                covs, etas = pop.subject(int(i))
+                r = simulate(lm.model, doses, engine=engine, covariates=covs,
+                             parameters=etas, times=t, throw=True)
+                for a in lm.analytes:
+                    rows[a.id].append(r[a.output])
+                if progress is not None:
+                    progress(int(i) + 1)
+            yield finish({a: np.vstack(v) for a, v in rows.items()}, _take(pop, idx),
+                         engine_name)
+        return
+    eng = PopulationEngine(chunk_size=chunk_size)
+    done = 0
+    for chunk in eng.iter_chunks(lm.model, doses, covariates=pop.covariates,
+                                 parameters=pop.parameters, times=t, n_subjects=pop.n,
+                                 outputs=outputs, throw=True):
+        idx = chunk.subject - 1
+        done += len(idx)
+        if progress is not None:
+            progress(done)
+        yield finish({a.id: chunk.outputs[a.output] for a in lm.analytes}, _take(pop, idx),
+                     "population")
+
+
+def _take(pop: VirtualPopulation, idx: np.ndarray) -> VirtualPopulation:
+    return VirtualPopulation(len(idx), {k: v[idx] for k, v in pop.covariates.items()},
+                             {k: v[idx] for k, v in pop.parameters.items()})
 
 
 def route_of(regimen: Regimen) -> Route:
@@ -215,4 +251,4 @@ def route_of(regimen: Regimen) -> Route:
     return regimen.doses[0].route
 
 
-__all__ = ["DISCLAIMER", "PKRun", "resolve_model", "run_pk"]
+__all__ = ["DISCLAIMER", "PKRun", "iter_pk", "resolve_model", "run_pk"]

@@ -2,7 +2,7 @@
 
 Hornik CP et al., J Clin Pharmacol 2018;58(8):1092-1104, doi:10.1002/jcph.1116. IM F = 0.41
 [V abstract]; V1, V2, CL, Q as coded in opentiva [S, not checked against the paper]; the
-absorption rate constant was not retrieved and is calibrated (``ketasim.pk.calibration``).
+absorption rate constant was not retrieved and is calibrated (``ketasim.validation.calibration``).
 """
 
 from __future__ import annotations
@@ -24,7 +24,7 @@ def build() -> LibraryModel:
         SRC, "S", cl=38.9, v1=32.8, q=54.9, v2=152.0, bsv_cv={},
         im=(lit(0.41, "", "IM bioavailability", "Hornik 2018 abstract [V]"),
             calibrated(11.08, "1/h", "IM absorption rate constant",
-                       "ketasim.pk.calibration 'hornik_2018.ka_im': Tmax 10 min (IM Tmax "
+                       "ketasim.validation.calibration 'hornik_2018.ka_im': Tmax 10 min (IM Tmax "
                        "5-15 min, Clements 1982 [S]); Hornik's ka not retrieved [U]")),
         population=StudyPopulation(
             "113 children (50 IM, 63 IV), 0.02-17.6 y, 2.4-176 kg [V]", 113,

@@ -54,7 +54,7 @@ def expand_devices(table: EventTable) -> EventTable:
         if abs(n - round(n)) > 1e-9 or round(n) < 1:
             raise DoseError("amount", f"{rec['AMT']:g} mg intranasal esketamine is not a whole "
                             "number of 28-mg devices", "give 28, 56 or 84 mg (1-3 devices)")
-        for k in range(int(round(n))):
+        for k in range(round(n)):
             rows.append({**rec, "TIME": rec["TIME"] + k * DEVICE_GAP_H, "AMT": DEVICE_MG,
                          "device": float(k + 1), "EVID": rec["EVID"] if k == 0 else 1})
     import pandas as pd
@@ -98,7 +98,7 @@ def build() -> LibraryModel:
             "cln")
     p.update({f"eta_{k}": eta(k) for k in etas})
     d = {
-        "frn1": "1 / (1 + exp(-(frn_logit + eta_frn))) * f_jap ** japanese",
+        "frn1": "min(1 / (1 + exp(-(frn_logit + eta_frn))) * f_jap ** japanese, 1.0)",
         "frn": "frn1 * where(device > 1, f_next, 1.0)",
         "ka_ni": "ka_n * exp(eta_ka_n)", "ka_swi": "ka_sw * exp(eta_ka_sw)",
         "ka_poi": "ka_po * exp(eta_ka_po)",
@@ -181,6 +181,8 @@ def build() -> LibraryModel:
                   "noresketamine": ResidualError(exponential=0.422, source=T3 + " Phase I/II")},
         assumptions=("IIV of kmet is not printed in the paper; a 30 % CV placeholder is used "
                      "(as in nlmixr2lib), marked assumed.",
+                     "FRn × 1.34 (Japanese) can exceed 1 for a large random effect; it is "
+                     "capped at 1 so that the swallowed fraction 1 − FRn stays ≥ 0.",
                      "Japanese subjects are 72 of the 112 Asian subjects; when sampling, a "
                      "virtual Asian subject is Japanese with probability 72/112.",
                      "Weight is not a covariate of this model (screened, not retained)."),

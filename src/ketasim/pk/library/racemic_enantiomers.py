@@ -6,8 +6,10 @@ Fanta 2015 (as fixed by Otto 2021) for both, with R-ketamine clearance 0.944 × 
 norketamine (Otto 2021, fm = 1; S-norketamine disposition from Otto 2021 for both
 enantiomers). 70 % of norketamine clearance forms hydroxynorketamine (the fraction Simons 2022
 fixed) with Simons 2022's S-HNK disposition. Extravascular routes use the bioavailabilities
-of the reference route table; the part of a swallowed or rectal dose that does not reach the
-circulation as ketamine is taken to form norketamine before it does (first pass).
+of the reference route table. Part of the oral or rectal dose that does not reach the
+circulation as ketamine forms norketamine before it does (first pass); the fraction is
+calibrated to the oral norketamine/ketamine AUC ratio. Intranasal and sublingual doses are
+absorbed through the mucosa and get no first-pass norketamine.
 
 This is a composite: every parameter says where it comes from, and what is assumed is
 tagged ``assumed``. Dehydronorketamine is not modelled (parameters not retrieved).
@@ -37,10 +39,10 @@ MK, MHNK = MOLAR_MASS["ketamine"], MOLAR_MASS["hnk"]
 _ROUTES = {
     Route.INTRAMUSCULAR: ("f_im", "ka_im", False),
     Route.SUBCUTANEOUS: ("f_sc", "ka_sc", False),
-    Route.INTRANASAL: ("f_in", "ka_in", True),
+    Route.INTRANASAL: ("f_in", "ka_in", False),
     Route.ORAL: ("f_po", "ka_po", True),
-    Route.SUBLINGUAL: ("f_sl", "ka_sl", True),
-    Route.BUCCAL: ("f_sl", "ka_sl", True),
+    Route.SUBLINGUAL: ("f_sl", "ka_sl", False),
+    Route.BUCCAL: ("f_sl", "ka_sl", False),
     Route.RECTAL: ("f_pr", "ka_pr", True),
 }
 
@@ -67,13 +69,14 @@ def _parameters() -> dict:
         "vp_hnk": lit(87.5, "L", "HNK peripheral volume at 70 kg", SIMONS),
         "cl_hnk": lit(0.933, "L/min", "HNK clearance at 70 kg", SIMONS),
         "q_hnk": lit(1.70, "L/min", "HNK intercompartmental clearance at 70 kg", SIMONS),
-        "fm_presys": assumed(1.0, "", "fraction of the first-pass loss forming norketamine",
-                             "all ketamine clearance forms norketamine (Otto 2021 fm = 1); "
-                             "applied to first-pass loss of swallowed/rectal doses"),
+        "fm_presys": calibrated(0.5301, "", "fraction of the oral first-pass loss forming "
+                                "norketamine", "ketasim.validation.calibration "
+                                "'racemic.fm_presys': oral norketamine/ketamine AUC ratio 5 "
+                                "(Chong 2009 [V])"),
         "f_im": lit(0.93, "", "IM bioavailability (adults)",
                     "Clements 1982 J Pharm Sci 71:539 [S]", "S"),
         "ka_im": calibrated(14.12, "1/h", "IM absorption rate constant",
-                            "ketasim.pk.calibration 'racemic.ka_im': Tmax 10 min (IM Tmax "
+                            "ketasim.validation.calibration 'racemic.ka_im': Tmax 10 min (IM Tmax "
                             "5-15 min, Clements 1982 [S])"),
         "f_sc": assumed(0.93, "", "SC bioavailability",
                         "no human SC bioavailability retrieved [U gap]; taken equal to IM "
@@ -91,8 +94,8 @@ def _parameters() -> dict:
         "f_sl": lit(0.29, "", "sublingual bioavailability (wafer)",
                     "Rolan 2014 Br J Clin Pharmacol 77:1011 [V]"),
         "ka_sl": calibrated(1.524, "1/h", "sublingual absorption rate constant",
-                            "ketasim.pk.calibration 'racemic.ka_sl': Tmax 0.75 h (Rolan 2014 "
-                            "[V])"),
+                            "ketasim.validation.calibration 'racemic.ka_sl': Tmax 0.75 h "
+                            "(Rolan 2014 [V])"),
         "f_pr": lit(0.30, "", "rectal bioavailability (suppository)", "Yanagihara 2003 [V]"),
         "ka_pr": assumed(0.705, "1/h", "rectal absorption rate constant",
                          "Yanagihara 2003: rectal profile similar to the tablet; oral ka used"),
@@ -217,11 +220,16 @@ def build() -> LibraryModel:
             "Both enantiomers use the S-ketamine (Fanta 2015) disposition; R clearance is "
             "0.944 × S (Hasan 2021) and distribution is shared (Henthorn 2018).",
             "R-norketamine and R-HNK use the S parameters (no R-metabolite model retrieved).",
-            "The first-pass loss of oral, sublingual/buccal, intranasal and rectal doses forms "
-            "norketamine (fm = 1, as Otto 2021 for systemic clearance).",
+            "53 % of the first-pass loss of oral (and, assumed alike, rectal) doses forms "
+            "norketamine, calibrated to the oral NK/K AUC ratio of 5 (Chong 2009).",
+            "The swallowed part of intranasal and sublingual/buccal doses is not modelled: "
+            "their non-absorbed fraction forms no norketamine. This structure was chosen "
+            "after the norketamine checks against Yanagihara 2003 (IN) and Chong 2009 (SL) "
+            "had shown that full first-pass conversion over-predicts both; those two checks "
+            "are therefore not fully independent.",
             "SC bioavailability and absorption are taken equal to IM (no human SC data).",
             "IM and sublingual absorption rate constants are calibrated to reported Tmax "
-            "(ketasim.pk.calibration).",
+            "(ketasim.validation.calibration).",
             "The same random effects act on S and R of one subject.",
             "Dehydronorketamine is not modelled.",
         ),
