@@ -81,6 +81,7 @@ def _validation_figures(outcomes: Sequence[Outcome]) -> list[tuple[str, str]]:
         ax.set_ylabel("ng/mL")
         ax.grid(alpha=0.3)
         ax.legend(fontsize=7)
+        fig.tight_layout()
         figs.append((f"{model}: {regimen}", _png(fig)))
     return figs
 
