@@ -223,3 +223,17 @@ def test_cli_models_model_and_validate(tmp_path: Path) -> None:
     r = run_cli("simulate", "--regimen", "0.5 mg/kg IV over 40 min", "--weight", "250")
     assert r.returncode == 2 and "allow-extrapolation" in r.stderr
     assert len(r.stderr.strip().splitlines()) == 1
+
+
+def test_inter_occasion_variability_changes_each_administration() -> None:
+    t = np.arange(0.0, 12.0, 0.1)
+    run = run_pk("50 mg esketamine sublingual q6h x 2", subjects=300, seed=1, times=t,
+                 chunk_size=64)
+    c = run.concentration("s_ketamine", "ng/mL")
+    first, second = c[:, t < 6].max(axis=1), c[:, t >= 6].max(axis=1)
+    spread = np.std(np.log(second / first))
+    assert 0.1 < spread < 0.6  # F1 ν² = 0.060 and D1 ν² = 0.154 per occasion
+    # without IOV (typical subject) both peaks come from the same parameters
+    one = run_pk("50 mg esketamine sublingual q6h x 2", covariates={"weight": 73.0}, times=t)
+    c1 = one.concentration("s_ketamine", "ng/mL")[0]
+    assert c1[t >= 6].max() / c1[t < 6].max() == pytest.approx(1.0, abs=0.1)

@@ -222,6 +222,29 @@ class EventTable:
         for s, e in zip(starts, ends, strict=True):
             yield int(self.id[s]), self.take(np.arange(s, e))
 
+    def expand_addl(self) -> EventTable:
+        """Each additional dose (ADDL) as an explicit record (same semantics, no ADDL left).
+
+        >>> t = EventTable.from_records([dict(ID=1, EVID=1, AMT=5, CMT=1, II=12, ADDL=2)])
+        >>> t.expand_addl().time.tolist()
+        [0.0, 12.0, 24.0]
+        """
+        if not np.any(self.addl > 0):
+            return self
+        frame = self.to_frame()
+        rows = []
+        for k, rec in enumerate(frame.to_dict("records")):
+            rows.append({**rec, "_o": k, "_s": 0})
+            for j in range(1, int(rec["ADDL"]) + 1):
+                rows.append({**rec, "TIME": rec["TIME"] + j * rec["II"], "ADDL": 0,
+                             "EVID": 1 if rec["EVID"] in (1, 4) else rec["EVID"], "_o": k,
+                             "_s": j})
+        out = pd.DataFrame(rows)
+        out.loc[out["_s"] == 0, "ADDL"] = 0
+        out = out.sort_values(["ID", "TIME", "_s", "_o"], kind="stable").drop(
+            columns=["_o", "_s"])
+        return EventTable.from_frame(out.reset_index(drop=True), covariates=list(self.covariates))
+
     def with_covariates(self, **covariates: Any) -> EventTable:
         """A copy with covariate columns added or replaced (scalars are broadcast)."""
         covs = dict(self.covariates)

@@ -367,11 +367,16 @@ class PopulationEngine:
                     times: Sequence[float] | np.ndarray,
                     n_subjects: int | None = None, throw: bool = False,
                     outputs: Sequence[str] | None = None,
-                    keep_states: bool = False) -> Iterator[PopulationChunk]:
+                    keep_states: bool = False,
+                    record_covariates: Mapping[str, np.ndarray] | None = None
+                    ) -> Iterator[PopulationChunk]:
         """Yield one :class:`PopulationChunk` per ``chunk_size`` subjects.
 
         Only the named ``outputs`` (default: all) are computed and kept, and the states only
         with ``keep_states``, so memory per chunk is what the caller asked for.
+        ``record_covariates`` gives covariates per subject and dose record, shape
+        (subjects, dose records) in the order of the regimen's doses (e.g. random effects of
+        an occasion); they may change a dose's F, lag or duration only.
         """
         self.check(model)
         times = np.unique(np.asarray(times, dtype=float))
@@ -379,7 +384,7 @@ class PopulationEngine:
             raise EventError("times", "output times must be finite, >= 0 and not empty",
                              "give output times in hours")
         n = n_subjects or _count(covariates, parameters)
-        template, per_kg = _template(model, doses)
+        template, per_kg, source = _template(model, doses)
         weights = None
         if per_kg.any():
             w = (covariates or {}).get("weight")
@@ -397,20 +402,28 @@ class PopulationEngine:
         kernel = self.kernel(model, keep)
         for start in range(0, n, self.chunk_size):
             idx = np.arange(start, min(n, start + self.chunk_size))
+            extra = {k: np.asarray(v, dtype=float)[idx][:, source]
+                     for k, v in (record_covariates or {}).items()}
             yield self._chunk(model, kernel, template, per_kg, weights, idx, covariates,
-                              parameters, times, keep, keep_states, throw)
+                              parameters, times, keep, keep_states, throw, extra)
 
     # ------------------------------------------------------------------ internals
     def _chunk(self, model: Model, kernel: Any, template: EventTable, per_kg: np.ndarray,
                weights: np.ndarray | None, idx: np.ndarray,
                covariates: Mapping[str, Any] | None, parameters: Mapping[str, Any] | None,
-               times: np.ndarray, keep: list[str], keep_states: bool, throw: bool
+               times: np.ndarray, keep: list[str], keep_states: bool, throw: bool,
+               record_covariates: Mapping[str, np.ndarray] | None = None
                ) -> PopulationChunk:
         nc = len(idx)
         covs = _take(covariates, idx, model.covariates)
         pars = _take(parameters, idx, model.parameters)
         n_rec = template.n_records
         rec_covs = {k: v for k, v in template.covariates.items() if k in model.covariates}
+        for k, v in (record_covariates or {}).items():
+            if k not in model.covariates:
+                raise ModelError("record_covariates", f"{k!r} is not a covariate of "
+                                 f"{model.name}", "name covariates the model declares")
+            rec_covs[k] = v
         ind = model.individual(covs, pars)
         ind = {k: np.broadcast_to(v, (nc,)).copy() for k, v in ind.items()}
         cmt_idx = np.clip(template.cmt - 1, 0, model.n_cmt - 1)
@@ -565,8 +578,10 @@ def _take(values: Mapping[str, Any] | None, idx: np.ndarray, allowed: Mapping[st
     return out
 
 
-def _template(model: Model, doses: EventTable | Regimen | str) -> tuple[EventTable, np.ndarray]:
-    """Dose records of one subject (CMT resolved) and which amounts are per kg."""
+def _template(model: Model, doses: EventTable | Regimen | str
+              ) -> tuple[EventTable, np.ndarray, np.ndarray]:
+    """Dose records of one subject (CMT resolved), which amounts are per kg, and for each
+    resolved record the index of the dose record it came from."""
     from ketasim.engine.simulate import resolve_compartments
     if isinstance(doses, str):
         doses = parse_regimen(doses)
@@ -588,13 +603,15 @@ def _template(model: Model, doses: EventTable | Regimen | str) -> tuple[EventTab
     if np.any(table.ss > 0):
         raise EventError("SS", "steady-state records in a population run",
                          "use the analytic or ODE engine for SS dosing")
-    flagged = resolve_compartments(model, table.with_covariates(_per_kg=per_kg.astype(float)))
+    flagged = resolve_compartments(model, table.with_covariates(
+        _per_kg=per_kg.astype(float), _source=np.arange(table.n_records, dtype=float)))
     covs = dict(flagged.covariates)
     per_kg = covs.pop("_per_kg") > 0.5
+    source = covs.pop("_source").astype(np.int64)
     resolved = EventTable(id=flagged.id, time=flagged.time, evid=flagged.evid, amt=flagged.amt,
                           cmt=flagged.cmt, rate=flagged.rate, dur=flagged.dur, ii=flagged.ii,
                           addl=flagged.addl, ss=flagged.ss, route=flagged.route, covariates=covs)
-    return resolved, per_kg
+    return resolved, per_kg, source
 
 
 def _flatten(schedules: list[Schedule], group: np.ndarray, times: np.ndarray, nc: int,

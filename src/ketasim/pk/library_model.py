@@ -176,7 +176,12 @@ class ResidualError:
 
 @dataclass(frozen=True)
 class LibraryModel:
-    """A published ketamine model ready to simulate, sample and validate."""
+    """A published ketamine model ready to simulate, sample and validate.
+
+    ``iov`` names model *covariates* (default 0) that take a new random draw at every
+    administration (inter-occasion variability of dose properties such as F or a
+    zero-order duration).
+    """
 
     name: str
     title: str

@@ -195,11 +195,29 @@ def iter_pk(regimen: str | Regimen, *, model: str | LibraryModel | None = None,
         pop = sample_population(lm, subjects, rng, covariates=covariates)
     warnings = tuple(lm.extrapolation(pop.covariates, allow=allow_extrapolation))
     doses: Regimen | EventTable = reg
-    if lm.expand_doses is not None:
-        if any(d.per_kg for d in reg.doses):
+    use_iov = lm.iov is not None and subjects > 1
+    if lm.expand_doses is not None or use_iov:
+        if any(d.per_kg for d in reg.doses) and lm.expand_doses is not None:
             raise DoseError("amount", f"{lm.name} doses are given in mg, not mg/kg",
                             "give the dose in mg")
-        doses = lm.expand_doses(reg.to_events())
+        if any(d.per_kg for d in reg.doses) and len(np.unique(pop.covariates.get(
+                "weight", np.zeros(1)))) > 1:
+            raise DoseError("amount", "mg/kg doses with inter-occasion variability",
+                            "give the dose in mg")
+        w = float(pop.covariates["weight"][0]) if "weight" in pop.covariates else None
+        table = reg.to_events(weight_kg=w if any(d.per_kg for d in reg.doses) else None)
+        if use_iov:
+            table = table.expand_addl()
+            dose = np.isin(table.evid, (1, 4))
+            table = table.with_covariates(_occasion=np.cumsum(dose) - 1)
+        doses = lm.expand_doses(table) if lm.expand_doses is not None else table
+    record_covs: dict[str, np.ndarray] = {}
+    if use_iov:
+        assert isinstance(doses, EventTable) and lm.iov is not None
+        dose_rows = np.isin(doses.evid, (1, 3, 4))
+        occasion = doses.covariates["_occasion"][dose_rows].astype(int)
+        draws = lm.iov.sample(pop.n * (int(occasion.max()) + 1), rng)
+        record_covs = {k: v.reshape(pop.n, -1)[:, occasion] for k, v in draws.items()}
     outputs = [a.output for a in lm.analytes]
     residual_rng = np.random.default_rng(rng.integers(2**63)) if residual_error else None
 
@@ -219,7 +237,15 @@ def iter_pk(regimen: str | Regimen, *, model: str | LibraryModel | None = None,
             rows: dict[str, list[np.ndarray]] = {a.id: [] for a in lm.analytes}
             for i in idx:
                 covs, etas = pop.subject(int(i))
-                r = simulate(lm.model, doses, engine=engine, covariates=covs,
+                subject_doses = doses
+                if record_covs:
+                    assert isinstance(doses, EventTable)
+                    full = {k: np.zeros(doses.n_records) for k in record_covs}
+                    rows_ = np.flatnonzero(np.isin(doses.evid, (1, 3, 4)))
+                    for k, v in record_covs.items():
+                        full[k][rows_] = v[i]
+                    subject_doses = doses.with_covariates(**full)
+                r = simulate(lm.model, subject_doses, engine=engine, covariates=covs,
                              parameters=etas, times=t, throw=True)
                 for a in lm.analytes:
                     rows[a.id].append(r[a.output])
@@ -232,7 +258,7 @@ def iter_pk(regimen: str | Regimen, *, model: str | LibraryModel | None = None,
     done = 0
     for chunk in eng.iter_chunks(lm.model, doses, covariates=pop.covariates,
                                  parameters=pop.parameters, times=t, n_subjects=pop.n,
-                                 outputs=outputs, throw=True):
+                                 outputs=outputs, throw=True, record_covariates=record_covs):
         idx = chunk.subject - 1
         done += len(idx)
         if progress is not None:

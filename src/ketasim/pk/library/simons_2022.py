@@ -11,7 +11,7 @@ Source: Simons 2022 Table 4 as encoded in nlmixr2lib ``Simons_2022_s_ketamine.R`
 from __future__ import annotations
 
 from ketasim.dosing.route import Route
-from ketasim.model.model import Compartment, Flow, Model
+from ketasim.model.model import Compartment, Covariate, Flow, Model
 from ketasim.pk.library._common import WEIGHT, adult_weight, assumed, concentration, eta, lit
 from ketasim.pk.library_model import (
     MOLAR_MASS,
@@ -74,8 +74,10 @@ def build() -> LibraryModel:
         "ktr_nk": "2 / (mtt_nk * exp(eta_mtt_nk))", "ktr_hnk": "2 / mtt_hnk",
     }
     comps = [
-        Compartment("depot", f="f1", duration="d1", zero_order=True),
-        Compartment("depot2", f="f2", duration="d2", zero_order=True),
+        Compartment("depot", f="f1 * exp(iov_f1)", duration="d1 * exp(iov_d1)",
+                    zero_order=True),
+        Compartment("depot2", f="f2 * exp(iov_f2)", duration="d2 * exp(iov_d2)",
+                    zero_order=True),
         Compartment("gut_liver"),
         Compartment("central"), Compartment("periph1"), Compartment("periph2"),
         Compartment("tr1_nk"), Compartment("tr2_nk"),
@@ -103,7 +105,12 @@ def build() -> LibraryModel:
         Flow("hnk_periph", "hnk_central", "clh2i / vh2i"),
     ]
     model = Model(
-        name="simons_2022", parameters=p, covariates={"weight": WEIGHT}, definitions=d,
+        name="simons_2022", parameters=p,
+        covariates={"weight": WEIGHT,
+                    **{k: Covariate(0.0, "", f"inter-occasion random effect on {k[4:].upper()}",
+                                    -10.0, 10.0)
+                       for k in ("iov_f1", "iov_d1", "iov_f2", "iov_d2")}},
+        definitions=d,
         compartments=comps, flows=flows,
         outputs={
             "s_ketamine": concentration("central / vk1i", "ketamine", "S-ketamine (arterial)"),
@@ -138,6 +145,9 @@ def build() -> LibraryModel:
             distributions=(adult_weight(73.0, 12.0, 53.0, 93.0, "Simons 2022 Table 1 [V]"),),
             sampling_site="arterial"),
         iiv=iiv,
+        iov=RandomEffects.diagonal(
+            {"iov_f1": 0.060, "iov_d1": 0.154, "iov_f2": 0.057, "iov_d2": 0.611},
+            source=T4 + " (ν², per occasion)"),
         residual={
             "s_ketamine": ResidualError(proportional=0.1095, source=T4 + " (0.012 read as a "
                                         "variance)"),
@@ -147,8 +157,9 @@ def build() -> LibraryModel:
                                    source=T4 + " (additive 0.020 nmol/mL)"),
         },
         assumptions=("Allometric exponents 0.75/1 are not printed in the paper (standard values).",
-                     "Inter-occasion variability on absorption (Table 4) is not applied in "
-                     "population runs: each simulated subject has one occasion.",
+                     "Inter-occasion variability (Table 4) is applied to F1, D1, F2 and D2, "
+                     "one draw per administration; the IOV on KA1, KA2, MTTG, MTT K→NK, VH2 "
+                     "and CLH1 is not applied (rate constants are fixed per subject).",
                      "Sublingual and buccal placement share one absorption model (pooled in "
                      "the study)."),
     )
