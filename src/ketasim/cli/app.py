@@ -194,6 +194,8 @@ def simulate_cmd(
     model: Annotated[str | None, typer.Option(help="library model (default: by route)")] = None,
     weight: Annotated[float | None, typer.Option(help="body weight (kg)")] = None,
     age: Annotated[float | None, typer.Option(help="age (years)")] = None,
+    sex: Annotated[str | None, typer.Option(help="female or male (used where a model has "
+                                            "a sex effect)")] = None,
     asian: Annotated[bool | None, typer.Option("--asian/--not-asian", help="Asian ancestry")]
     = None,
     japanese: Annotated[bool | None, typer.Option("--japanese/--not-japanese")] = None,
@@ -224,6 +226,17 @@ def simulate_cmd(
         covs["japanese"] = float(japanese)
         if japanese:
             covs["asian"] = 1.0
+    notes: list[str] = []
+    if sex is not None:
+        if sex.lower() not in ("female", "male", "f", "m"):
+            raise KetasimError("sex", f"{sex!r} is not female or male", "use --sex female|male")
+        from ketasim.population import resolve_model
+        lm_ = resolve_model(model, reg)
+        if "sex" in lm_.model.covariates:
+            covs["sex"] = 1.0 if sex.lower().startswith("f") else 0.0
+        else:
+            notes.append(f"sex is not a covariate of {lm_.name} (not retained by its "
+                         "authors); ignored")
     end = _parse_time(until, "until") if until else reg.last_time + 24.0
     step = _parse_time(every, "every")
     if step <= 0 or end <= 0:
@@ -272,7 +285,7 @@ def simulate_cmd(
     console.print(table)
     if subjects > 1:
         console.print("[dim]population values: median [5th–95th percentile][/dim]")
-    for w in run.warnings:
+    for w in (*run.warnings, *notes):
         console.print(f"[yellow]warning:[/yellow] {w}")
     for f_ in (out, plot):
         if f_ is not None:
