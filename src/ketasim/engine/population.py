@@ -35,6 +35,7 @@ from ketasim.engine.core import SubjectProblem
 from ketasim.engine.ode import OdeEngine
 from ketasim.engine.result import Result
 from ketasim.errors import DoseError, EventError, ModelError
+from ketasim.model.expr import Expression
 from ketasim.model.model import Model, compile_function
 
 _prange: Any
@@ -697,11 +698,11 @@ def _diagonalise(kmat: np.ndarray, max_condition: float
             bad)
 
 
-def _needed_compartments(model: Model) -> np.ndarray:
-    """Compartments whose amounts the nonlinear right-hand side reads."""
+def _compartments_read(model: Model, exprs: Sequence[Expression]) -> np.ndarray:
+    """Mask of the compartments ``exprs`` read, directly or through state definitions."""
     c = model.compiled
     names: set[str] = set()
-    for e in c.state_rhs.values():
+    for e in exprs:
         names |= e.names
     changed = True
     while changed:
@@ -710,23 +711,18 @@ def _needed_compartments(model: Model) -> np.ndarray:
             if k in names and not c.defs[k].names <= names:
                 names |= c.defs[k].names
                 changed = True
-    return np.array([i for i, nm in enumerate(c.cmt_names) if nm in names], dtype=np.int64)
+    return np.array([nm in names for nm in c.cmt_names], dtype=np.bool_)
+
+
+def _needed_compartments(model: Model) -> np.ndarray:
+    """Indices of the compartments whose amounts the nonlinear right-hand side reads."""
+    mask = _compartments_read(model, list(model.compiled.state_rhs.values()))
+    return np.flatnonzero(mask).astype(np.int64)
 
 
 def _output_compartments(model: Model, keep: Sequence[str]) -> np.ndarray:
-    """Boolean mask of the compartments the kept outputs read (directly or via definitions)."""
-    c = model.compiled
-    names: set[str] = set()
-    for k in keep:
-        names |= c.outputs[k].names
-    changed = True
-    while changed:
-        changed = False
-        for k in c.state_defs:
-            if k in names and not c.defs[k].names <= names:
-                names |= c.defs[k].names
-                changed = True
-    return np.array([nm in names for nm in c.cmt_names], dtype=np.bool_)
+    """Boolean mask of the compartments the kept outputs read."""
+    return _compartments_read(model, [model.compiled.outputs[k] for k in keep])
 
 
 def _ode_subject(model: Model, ode: OdeEngine, template: EventTable, amounts: np.ndarray,
