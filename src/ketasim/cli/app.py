@@ -9,7 +9,7 @@ from __future__ import annotations
 import sys
 import time
 from pathlib import Path
-from typing import Annotated
+from typing import Annotated, Any
 
 import numpy as np
 import typer
@@ -291,6 +291,65 @@ def simulate_cmd(
         if f_ is not None:
             console.print(f"wrote {f_}")
     console.print(f"[dim]{DISCLAIMER}[/dim]")
+
+
+@app.command("occupancy")
+def occupancy_cmd(
+    regimen: Annotated[str, typer.Option(help="regimen text")],
+    model: Annotated[str | None, typer.Option(help="library model (default: by route)")] = None,
+    weight: Annotated[float | None, typer.Option(help="body weight (kg)")] = None,
+    subjects: Annotated[int, typer.Option(min=1, max=100_000)] = 1,
+    seed: Annotated[int | None, typer.Option()] = None,
+    until: Annotated[str | None, typer.Option(help="simulate until, e.g. 8h")] = None,
+    include_disputed: Annotated[bool, typer.Option(help="include disputed targets "
+                                                   "(D2 high-affinity state)")] = False,
+    plot: Annotated[Path | None, typer.Option(help="PNG picture")] = None,
+    json_out: Annotated[bool, typer.Option("--json")] = False,
+) -> None:
+    """Which targets a regimen reaches: peak occupancy of every target by all analytes."""
+    import json
+
+    from ketasim.pd import target_exposure
+    from ketasim.pd.exposure import MEANINGFUL
+    from ketasim.pd.targets import load_target_data
+    from ketasim.population import run_pk
+    reg = parse_regimen(regimen)
+    end = _parse_time(until, "until") if until else reg.last_time + 8.0
+    times = np.arange(0.0, end + 1e-9, 1.0 / 60.0)
+    covs = {"weight": weight} if weight is not None else {}
+    run = run_pk(reg, model=model, subjects=subjects, seed=seed, covariates=covs, times=times)
+    tx = target_exposure(run, include_disputed=include_disputed)
+    data = load_target_data()
+    rows: dict[str, dict[str, Any]] = {}
+    for t in tx.targets:
+        pk = tx.peak[t]
+        rows[t] = {"name": data.targets[t].name, "disputed": data.targets[t].disputed,
+                   "peak_occupancy": (float(pk[0]) if subjects == 1 else
+                                      {f"p{q}": float(np.percentile(pk, q))
+                                       for q in (5, 50, 95)}),
+                   "meaningful": bool(np.median(pk) >= MEANINGFUL)}
+    if json_out:
+        print(json.dumps({"model": run.model.name, "regimen": reg.to_text(),
+                          "threshold": MEANINGFUL, "targets": rows,
+                          "disclaimer": DISCLAIMER}, indent=2))
+    else:
+        table = Table(title=f"{reg.to_text()} — {run.model.name}: peak target occupancy")
+        for col in ("target", "peak occupancy", "reached?"):
+            table.add_column(col)
+        for r in rows.values():
+            v = r["peak_occupancy"]
+            txt = f"{v * 100:.1f} %" if isinstance(v, float) else \
+                f"{v['p50'] * 100:.1f} % [{v['p5'] * 100:.1f}–{v['p95'] * 100:.1f}]"
+            name = str(r["name"]) + (" [red](DISPUTED, off by default)[/red]"
+                                     if r["disputed"] else "")
+            table.add_row(name, txt, "[bold]yes[/bold]" if r["meaningful"] else "no")
+        console.print(table)
+        console.print(f"[dim]reached: median peak ≥ {MEANINGFUL * 100:g} %. {DISCLAIMER}[/dim]")
+    if plot is not None:
+        from ketasim.report.pd import plot_occupancy
+        plot_occupancy(tx, f"{reg.to_text()} — {run.model.name}", plot)
+        if not json_out:
+            console.print(f"wrote {plot}")
 
 
 validate_app = typer.Typer(help="Validation reports: model predictions against published "

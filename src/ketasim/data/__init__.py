@@ -1,0 +1,1 @@
+"""Packaged literature data (TOML), each value with its source and evidence tag."""
