@@ -94,3 +94,15 @@ def test_occupancy_cli_marks_disputed_targets() -> None:
     assert data["targets"]["d2high"]["disputed"] is True
     assert data["targets"]["nmda"]["meaningful"] is True
     assert data["targets"]["mor"]["meaningful"] is False
+
+
+def test_pd_validation_verdicts() -> None:
+    from ketasim.validation.pd import run_pd_validation
+    out = {o.target.id: o for o in run_pd_validation()}
+    assert out["occupancy_nmda_racemic"].verdict == "known discrepancy"
+    assert out["occupancy_nmda_racemic"].target.note
+    assert 0.3 < out["occupancy_nmda_racemic"].predicted < 0.5
+    others = [o for k, o in out.items() if k not in ("occupancy_nmda_racemic",
+                                                     "occupancy_d2high_disputed")]
+    assert len(others) >= 14 and all(o.verdict == "pass" for o in others)
+    assert out["occupancy_d2high_disputed"].verdict == "outside band"

@@ -357,6 +357,27 @@ validate_app = typer.Typer(help="Validation reports: model predictions against p
 app.add_typer(validate_app, name="validate")
 
 
+def _validation_table(title: str, outcomes: list[Any]) -> None:
+    table = Table(title=title)
+    for col in ("target", "published", "predicted", "ratio", "tolerance", "verdict", "source"):
+        table.add_column(col, overflow="fold")
+    colours = {"pass": "green", "fail": "red", "inside band": "green"}
+    for o in outcomes:
+        t = o.target
+        tol = (f"{t.low:g}–{t.high:g}" if t.low is not None and t.high is not None
+               else f"±{t.tolerance * 100:g}%")
+        colour = colours.get(o.verdict, "yellow")
+        verdict = f"[{colour}]{o.verdict}[/{colour}]" + (f"\n[dim]{t.note}[/dim]" if t.note
+                                                          else "")
+        table.add_row(f"{t.id}\n[dim]{t.description}[/dim]", f"{t.published:.4g} {t.unit}",
+                      f"{o.predicted:.4g}", f"{o.ratio:.3f}", tol, verdict, t.source)
+    console.print(table)
+    counts: dict[str, int] = {}
+    for o in outcomes:
+        counts[o.verdict] = counts.get(o.verdict, 0) + 1
+    console.print(", ".join(f"{v} {k}" for k, v in counts.items()))
+
+
 @validate_app.command("pk")
 def validate_pk(
     html_path: Annotated[Path | None, typer.Option("--html", help="write the HTML report "
@@ -366,26 +387,22 @@ def validate_pk(
     from ketasim.report.pk import validation_html
     from ketasim.validation import run_pk_validation
     outcomes = run_pk_validation()
-    table = Table(title="PK validation")
-    for col in ("target", "published", "predicted", "ratio", "tolerance", "verdict", "source"):
-        table.add_column(col, overflow="fold")
-    colours = {"pass": "green", "fail": "red", "inside band": "green"}
-    for o in outcomes:
-        t = o.target
-        tol = (f"{t.low:g}–{t.high:g}" if t.low is not None and t.high is not None
-               else f"±{t.tolerance * 100:g}%")
-        colour = colours.get(o.verdict, "yellow")
-        table.add_row(f"{t.id}\n[dim]{t.description}[/dim]", f"{t.published:.4g} {t.unit}",
-                      f"{o.predicted:.4g}", f"{o.ratio:.3f}", tol,
-                      f"[{colour}]{o.verdict}[/{colour}]", t.source)
-    console.print(table)
-    counts: dict[str, int] = {}
-    for o in outcomes:
-        counts[o.verdict] = counts.get(o.verdict, 0) + 1
-    console.print(", ".join(f"{v} {k}" for k, v in counts.items()))
+    _validation_table("PK validation", outcomes)
     if html_path is not None:
         validation_html(outcomes, html_path)
         console.print(f"wrote {html_path}")
+    if not all(o.ok for o in outcomes):
+        raise typer.Exit(1)
+
+
+@validate_app.command("pd")
+def validate_pd() -> None:
+    """Run the PD validation targets (receptor occupancy so far); exit 1 on a failure."""
+    from ketasim.validation.pd import run_pd_validation
+    outcomes = run_pd_validation()
+    _validation_table("PD validation (occupancy)", outcomes)
+    console.print("[dim]Acute effect models (dissociation, sedation, blood pressure, adverse "
+                  "events) and their targets are not implemented yet.[/dim]")
     if not all(o.ok for o in outcomes):
         raise typer.Exit(1)
 
