@@ -14,7 +14,7 @@ t½ke0 = 8.3 min for S-ketamine, the same for psychedelic and analgesic effects 
 >>> import numpy as np
 >>> t = np.array([0.0, 1.0, 2.0]); c = np.array([1.0, 1.0, 1.0])
 >>> effect_site(t, c, KE0_PER_H).round(4).tolist()
-[0.0, 0.9934, 1.0]
+[0.0, 0.9933, 1.0]
 """
 
 from __future__ import annotations
