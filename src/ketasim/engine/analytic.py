@@ -47,6 +47,9 @@ class AnalyticEngine(Engine):
         key = prob.model.fingerprint.encode() + prob.pvec[rec].tobytes()
         k = self._k.get(key)
         if k is None:
+            if len(self._k) > 4096:  # bounded: an engine may be reused for many subjects
+                self._k.clear()
+                self._eig.clear()
             model = prob.model
             ind = dict(zip(model.compiled.ind_order, prob.pvec[rec], strict=True))
             k = model.system_matrix(ind)
