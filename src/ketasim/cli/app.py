@@ -23,7 +23,8 @@ from ketasim.engine.population import concatenate_chunks
 from ketasim.engine.reference import REFERENCE_REGIMEN, reference_model, reference_population
 from ketasim.errors import KetasimError
 from ketasim.io import read_nonmem_csv
-from ketasim.report import DISCLAIMER, percentiles, plot_result, summarize
+from ketasim.population.metrics import percentiles
+from ketasim.report import DISCLAIMER, plot_result, summarize
 
 app = typer.Typer(add_completion=False, no_args_is_help=True,
                   help="ketasim: quantitative models of ketamine therapy. " + DISCLAIMER)
@@ -80,7 +81,7 @@ def demo(
     for col in ("output", "Cmax p5", "p50", "p95", "unit"):
         ptable.add_column(col)
     for name, grp in stats.groupby("output", sort=False):
-        q = percentiles(grp["cmax"])
+        q = percentiles(grp["cmax"].to_numpy())
         ptable.add_row(str(name), f"{q['p5']:.4g}", f"{q['p50']:.4g}", f"{q['p95']:.4g}",
                        grp["unit"].iloc[0])
     console.print(ptable)

@@ -18,7 +18,6 @@ import pandas as pd
 from ketasim.dosing.events import EventTable
 from ketasim.dosing.language import parse_regimen
 from ketasim.dosing.regimen import Regimen
-from ketasim.dosing.route import Route
 from ketasim.engine.ode import OdeEngine
 from ketasim.engine.population import PopulationEngine
 from ketasim.engine.simulate import simulate
@@ -270,11 +269,6 @@ def iter_pk(regimen: str | Regimen, *, model: str | LibraryModel | None = None,
 def _take(pop: VirtualPopulation, idx: np.ndarray) -> VirtualPopulation:
     return VirtualPopulation(len(idx), {k: v[idx] for k, v in pop.covariates.items()},
                              {k: v[idx] for k, v in pop.parameters.items()})
-
-
-def route_of(regimen: Regimen) -> Route:
-    """The route of the first dose (regimens the CLI simulates use one route)."""
-    return regimen.doses[0].route
 
 
 __all__ = ["DISCLAIMER", "PKRun", "iter_pk", "resolve_model", "run_pk"]

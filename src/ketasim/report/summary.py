@@ -36,10 +36,4 @@ def summarize(result: Result, outputs: Sequence[str] | None = None) -> pd.DataFr
     return pd.DataFrame(rows)
 
 
-def percentiles(values: pd.Series, q: Sequence[float] = (5, 50, 95)) -> dict[str, float]:
-    """``{"p5": …, "p50": …, "p95": …}`` of ``values``."""
-    arr = np.asarray(values, dtype=float)
-    return {f"p{int(x) if float(x).is_integer() else x}": float(np.percentile(arr, x)) for x in q}
-
-
-__all__ = ["percentiles", "summarize"]
+__all__ = ["summarize"]
