@@ -105,7 +105,9 @@ def regimen_cmd(
     needs_weight = any(d.per_kg for d in reg.doses)
     for k, (t, amt, d) in enumerate(reg.administrations(weight if needs_weight else None), 1):
         amount = f"{amt:g} mg" if (weight or not needs_weight) else f"{d.amount:g} mg/kg"
-        inf = "" if d.duration is None else f"over {d.duration * 60:g} min"
+        unit = "mg/kg/h" if d.per_kg else "mg/h"
+        inf = (f"over {d.duration * 60:g} min" if d.duration is not None else
+               f"at {d.rate:g} {unit}" if d.rate is not None else "")
         table.add_row(str(k), f"{t:g}", f"{t / 24 + 1:g}", d.route.word, amount, inf)
     console.print(table)
     if csv is not None:
