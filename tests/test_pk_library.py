@@ -237,3 +237,27 @@ def test_inter_occasion_variability_changes_each_administration() -> None:
     one = run_pk("50 mg esketamine sublingual q6h x 2", covariates={"weight": 73.0}, times=t)
     c1 = one.concentration("s_ketamine", "ng/mL")[0]
     assert c1[t >= 6].max() / c1[t < 6].max() == pytest.approx(1.0, abs=0.1)
+
+
+def test_pump_rate_regimens_keep_their_running_time_under_f() -> None:
+    # the racemic model splits a dose between enantiomers with F = 0.5; a pump rate must
+    # still run for amount/rate hours (F scales the rate, not the time)
+    t = np.arange(0.0, 3.0, 0.25)
+    a = run_pk("35 mg IV at 20 mg/h", covariates={"weight": 70.0}, times=t)
+    b = run_pk("35 mg IV over 105 min", covariates={"weight": 70.0}, times=t)
+    assert np.allclose(a.concentration("ketamine"), b.concentration("ketamine"), rtol=1e-12)
+    assert int(np.argmax(a.concentration("ketamine")[0])) == 7  # peak at 1.75 h
+
+
+def test_flint_population_runs_on_the_population_engine() -> None:
+    t = np.arange(0.0, 48.01, 1.0)
+    run = run_pk("115.2 mg/kg esketamine IV at 2.4 mg/kg/h", model="flint_2017", subjects=20,
+                 seed=3, times=t, allow_extrapolation=True)
+    assert run.engine == "population"
+    one = run_pk("115.2 mg/kg esketamine IV at 2.4 mg/kg/h", model="flint_2017",
+                 covariates={"weight": 7.0}, times=t)
+    assert one.engine == "ode"
+    s_nk = one.concentration("s_norketamine", "ng/mL")[0]
+    # S-NK clearance rises by 0.87 %/h, so S-NK falls during a constant infusion after its peak
+    assert s_nk.max() > 0 and s_nk[-1] < s_nk.max()
+    assert np.isclose(s_nk[-1] / s_nk.max(), 1.0, atol=0.5)

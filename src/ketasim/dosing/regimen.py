@@ -291,7 +291,10 @@ class Regimen:
 
     def to_events(self, *, weight_kg: float | None = None, subject_id: int = 1,
                   observe: Iterable[float] | None = None) -> EventTable:
-        """Expand to an NM-TRAN event table (CMT 0: the model's compartment for each route)."""
+        """Expand to an NM-TRAN event table (CMT 0: the model's compartment for each route).
+
+        Infusions become DUR records (a rate given as 'at … mg/h' sets DUR = amount/rate).
+        """
         if any(d.per_kg for d in self.doses):
             check_weight(weight_kg)
         elif weight_kg is not None:
@@ -302,7 +305,10 @@ class Regimen:
             rate = 0.0
             dur = 0.0
             if d.rate is not None:
-                rate = d.rate * (weight_kg if d.per_kg and weight_kg else 1.0)
+                # a pump rate fixes the infusion's duration (amount / rate); written as DUR so
+                # that a model's F (bioavailability, or the enantiomer split of a racemate)
+                # scales the rate, not the running time, as at the bedside
+                dur = d.amount / d.rate
             elif d.duration is not None:
                 dur = d.duration
             records.append(dict(ID=subject_id, TIME=d.time, EVID=1, AMT=amt, CMT=d.compartment,

@@ -588,9 +588,6 @@ def _template(model: Model, doses: EventTable | Regimen | str
         doses = parse_regimen(doses)
     if isinstance(doses, Regimen):
         ordered = sorted(doses.doses, key=lambda d: d.time)
-        if any(d.per_kg and d.rate is not None for d in ordered):
-            raise DoseError("rate", "a per-kg infusion rate in a population run",
-                            "give the infusion a duration ('over 40 min') instead of a rate")
         table = doses.to_events(weight_kg=1.0 if any(d.per_kg for d in ordered) else None)
         per_kg = np.array([d.per_kg for d in ordered])
     else:

@@ -4,8 +4,9 @@ Two-compartment S-ketamine; S-norketamine formed from S-ketamine elimination wit
 parameters (V/Fm fixed at 1 L), its clearance rising with time on infusion
 (CL/Fm × (1 + 0.0087·t[h])). Allometric 0.75/1. Source: nlmixr2lib
 ``Flint_2017_s_ketamine.R`` (Flint RB et al. Paediatr Anaesth 2017;27:1098-1107) [V].
-The time-dependent S-NK clearance makes this model nonlinear in time: it runs on the ODE
-engine.
+The time-dependent S-NK clearance makes S-NK a time-varying state: it is written as an ODE
+state driven by the (linear) S-ketamine compartments, so populations still run on the
+population engine (S-ketamine exact, S-NK integrated with error control).
 """
 
 from __future__ import annotations
@@ -13,7 +14,7 @@ from __future__ import annotations
 import math
 
 from ketasim.dosing.route import Route
-from ketasim.model.model import Compartment, Flow, Flux, Model
+from ketasim.model.model import Compartment, Flow, Model, State
 from ketasim.pk.library._common import WEIGHT, concentration, eta, lit
 from ketasim.pk.library_model import (
     MOLAR_MASS,
@@ -49,11 +50,13 @@ def build() -> LibraryModel:
         definitions={"fw": "weight / 70", "cli": "cl * fw ** 0.75 * exp(eta_cl)",
                      "v1i": "v1 * fw", "qi": "q * fw ** 0.75", "v2i": "v2 * fw",
                      "cl_nki": "cl_nk * fw ** 0.75 * exp(eta_cl_nk)", "v_nki": "v_nk * fw"},
-        compartments=[Compartment("central"), Compartment("periph"),
-                      Compartment("nk_central")],
-        flows=[Flow("central", "nk_central", "cli / v1i"),
+        compartments=[Compartment("central"), Compartment("periph")],
+        flows=[Flow("central", None, "cli / v1i"),
                Flow("central", "periph", "qi / v1i"), Flow("periph", "central", "qi / v2i")],
-        fluxes=[Flux("nk_central", None, "cl_nki * (1 + k_time * t) / v_nki * nk_central")],
+        # S-NK (apparent, per Fm) is formed from all S-ketamine elimination
+        states={"nk_central": State("cli / v1i * central - cl_nki * (1 + k_time * t) / v_nki"
+                                    " * nk_central", 0.0, "mg",
+                                    "S-norketamine amount (apparent)")},
         outputs={"s_ketamine": concentration("central / v1i", "ketamine", "S-ketamine"),
                  "s_norketamine": concentration("nk_central / v_nki", "norketamine",
                                                 "S-norketamine (apparent, per Fm)")},
