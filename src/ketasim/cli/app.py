@@ -18,13 +18,10 @@ from rich.progress import BarColumn, Progress, TextColumn, TimeElapsedColumn
 from rich.table import Table
 
 from ketasim.dosing import Regimen, parse_regimen
-from ketasim.engine import PopulationEngine, simulate
-from ketasim.engine.population import concatenate_chunks
-from ketasim.engine.reference import REFERENCE_REGIMEN, reference_model, reference_population
+from ketasim.engine.reference import REFERENCE_REGIMEN
 from ketasim.errors import KetasimError
 from ketasim.io import read_nonmem_csv
-from ketasim.population.metrics import percentiles
-from ketasim.report import DISCLAIMER, plot_result, summarize
+from ketasim.report import DISCLAIMER
 
 app = typer.Typer(add_completion=False, no_args_is_help=True,
                   help="ketasim: quantitative models of ketamine therapy. " + DISCLAIMER)
@@ -35,57 +32,68 @@ err_console = Console(stderr=True)
 @app.command()
 def demo(
     out: Annotated[Path, typer.Option(help="folder for the CSV and plot")] = Path("out"),
-    subjects: Annotated[int, typer.Option(min=1, max=1_000_000,
-                                          help="virtual subjects for the population run")] = 500,
+    subjects: Annotated[int, typer.Option(min=1, max=100_000,
+                                          help="virtual patients for the population run")] = 500,
     seed: Annotated[int, typer.Option(help="random seed (reproducible populations)")] = 1,
     regimen: Annotated[str, typer.Option(help="regimen text")] = REFERENCE_REGIMEN,
+    weight: Annotated[float, typer.Option(help="the typical patient's weight (kg)")] = 70.0,
 ) -> None:
-    """Demonstration: a regimen on the illustrative benchmark model, one subject and a
-    population; prints a summary and writes result.csv and result.png."""
+    """Demonstration: a racemic ketamine course for a typical patient and a virtual
+    population with the library model (concentrations, metabolites, NMDA occupancy);
+    prints a summary and writes result.csv (typical patient) and result.png (population)."""
+    from ketasim.pd import target_exposure
+    from ketasim.population import iter_pk, run_pk
+    from ketasim.population.pkrun import PKRun, VirtualPopulation
+    from ketasim.report.pk import plot_pk_run
     out.mkdir(parents=True, exist_ok=True)
     reg = parse_regimen(regimen)
-    model = reference_model()
-    times = np.arange(0.0, max(24.0, reg.last_time + 84.0) + 1e-9, 0.25)
-    console.print(f"[bold]ketasim demo[/bold] — model [cyan]{model.name}[/cyan] "
-                  "(illustrative benchmark values, not a clinical model)")
-    console.print(f"regimen: {reg.to_text()}  ({reg.n_administrations} administrations)")
-    single = simulate(model, reg, covariates={"weight": 70.0}, times=times)
-    single.raise_on_failure().to_csv(out / "result.csv", wide=True)
-    table = Table(title="70-kg subject")
-    for col in ("output", "Cmax", "Tmax (h)", "AUC (unit·h)", "unit"):
+    times = np.arange(0.0, max(24.0, reg.last_time + 84.0) + 1e-9, 5.0 / 60.0)
+    typical = run_pk(reg, covariates={"weight": weight}, times=times)
+    lm = typical.model
+    console.print(f"[bold]ketasim demo[/bold] — {reg.to_text()} "
+                  f"({reg.n_administrations} administrations)")
+    console.print(f"model [cyan]{lm.name}[/cyan]: {lm.title}")
+    typical.to_frame().to_csv(out / "result.csv", index=False)
+    table = Table(title=f"typical {weight:g}-kg patient, whole course")
+    for col in ("analyte", "Cmax (ng/mL)", "Tmax (h)", "AUC (ng·h/mL)"):
         table.add_column(col)
-    for row in summarize(single).itertuples():
-        table.add_row(str(row.output), f"{row.cmax:.4g}", f"{row.tmax_h:.3g}",
-                      f"{row.auc:.4g}", str(row.unit))
+    for a, vals in typical.summary()["analytes"].items():
+        if a in ("ketamine", "norketamine", "hnk"):
+            table.add_row(a, f"{vals['cmax_ng_per_ml']:.4g}", f"{vals['tmax_h']:.3g}",
+                          f"{vals['auc_ng_h_per_ml']:.4g}")
     console.print(table)
+    first = run_pk(reg, covariates={"weight": weight}, times=np.arange(0.0, 8.0, 1.0 / 60.0))
+    tx = target_exposure(first)
+    console.print(f"peak NMDA occupancy after the first dose: {tx.peak['nmda'][0] * 100:.0f} % "
+                  f"(targets reached: {', '.join(tx.meaningful())}; all others < 15 %)")
 
-    rng = np.random.default_rng(seed)
-    pop = reference_population(subjects, rng)
-    engine = PopulationEngine(chunk_size=min(2000, subjects))
-    chunks = []
+    keep = ("ketamine", "norketamine", "hnk")
+    parts: list[PKRun] = []
     t0 = time.perf_counter()
     with Progress(TextColumn("{task.description}"), BarColumn(), TextColumn("{task.completed}/"
-                  "{task.total} subjects"), TimeElapsedColumn(), console=console,
+                  "{task.total} patients"), TimeElapsedColumn(), console=console,
                   transient=True) as progress:
-        task = progress.add_task("population (first call compiles)", total=subjects)
-        for chunk in engine.iter_chunks(
-                model, reg, covariates={"weight": pop["weight"]},
-                parameters={k: pop[k] for k in ("cl", "v1", "q2", "ke0", "kout")}, times=times,
-                outputs=["c1", "effect", "plasticity"]):
-            chunks.append(chunk)
-            progress.advance(task, len(chunk.subject))
+        task = progress.add_task("virtual patients (first run compiles)", total=subjects)
+        for chunk in iter_pk(reg, subjects=subjects, seed=seed, times=times,
+                             model=lm.name if subjects > 1 else None,
+                             covariates=None if subjects > 1 else {"weight": weight}):
+            parts.append(PKRun(chunk.model, chunk.regimen, chunk.times,
+                               {a: chunk.concentrations[a] for a in keep},
+                               chunk.population, chunk.seed, chunk.engine, chunk.warnings))
+            progress.advance(task, chunk.n_subjects)
     elapsed = time.perf_counter() - t0
-    result = concatenate_chunks(chunks, engine.name)
-    stats = summarize(result)
-    ptable = Table(title=f"{subjects} virtual subjects (seed {seed}), {elapsed:.1f} s")
-    for col in ("output", "Cmax p5", "p50", "p95", "unit"):
+    pop = PKRun(lm, reg, times, {a: np.vstack([p.concentrations[a] for p in parts])
+                                 for a in keep},
+                VirtualPopulation(subjects, {}, {}), seed, parts[0].engine)
+    ptable = Table(title=f"{subjects} virtual patients (seed {seed}), {elapsed:.1f} s")
+    for col in ("analyte", "Cmax p5", "p50", "p95 (ng/mL)"):
         ptable.add_column(col)
-    for name, grp in stats.groupby("output", sort=False):
-        q = percentiles(grp["cmax"].to_numpy())
-        ptable.add_row(str(name), f"{q['p5']:.4g}", f"{q['p50']:.4g}", f"{q['p95']:.4g}",
-                       grp["unit"].iloc[0])
+    for a, vals in pop.summary()["analytes"].items():
+        q = vals["cmax_ng_per_ml"]
+        if isinstance(q, dict):
+            ptable.add_row(a, f"{q['p5']:.4g}", f"{q['p50']:.4g}", f"{q['p95']:.4g}")
     console.print(ptable)
-    plot_result(result, out / "result.png", title=f"{reg.to_text()} — {subjects} subjects")
+    plot_pk_run(pop, out / "result.png")
     console.print(f"wrote {out / 'result.csv'} and {out / 'result.png'}")
     console.print(f"[dim]{DISCLAIMER}[/dim]")
 
