@@ -261,3 +261,20 @@ def test_flint_population_runs_on_the_population_engine() -> None:
     # S-NK clearance rises by 0.87 %/h, so S-NK falls during a constant infusion after its peak
     assert s_nk.max() > 0 and s_nk[-1] < s_nk.max()
     assert np.isclose(s_nk[-1] / s_nk.max(), 1.0, atol=0.5)
+
+
+@pytest.mark.parametrize("regimen,model", [
+    ("84 mg esketamine intranasal twice weekly for 1 weeks", "perez_ruixo_2021"),
+    ("25 mg oral q12h x 2", "racemic_enantiomers")])
+def test_population_run_equals_per_subject_simulation(regimen: str, model: str) -> None:
+    from ketasim.engine import simulate
+    t = np.arange(0.0, 30.0, 0.25)
+    run = run_pk(regimen, model=model, subjects=5, seed=4, times=t)
+    lm = run.model
+    doses = lm.expand_doses(parse_regimen(regimen).to_events()) if lm.expand_doses else regimen
+    for i in range(3):
+        covs, etas = run.population.subject(i)
+        one = simulate(lm.model, doses, covariates=covs, parameters=etas, times=t)
+        for a in lm.analytes:
+            assert np.allclose(run.concentrations[a.id][i], one[a.output], rtol=1e-9,
+                               atol=1e-12)

@@ -354,12 +354,14 @@ class PopulationEngine:
             parameters: Mapping[str, Any] | None = None,
             times: Sequence[float] | np.ndarray, n_subjects: int | None = None,
             throw: bool = False, outputs: Sequence[str] | None = None,
-            keep_states: bool = True) -> Result:
+            keep_states: bool = True,
+            record_covariates: Mapping[str, np.ndarray] | None = None) -> Result:
         """Solve all subjects and concatenate the chunks into one :class:`Result`."""
         chunks = list(self.iter_chunks(model, doses, covariates=covariates,
                                        parameters=parameters, times=times,
                                        n_subjects=n_subjects, throw=throw, outputs=outputs,
-                                       keep_states=keep_states))
+                                       keep_states=keep_states,
+                                       record_covariates=record_covariates))
         return concatenate_chunks(chunks, self.name)
 
     def iter_chunks(self, model: Model, doses: EventTable | Regimen | str, *,
