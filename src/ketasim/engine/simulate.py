@@ -41,11 +41,13 @@ def resolve_compartments(model: Model, table: EventTable) -> EventTable:
     """Fill CMT 0 on dose records from each record's route (checked against the model).
 
     A route with several target compartments turns the record into one record per target;
-    a dose into a ``zero_order`` compartment without its own RATE/DUR gets RATE = -2.
+    a route's dose into a ``zero_order`` compartment without its own RATE/DUR gets RATE = -2
+    (records that name their CMT keep NM-TRAN semantics).
     """
     dose = np.isin(table.evid, (1, 4))
     index: list[int] = []
     cmts: list[int] = []
+    by_route: list[bool] = []
     for i in range(table.n_records):
         if dose[i] and table.cmt[i] == 0:
             route = table.route[i]
@@ -55,16 +57,20 @@ def resolve_compartments(model: Model, table: EventTable) -> EventTable:
             for c in model.route_compartments(str(route)):
                 index.append(i)
                 cmts.append(c)
+                by_route.append(True)
         else:
             index.append(i)
             cmts.append(int(table.cmt[i]))
+            by_route.append(False)
     if len(index) != table.n_records:
         table = table.take(np.array(index))
     cmt = np.array(cmts, dtype=np.int64)
     dose = np.isin(table.evid, (1, 4))
     rate = table.rate
     zero = np.array([c.zero_order for c in model.compartments])
-    auto = dose & (cmt >= 1) & (cmt <= model.n_cmt) & (table.rate == 0) & (table.dur == 0) \
+    # records with an explicit CMT keep NM-TRAN semantics (a bolus unless RATE says otherwise)
+    auto = np.array(by_route) & dose & (cmt >= 1) & (cmt <= model.n_cmt) & (table.rate == 0) \
+        & (table.dur == 0) \
         & (table.amt > 0)
     auto &= zero[np.clip(cmt - 1, 0, model.n_cmt - 1)]
     if np.any(auto):

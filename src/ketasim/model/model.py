@@ -119,9 +119,9 @@ class Covariate:
 class Compartment:
     """A linear amount state. Dose properties are expressions (or numbers).
 
-    With ``zero_order=True`` a dose into this compartment that has no RATE or DUR of its own
-    is given over the modelled ``duration`` (as RATE = -2), e.g. a zero-order absorption
-    depot.
+    With ``zero_order=True`` a dose by a route (CMT 0) into this compartment that has no RATE
+    or DUR of its own is given over the modelled ``duration`` (as RATE = -2), e.g. a zero-order
+    absorption depot; records that name their CMT keep NM-TRAN semantics.
     """
 
     name: str
