@@ -1,0 +1,130 @@
+"""A tamper-evident audit trail: an append-only HMAC-SHA256 hash chain.
+
+Each entry's MAC covers its own canonical JSON and the previous entry's MAC, under a key kept
+outside the database (shared/reference/reliability-security.md §2.1 lesson from OpenEMR: an
+unkeyed checksum that nothing verifies does not protect anything). :func:`verify` detects an
+edited, deleted, inserted or reordered entry; with the last MAC anchored elsewhere (``head``)
+it also detects a truncated tail. Entries hold identifiers and actions, never PHI values.
+
+>>> key = b"k" * 32
+>>> log = AuditLog(key)
+>>> e = log.append(at="2026-03-02T09:00:00Z", actor="nurse:7", action="read",
+...                subject="patient:12", detail={"page": "chart"})
+>>> verify(log.entries, key).ok
+True
+"""
+
+from __future__ import annotations
+
+import hashlib
+import hmac
+import json
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass, field, replace
+from datetime import datetime
+
+from ketasim.errors import KetasimError
+
+GENESIS = "0" * 64
+
+
+class AuditError(KetasimError):
+    """An audit entry that cannot be recorded as given."""
+
+
+@dataclass(frozen=True)
+class AuditEntry:
+    """One recorded event."""
+
+    seq: int
+    at: str  # ISO 8601 UTC, "Z"
+    actor: str
+    action: str
+    subject: str
+    detail: Mapping[str, str | int | float | bool | None]
+    prev: str
+    mac: str
+
+    def body(self) -> bytes:
+        """Canonical bytes the MAC covers (everything but the MAC itself)."""
+        return json.dumps({"seq": self.seq, "at": self.at, "actor": self.actor,
+                           "action": self.action, "subject": self.subject,
+                           "detail": dict(self.detail), "prev": self.prev},
+                          sort_keys=True, separators=(",", ":"), ensure_ascii=False).encode()
+
+
+def _mac(key: bytes, entry: AuditEntry) -> str:
+    return hmac.new(key, entry.body(), hashlib.sha256).hexdigest()
+
+
+def _utc(at: str) -> str:
+    try:
+        t = datetime.fromisoformat(at.replace("Z", "+00:00"))
+    except ValueError:
+        raise AuditError("at", f"{at!r} is not an ISO 8601 time", "give UTC, e.g. "
+                         "2026-03-02T09:00:00Z") from None
+    if t.utcoffset() is None or t.utcoffset().total_seconds() != 0:  # type: ignore[union-attr]
+        raise AuditError("at", f"{at!r} is not UTC", "record audit times in UTC ('Z')")
+    return at
+
+
+@dataclass
+class AuditLog:
+    """An in-memory append-only chain (the storage layer persists the same entries)."""
+
+    key: bytes
+    entries: list[AuditEntry] = field(default_factory=list)
+
+    def __post_init__(self) -> None:
+        if len(self.key) < 32:
+            raise AuditError("key", "is shorter than 32 bytes",
+                             "use a random 32-byte key kept outside the database")
+
+    @property
+    def head(self) -> str:
+        """The last MAC (anchor it outside the database to detect truncation)."""
+        return self.entries[-1].mac if self.entries else GENESIS
+
+    def append(self, *, at: str, actor: str, action: str, subject: str,
+               detail: Mapping[str, str | int | float | bool | None] | None = None
+               ) -> AuditEntry:
+        """Add an entry at the end of the chain."""
+        for name, value in (("actor", actor), ("action", action), ("subject", subject)):
+            if not value or not value.strip():
+                raise AuditError(name, "is empty", f"give the {name}")
+        entry = AuditEntry(len(self.entries) + 1, _utc(at), actor, action, subject,
+                           dict(detail or {}), self.head, "")
+        entry = replace(entry, mac=_mac(self.key, entry))
+        self.entries.append(entry)
+        return entry
+
+
+@dataclass(frozen=True)
+class VerifyReport:
+    """The verifier's verdict: ``ok``, or the first bad position and what is wrong."""
+
+    ok: bool
+    checked: int
+    first_bad: int | None = None
+    problem: str = ""
+
+
+def verify(entries: Sequence[AuditEntry], key: bytes, *, head: str | None = None
+           ) -> VerifyReport:
+    """Check every MAC, the chain links and the sequence numbers (and the anchored head)."""
+    prev = GENESIS
+    for i, e in enumerate(entries):
+        if e.seq != i + 1:
+            return VerifyReport(False, i, i + 1, f"sequence number {e.seq} at position {i + 1}")
+        if e.prev != prev:
+            return VerifyReport(False, i, e.seq, "link to the previous entry is broken")
+        if not hmac.compare_digest(_mac(key, e), e.mac):
+            return VerifyReport(False, i, e.seq, "entry content does not match its MAC")
+        prev = e.mac
+    if head is not None and not hmac.compare_digest(prev, head):
+        return VerifyReport(False, len(entries), len(entries) + 1,
+                            "the chain does not end at the anchored head (entries removed)")
+    return VerifyReport(True, len(entries))
+
+
+__all__ = ["GENESIS", "AuditEntry", "AuditError", "AuditLog", "VerifyReport", "verify"]
