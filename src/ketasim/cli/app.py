@@ -363,6 +363,42 @@ def occupancy_cmd(
             console.print(f"wrote {plot}")
 
 
+@app.command("serve")
+def serve(
+    host: Annotated[str, typer.Option(help="address to listen on")] = "127.0.0.1",
+    port: Annotated[int, typer.Option(min=1, max=65535)] = 8000,
+    database: Annotated[str, typer.Option(help="database URL")] = "sqlite:///ketasim.db",
+    demo: Annotated[bool, typer.Option(help="seed demonstration data and print log-ins")] = False,
+    audit_key_file: Annotated[Path, typer.Option(help="HMAC key for the audit chain, kept "
+                                                 "outside the database (created if missing)")]
+    = Path("ketasim-audit.key"),
+) -> None:
+    """Start the clinic web application (migrating the database first). Work in progress:
+    log-in, sessions, authorization and the audit trail are in place."""
+    import os
+    import secrets
+
+    import uvicorn
+
+    from ketasim.web.app import ROLES, create_app, seed_demo
+    if not audit_key_file.exists():
+        audit_key_file.write_bytes(secrets.token_bytes(32))
+        os.chmod(audit_key_file, 0o600)
+    key = audit_key_file.read_bytes()
+    application = create_app(database, audit_key=key)
+    if demo:
+        passwords = {r: secrets.token_urlsafe(9) for r in ROLES}
+        if seed_demo(application.state.sessions, passwords):
+            console.print("[bold]demo log-ins[/bold] (user name = role):")
+            for r in ROLES:
+                console.print(f"  {r:<14} password {passwords[r]}")
+        else:
+            console.print("demo data already in this database: use the log-ins printed when "
+                          "it was created, or start with a new database")
+    console.print(f"ketasim clinic on http://{host}:{port}/  (database {database})")
+    uvicorn.run(application, host=host, port=port, log_level="warning")
+
+
 validate_app = typer.Typer(help="Validation reports: model predictions against published "
                            "numbers, with tolerances and verdicts.", no_args_is_help=True)
 app.add_typer(validate_app, name="validate")

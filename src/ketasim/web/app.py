@@ -1,0 +1,269 @@
+"""The FastAPI application: log in and out, sessions with idle and absolute timeouts, CSRF on
+every state change, throttled failed log-ins without permanent lock-out, security headers,
+clinic-scoped authorization checked on the server, and an audit entry for every log-in,
+failure and patient read.
+
+>>> app = create_app("sqlite://", audit_key=b"k" * 32, migrate_first=False)
+>>> app.title
+'ketasim clinic'
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from datetime import UTC, datetime, timedelta
+from importlib import resources
+from typing import Any
+
+from fastapi import Depends, FastAPI, Form, HTTPException, Request
+from fastapi.responses import HTMLResponse, RedirectResponse, Response
+from fastapi.templating import Jinja2Templates
+from sqlalchemy import select
+from sqlalchemy.orm import Session, sessionmaker
+
+from ketasim.clinic.audit import AuditEntry, AuditLog
+from ketasim.storage.db import make_engine, migrate, session_factory
+from ketasim.storage.models import AuditRow, Base, Clinic, Patient, User, WebSession
+from ketasim.web.security import (
+    SECURITY_HEADERS,
+    check_password,
+    hash_password,
+    new_token,
+    same,
+    token_hash,
+)
+
+ROLES = ("administrator", "prescriber", "nurse", "front_desk", "patient", "researcher")
+STAFF_READ = ("administrator", "prescriber", "nurse", "front_desk")
+COOKIE = "ketasim_session"
+PRE_CSRF = "ketasim_precsrf"
+
+
+@dataclass(frozen=True)
+class Settings:
+    """Timeouts and throttling (ASVS-style defaults; a clinic may tighten them)."""
+
+    idle_timeout: timedelta = timedelta(minutes=15)
+    absolute_timeout: timedelta = timedelta(hours=8)
+    max_failed_logins: int = 5
+    lockout: timedelta = timedelta(minutes=15)
+
+
+def _now() -> datetime:
+    return datetime.now(UTC)
+
+
+def _aware(t: datetime) -> datetime:
+    return t if t.tzinfo else t.replace(tzinfo=UTC)
+
+
+class Auditor:
+    """Appends to the HMAC chain and persists each entry."""
+
+    def __init__(self, key: bytes, sessions: sessionmaker) -> None:
+        self.sessions = sessions
+        with sessions() as db:
+            rows = db.scalars(select(AuditRow).order_by(AuditRow.seq)).all()
+        self.log = AuditLog(key, [AuditEntry(r.seq, r.at, r.actor, r.action, r.subject,
+                                             r.detail, r.prev, r.mac) for r in rows])
+
+    def record(self, db: Session, actor: str, action: str, subject: str,
+               detail: dict[str, Any] | None = None) -> None:
+        e = self.log.append(at=_now().strftime("%Y-%m-%dT%H:%M:%S.%fZ"), actor=actor,
+                            action=action, subject=subject, detail=detail)
+        db.add(AuditRow(seq=e.seq, at=e.at, actor=e.actor, action=e.action,
+                        subject=e.subject, detail=dict(e.detail), prev=e.prev, mac=e.mac))
+
+
+def create_app(database_url: str, *, audit_key: bytes, settings: Settings | None = None,
+               migrate_first: bool = True) -> FastAPI:
+    """Build the app on ``database_url`` (migrated first unless told otherwise)."""
+    cfg = settings or Settings()
+    if migrate_first:
+        migrate(database_url)
+    engine = make_engine(database_url)
+    if not migrate_first:
+        Base.metadata.create_all(engine)
+    sessions = session_factory(engine)
+    auditor = Auditor(audit_key, sessions)
+    templates = Jinja2Templates(
+        directory=str(resources.files("ketasim.web").joinpath("templates")))
+    app = FastAPI(title="ketasim clinic", docs_url=None, redoc_url=None, openapi_url=None)
+    app.state.sessions = sessions
+    app.state.auditor = auditor
+
+    @app.middleware("http")
+    async def headers(request: Request, call_next: Any) -> Response:
+        response: Response = await call_next(request)
+        for k, v in SECURITY_HEADERS.items():
+            response.headers.setdefault(k, v)
+        return response
+
+    def db_session() -> Any:
+        with sessions() as db:
+            yield db
+
+    def current(request: Request, db: Session = Depends(db_session)
+                ) -> tuple[User, WebSession] | None:
+        token = request.cookies.get(COOKIE)
+        if not token:
+            return None
+        ws = db.scalar(select(WebSession).where(WebSession.token_hash == token_hash(token)))
+        if ws is None:
+            return None
+        now = _now()
+        if now - _aware(ws.last_seen) > cfg.idle_timeout or \
+                now - _aware(ws.created_at) > cfg.absolute_timeout:
+            db.delete(ws)
+            db.commit()
+            return None
+        user = db.get(User, ws.user_id)
+        if user is None or not user.active:
+            db.delete(ws)
+            db.commit()
+            return None
+        ws.last_seen = now
+        db.commit()
+        return user, ws
+
+    def require(who: tuple[User, WebSession] | None) -> tuple[User, WebSession]:
+        if who is None:
+            raise HTTPException(status_code=303, headers={"Location": "/login"})
+        return who
+
+    def page(request: Request, name: str, who: tuple[User, WebSession] | None,
+             status: int = 200, **ctx: Any) -> HTMLResponse:
+        user, ws = who if who else (None, None)
+        return templates.TemplateResponse(request, name, {"user": user, "csrf_token":
+                                          ws.csrf_token if ws else "", **ctx},
+                                          status_code=status)
+
+    def login_page(request: Request, error: str = "", status: int = 200) -> HTMLResponse:
+        form_csrf = new_token()
+        resp = page(request, "login.html", None, status, title="Log in", error=error,
+                    form_csrf=form_csrf)
+        resp.set_cookie(PRE_CSRF, form_csrf, httponly=True, secure=True, samesite="strict",
+                        max_age=1800)
+        return resp
+
+    @app.get("/login", response_class=HTMLResponse)
+    def login_form(request: Request) -> HTMLResponse:
+        return login_page(request)
+
+    @app.post("/login")
+    def login(request: Request, username: str = Form(..., max_length=100),
+              password: str = Form(..., max_length=1024),
+              csrf_token: str = Form(..., max_length=100),
+              db: Session = Depends(db_session)) -> Response:
+        if not same(csrf_token, request.cookies.get(PRE_CSRF)):
+            return login_page(request, "The form expired; please log in again.", 400)
+        user = db.scalar(select(User).where(User.username == username))
+        now = _now()
+        if user is not None and user.locked_until and now < _aware(user.locked_until):
+            auditor.record(db, f"user:{user.id}", "login_throttled", f"user:{user.id}")
+            db.commit()
+            return login_page(request, "Too many failed attempts; try again later.", 429)
+        ok = check_password(user.password_hash if user else None, password)
+        if not ok or user is None or not user.active:
+            if user is not None:
+                user.failed_logins += 1
+                if user.failed_logins >= cfg.max_failed_logins:
+                    user.locked_until = now + cfg.lockout
+                    user.failed_logins = 0
+            auditor.record(db, "anonymous", "login_failed",
+                           f"user:{user.id}" if user else "unknown-user",
+                           {"ip": request.client.host if request.client else ""})
+            db.commit()
+            return login_page(request, "Wrong user name or password.", 401)
+        user.failed_logins = 0
+        user.locked_until = None
+        token = new_token()
+        db.add(WebSession(token_hash=token_hash(token), user_id=user.id, csrf_token=new_token(),
+                          created_at=now, last_seen=now))
+        auditor.record(db, f"user:{user.id}", "login", f"user:{user.id}")
+        db.commit()
+        resp = RedirectResponse("/patients", status_code=303)
+        resp.set_cookie(COOKIE, token, httponly=True, secure=True, samesite="strict")
+        resp.delete_cookie(PRE_CSRF)
+        return resp
+
+    @app.post("/logout")
+    def logout(csrf_token: str = Form("", max_length=100),
+               who: tuple[User, WebSession] | None = Depends(current),
+               db: Session = Depends(db_session)) -> Response:
+        user, ws = require(who)
+        if not same(csrf_token, ws.csrf_token):
+            raise HTTPException(status_code=403, detail="missing or wrong CSRF token")
+        live = db.get(WebSession, ws.id)
+        if live is not None:
+            db.delete(live)
+        auditor.record(db, f"user:{user.id}", "logout", f"user:{user.id}")
+        db.commit()
+        resp = RedirectResponse("/login", status_code=303)
+        resp.delete_cookie(COOKIE)
+        return resp
+
+    def visible_patients(db: Session, user: User) -> list[Patient]:
+        if user.role in STAFF_READ:
+            return list(db.scalars(select(Patient).where(Patient.clinic_id == user.clinic_id)))
+        if user.role == "patient" and user.patient_id is not None:
+            p = db.get(Patient, user.patient_id)
+            return [p] if p is not None else []
+        return []
+
+    @app.get("/patients", response_class=HTMLResponse)
+    def patients(request: Request, who: tuple[User, WebSession] | None = Depends(current),
+                 db: Session = Depends(db_session)) -> HTMLResponse:
+        user, _ = require(who)
+        found = visible_patients(db, user)
+        auditor.record(db, f"user:{user.id}", "read", "patients", {"count": len(found)})
+        db.commit()
+        return page(request, "patients.html", who, title="Patients", patients=found)
+
+    @app.get("/patients/{patient_id}", response_class=HTMLResponse)
+    def patient(request: Request, patient_id: int,
+                who: tuple[User, WebSession] | None = Depends(current),
+                db: Session = Depends(db_session)) -> HTMLResponse:
+        user, _ = require(who)
+        allowed = {p.id for p in visible_patients(db, user)}
+        if patient_id not in allowed:
+            auditor.record(db, f"user:{user.id}", "denied", f"patient:{patient_id}")
+            db.commit()
+            raise HTTPException(status_code=404, detail="no such patient")
+        p = db.get(Patient, patient_id)
+        auditor.record(db, f"user:{user.id}", "read", f"patient:{patient_id}")
+        db.commit()
+        return page(request, "patient.html", who, title="Patient", patient=p)
+
+    @app.get("/")
+    def root() -> Response:
+        return RedirectResponse("/patients", status_code=303)
+
+    return app
+
+
+def seed_demo(sessions: sessionmaker, passwords: dict[str, str]) -> bool:
+    """Demo data: one clinic, one user per role, three patients. Returns False (and changes
+    nothing) when the demo data already exist."""
+    with sessions() as db:
+        if db.scalar(select(Clinic).where(Clinic.name == "Demo Clinic")) is not None:
+            return False
+        clinic = Clinic(name="Demo Clinic")
+        other = Clinic(name="Other Clinic")
+        db.add_all([clinic, other])
+        db.flush()
+        pts = [Patient(clinic_id=clinic.id, display_name=n)
+               for n in ("Demo Patient A", "Demo Patient B")]
+        pts.append(Patient(clinic_id=other.id, display_name="Other Clinic Patient"))
+        db.add_all(pts)
+        db.flush()
+        for role in ROLES:
+            db.add(User(clinic_id=clinic.id, username=role, role=role,
+                        password_hash=hash_password(passwords[role]), active=True,
+                        failed_logins=0,
+                        patient_id=pts[0].id if role == "patient" else None))
+        db.commit()
+    return True
+
+
+__all__ = ["ROLES", "Settings", "create_app", "seed_demo"]

@@ -1,0 +1,139 @@
+"""The clinic web app: log-in, sessions, CSRF, headers, authorization, audit (SQLite)."""
+
+from __future__ import annotations
+
+import re
+from datetime import UTC, datetime, timedelta
+from pathlib import Path
+
+import pytest
+from fastapi.testclient import TestClient
+from sqlalchemy import select
+
+from ketasim.clinic.audit import AuditEntry, verify
+from ketasim.storage.models import AuditRow, Patient, User, WebSession
+from ketasim.web.app import ROLES, create_app, seed_demo
+
+KEY = b"a" * 32
+PASSWORDS = {r: f"demo-{r}-password" for r in ROLES}
+
+
+@pytest.fixture()
+def app(tmp_path: Path):
+    application = create_app(f"sqlite:///{tmp_path / 'k.db'}", audit_key=KEY)
+    seed_demo(application.state.sessions, PASSWORDS)
+    return application
+
+
+def client(app) -> TestClient:
+    return TestClient(app, base_url="https://testserver", follow_redirects=False)
+
+
+def login(c: TestClient, user: str, password: str | None = None):
+    page = c.get("/login")
+    token = re.search(r'name="csrf_token" value="([^"]+)"', page.text).group(1)
+    return c.post("/login", data={"username": user, "password": password or PASSWORDS[user],
+                                  "csrf_token": token})
+
+
+def csrf_of(c: TestClient) -> str:
+    return re.search(r'name="csrf_token" value="([^"]+)"', c.get("/patients").text).group(1)
+
+
+def test_login_sets_a_secure_session_and_headers(app) -> None:
+    c = client(app)
+    r = login(c, "nurse")
+    assert r.status_code == 303
+    cookie = r.headers["set-cookie"]
+    assert "HttpOnly" in cookie and "Secure" in cookie and "SameSite=strict" in cookie
+    page = c.get("/patients")
+    assert page.status_code == 200 and "Demo Patient A" in page.text
+    assert "Other Clinic Patient" not in page.text
+    for h in ("content-security-policy", "x-content-type-options", "x-frame-options",
+              "referrer-policy", "cache-control"):
+        assert h in page.headers
+    assert "frame-ancestors 'none'" in page.headers["content-security-policy"]
+
+
+def test_login_needs_the_form_token(app) -> None:
+    c = client(app)
+    r = c.post("/login", data={"username": "nurse", "password": PASSWORDS["nurse"],
+                               "csrf_token": "forged"})
+    assert r.status_code == 400 and "Set-Cookie" not in r.headers.get("set-cookie", "")
+
+
+def test_wrong_password_and_throttling_without_permanent_lockout(app) -> None:
+    c = client(app)
+    assert login(c, "nurse", "wrong").status_code == 401
+    assert login(c, "nobody", "wrong").status_code == 401
+    for _ in range(4):
+        login(c, "nurse", "wrong")
+    assert login(c, "nurse").status_code == 429  # locked even with the right password
+    with app.state.sessions() as db:
+        user = db.scalar(select(User).where(User.username == "nurse"))
+        user.locked_until = datetime.now(UTC) - timedelta(seconds=1)
+        db.commit()
+    assert login(c, "nurse").status_code == 303
+
+
+def test_server_side_authorization(app) -> None:
+    with app.state.sessions() as db:
+        other = db.scalar(select(Patient).where(Patient.display_name == "Other Clinic Patient"))
+        mine = db.scalar(select(Patient).where(Patient.display_name == "Demo Patient A"))
+        second = db.scalar(select(Patient).where(Patient.display_name == "Demo Patient B"))
+    staff = client(app)
+    login(staff, "prescriber")
+    assert staff.get(f"/patients/{mine.id}").status_code == 200
+    assert staff.get(f"/patients/{other.id}").status_code == 404
+    assert staff.get("/patients/999999").status_code == 404
+    assert staff.get("/patients/not-a-number").status_code == 422
+    pt = client(app)
+    login(pt, "patient")
+    assert pt.get(f"/patients/{mine.id}").status_code == 200
+    assert pt.get(f"/patients/{second.id}").status_code == 404
+    researcher = client(app)
+    login(researcher, "researcher")
+    assert researcher.get(f"/patients/{mine.id}").status_code == 404
+    anon = client(app)
+    assert anon.get("/patients").status_code == 303
+
+
+def test_logout_needs_csrf_and_ends_the_session(app) -> None:
+    c = client(app)
+    login(c, "nurse")
+    assert c.post("/logout", data={"csrf_token": "forged"}).status_code == 403
+    assert c.post("/logout", data={"csrf_token": csrf_of(c)}).status_code == 303
+    assert c.get("/patients").status_code == 303
+
+
+def test_idle_and_absolute_timeouts(app) -> None:
+    c = client(app)
+    login(c, "nurse")
+    with app.state.sessions() as db:
+        ws = db.scalars(select(WebSession)).one()
+        ws.last_seen = datetime.now(UTC) - timedelta(minutes=16)
+        db.commit()
+    assert c.get("/patients").status_code == 303
+    login(c, "nurse")
+    with app.state.sessions() as db:
+        ws = db.scalars(select(WebSession)).one()
+        ws.created_at = datetime.now(UTC) - timedelta(hours=9)
+        db.commit()
+    assert c.get("/patients").status_code == 303
+
+
+def test_every_access_is_audited_in_a_verifiable_chain(app) -> None:
+    c = client(app)
+    login(c, "nurse", "wrong")
+    login(c, "nurse")
+    c.get("/patients")
+    with app.state.sessions() as db:
+        rows = db.scalars(select(AuditRow).order_by(AuditRow.seq)).all()
+    actions = [r.action for r in rows]
+    assert actions[:3] == ["login_failed", "login", "read"]
+    entries = [AuditEntry(r.seq, r.at, r.actor, r.action, r.subject, r.detail, r.prev, r.mac)
+               for r in rows]
+    assert verify(entries, KEY).ok
+    tampered = list(entries)
+    tampered[1] = AuditEntry(**{**tampered[1].__dict__, "actor": "user:99"})
+    assert not verify(tampered, KEY).ok
