@@ -2,13 +2,14 @@
 
 from __future__ import annotations
 
+import os
 import re
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
 import pytest
 from fastapi.testclient import TestClient
-from sqlalchemy import select
+from sqlalchemy import create_engine, select, text
 
 from ketasim.clinic.audit import AuditEntry, verify
 from ketasim.storage.models import AuditRow, Patient, User, WebSession
@@ -18,9 +19,25 @@ KEY = b"a" * 32
 PASSWORDS = {r: f"demo-{r}-password" for r in ROLES}
 
 
-@pytest.fixture()
-def app(tmp_path: Path):
-    application = create_app(f"sqlite:///{tmp_path / 'k.db'}", audit_key=KEY)
+BACKENDS = ["sqlite"] + (["postgresql"] if os.environ.get("KETASIM_TEST_POSTGRES_URL") else [])
+
+
+def database_url(backend: str, tmp_path: Path) -> str:
+    """SQLite in a temporary file, or the CI PostgreSQL database, emptied first."""
+    if backend == "sqlite":
+        return f"sqlite:///{tmp_path / 'k.db'}"
+    url = os.environ["KETASIM_TEST_POSTGRES_URL"]
+    engine = create_engine(url)
+    with engine.begin() as conn:
+        conn.execute(text("DROP SCHEMA public CASCADE"))
+        conn.execute(text("CREATE SCHEMA public"))
+    engine.dispose()
+    return url
+
+
+@pytest.fixture(params=BACKENDS)
+def app(request, tmp_path: Path):
+    application = create_app(database_url(request.param, tmp_path), audit_key=KEY)
     seed_demo(application.state.sessions, PASSWORDS)
     return application
 
