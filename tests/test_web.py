@@ -154,3 +154,43 @@ def test_every_access_is_audited_in_a_verifiable_chain(app) -> None:
     tampered = list(entries)
     tampered[1] = AuditEntry(**{**tampered[1].__dict__, "actor": "user:99"})
     assert not verify(tampered, KEY).ok
+
+
+STAFF = {"administrator", "prescriber", "nurse", "front_desk"}
+
+
+def expected(role: str | None, route: str) -> int:
+    """The policy: who may see what (clinic-scoped; a patient sees only their own record)."""
+    if role is None:
+        return 303
+    if route == "list":
+        return 200
+    if route == "own_a":
+        return 200 if role in STAFF or role == "patient" else 404
+    if route == "own_b":
+        return 200 if role in STAFF else 404
+    if route == "other":
+        return 404
+    if route == "logout_forged":
+        return 403
+    raise AssertionError(route)
+
+
+def test_authorization_matrix_every_route_role_and_patient(app) -> None:
+    with app.state.sessions() as db:
+        ids = {p.display_name: p.id for p in db.scalars(select(Patient))}
+    routes = {"list": ("get", "/patients"),
+              "own_a": ("get", f"/patients/{ids['Demo Patient A']}"),
+              "own_b": ("get", f"/patients/{ids['Demo Patient B']}"),
+              "other": ("get", f"/patients/{ids['Other Clinic Patient']}"),
+              "logout_forged": ("post", "/logout")}
+    cells = 0
+    for role in (None, *ROLES):
+        c = client(app)
+        if role is not None:
+            assert login(c, role).status_code == 303
+        for name, (method, path) in routes.items():
+            r = c.get(path) if method == "get" else c.post(path, data={"csrf_token": "x"})
+            assert r.status_code == expected(role, name), (role, name, r.status_code)
+            cells += 1
+    assert cells == 7 * len(routes)
