@@ -194,3 +194,21 @@ def test_authorization_matrix_every_route_role_and_patient(app) -> None:
             assert r.status_code == expected(role, name), (role, name, r.status_code)
             cells += 1
     assert cells == 7 * len(routes)
+
+
+def test_two_server_processes_extend_one_chain(tmp_path: Path) -> None:
+    url = f"sqlite:///{tmp_path / 'shared.db'}"
+    first = create_app(url, audit_key=KEY)
+    seed_demo(first.state.sessions, PASSWORDS)
+    second = create_app(url, audit_key=KEY)
+    a, b = client(first), client(second)
+    for _ in range(3):
+        login(a, "nurse")
+        login(b, "prescriber")
+        a.get("/patients")
+        b.get("/patients")
+    with first.state.sessions() as db:
+        rows = db.scalars(select(AuditRow).order_by(AuditRow.seq)).all()
+    entries = [AuditEntry(r.seq, r.at, r.actor, r.action, r.subject, r.detail, r.prev, r.mac)
+               for r in rows]
+    assert len(entries) == 12 and verify(entries, KEY).ok

@@ -68,6 +68,19 @@ def _utc(at: str) -> str:
     return at
 
 
+def next_entry(key: bytes, last: AuditEntry | None, *, at: str, actor: str, action: str,
+               subject: str, detail: Mapping[str, str | int | float | bool | None] | None = None
+               ) -> AuditEntry:
+    """The entry that follows ``last`` (None: the first), with its MAC."""
+    for name, value in (("actor", actor), ("action", action), ("subject", subject)):
+        if not value or not value.strip():
+            raise AuditError(name, "is empty", f"give the {name}")
+    seq = 1 if last is None else last.seq + 1
+    prev = GENESIS if last is None else last.mac
+    entry = AuditEntry(seq, _utc(at), actor, action, subject, dict(detail or {}), prev, "")
+    return replace(entry, mac=_mac(key, entry))
+
+
 @dataclass
 class AuditLog:
     """An in-memory append-only chain (the storage layer persists the same entries)."""
@@ -89,12 +102,8 @@ class AuditLog:
                detail: Mapping[str, str | int | float | bool | None] | None = None
                ) -> AuditEntry:
         """Add an entry at the end of the chain."""
-        for name, value in (("actor", actor), ("action", action), ("subject", subject)):
-            if not value or not value.strip():
-                raise AuditError(name, "is empty", f"give the {name}")
-        entry = AuditEntry(len(self.entries) + 1, _utc(at), actor, action, subject,
-                           dict(detail or {}), self.head, "")
-        entry = replace(entry, mac=_mac(self.key, entry))
+        entry = next_entry(self.key, self.entries[-1] if self.entries else None, at=at,
+                           actor=actor, action=action, subject=subject, detail=detail)
         self.entries.append(entry)
         return entry
 
@@ -127,4 +136,5 @@ def verify(entries: Sequence[AuditEntry], key: bytes, *, head: str | None = None
     return VerifyReport(True, len(entries))
 
 
-__all__ = ["GENESIS", "AuditEntry", "AuditError", "AuditLog", "VerifyReport", "verify"]
+__all__ = ["GENESIS", "AuditEntry", "AuditError", "AuditLog", "VerifyReport", "next_entry",
+           "verify"]

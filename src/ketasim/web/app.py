@@ -18,10 +18,10 @@ from typing import Any
 from fastapi import Depends, FastAPI, Form, HTTPException, Request
 from fastapi.responses import HTMLResponse, RedirectResponse, Response
 from fastapi.templating import Jinja2Templates
-from sqlalchemy import select
+from sqlalchemy import select, text
 from sqlalchemy.orm import Session, sessionmaker
 
-from ketasim.clinic.audit import AuditEntry, AuditLog
+from ketasim.clinic.audit import AuditEntry, next_entry
 from ketasim.storage.db import make_engine, migrate, session_factory
 from ketasim.storage.models import AuditRow, Base, Clinic, Patient, User, WebSession
 from ketasim.web.security import (
@@ -58,21 +58,30 @@ def _aware(t: datetime) -> datetime:
 
 
 class Auditor:
-    """Appends to the HMAC chain and persists each entry."""
+    """Appends to the HMAC chain stored in the database. The chain's end is read inside the
+    writing transaction (PostgreSQL: under an advisory lock; SQLite serialises writers), so
+    several server processes extend one consistent chain."""
 
-    def __init__(self, key: bytes, sessions: sessionmaker) -> None:
-        self.sessions = sessions
-        with sessions() as db:
-            rows = db.scalars(select(AuditRow).order_by(AuditRow.seq)).all()
-        self.log = AuditLog(key, [AuditEntry(r.seq, r.at, r.actor, r.action, r.subject,
-                                             r.detail, r.prev, r.mac) for r in rows])
+    def __init__(self, key: bytes) -> None:
+        if len(key) < 32:
+            from ketasim.clinic.audit import AuditError
+            raise AuditError("audit_key", "is shorter than 32 bytes",
+                             "use a random 32-byte key kept outside the database")
+        self.key = key
 
     def record(self, db: Session, actor: str, action: str, subject: str,
                detail: dict[str, Any] | None = None) -> None:
-        e = self.log.append(at=_now().strftime("%Y-%m-%dT%H:%M:%S.%fZ"), actor=actor,
-                            action=action, subject=subject, detail=detail)
+        if db.get_bind().dialect.name == "postgresql":
+            db.execute(text("SELECT pg_advisory_xact_lock(7304551)"))
+        last = db.scalar(select(AuditRow).order_by(AuditRow.seq.desc()).limit(1))
+        prev = None if last is None else AuditEntry(last.seq, last.at, last.actor, last.action,
+                                                    last.subject, last.detail, last.prev,
+                                                    last.mac)
+        e = next_entry(self.key, prev, at=_now().strftime("%Y-%m-%dT%H:%M:%S.%fZ"),
+                       actor=actor, action=action, subject=subject, detail=detail)
         db.add(AuditRow(seq=e.seq, at=e.at, actor=e.actor, action=e.action,
                         subject=e.subject, detail=dict(e.detail), prev=e.prev, mac=e.mac))
+        db.flush()
 
 
 def create_app(database_url: str, *, audit_key: bytes, settings: Settings | None = None,
@@ -85,7 +94,7 @@ def create_app(database_url: str, *, audit_key: bytes, settings: Settings | None
     if not migrate_first:
         Base.metadata.create_all(engine)
     sessions = session_factory(engine)
-    auditor = Auditor(audit_key, sessions)
+    auditor = Auditor(audit_key)
     templates = Jinja2Templates(
         directory=str(resources.files("ketasim.web").joinpath("templates")))
     app = FastAPI(title="ketasim clinic", docs_url=None, redoc_url=None, openapi_url=None)
