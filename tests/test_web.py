@@ -212,3 +212,79 @@ def test_two_server_processes_extend_one_chain(tmp_path: Path) -> None:
     entries = [AuditEntry(r.seq, r.at, r.actor, r.action, r.subject, r.detail, r.prev, r.mac)
                for r in rows]
     assert len(entries) == 12 and verify(entries, KEY).ok
+
+
+def submit(c: TestClient, patient_id: int, instrument: str, items: list[str],
+           csrf: str | None = None):
+    token = csrf if csrf is not None else re.search(
+        r'name="csrf_token" value="([^"]+)"', c.get(f"/patients/{patient_id}").text).group(1)
+    data = {"csrf_token": token, **{f"item_{k}": v for k, v in enumerate(items, start=1)}}
+    return c.post(f"/patients/{patient_id}/questionnaires/{instrument}", data=data)
+
+
+def count(app, model) -> int:
+    with app.state.sessions() as db:
+        return len(db.scalars(select(model)).all())
+
+
+def test_phq9_item9_raises_an_alert_a_clinician_acknowledges(app) -> None:
+    from ketasim.storage.models import QuestionnaireResponse, SafetyAlert
+    with app.state.sessions() as db:
+        mine = db.scalar(select(Patient).where(Patient.display_name == "Demo Patient A"))
+    pt = client(app)
+    login(pt, "patient")
+    assert pt.get(f"/patients/{mine.id}/questionnaires/phq9").status_code == 200
+    r = submit(pt, mine.id, "phq9", ["1", "1", "2", "1", "0", "1", "1", "0", "1"])
+    assert r.status_code == 303
+    assert count(app, QuestionnaireResponse) == 1 and count(app, SafetyAlert) == 1
+    nurse = client(app)
+    login(nurse, "nurse")
+    chart = nurse.get(f"/patients/{mine.id}")
+    assert "phq9_item9_positive" in chart.text and "8 (mild)" in chart.text
+    alert_id = re.search(r'/alerts/(\d+)/acknowledge', chart.text).group(1)
+    assert nurse.post(f"/alerts/{alert_id}/acknowledge",
+                      data={"csrf_token": "forged"}).status_code == 403
+    desk = client(app)
+    login(desk, "front_desk")
+    assert desk.post(f"/alerts/{alert_id}/acknowledge",
+                     data={"csrf_token": csrf_of(desk)}).status_code == 404
+    assert nurse.post(f"/alerts/{alert_id}/acknowledge",
+                      data={"csrf_token": csrf_of(nurse)}).status_code == 303
+    with app.state.sessions() as db:
+        alert = db.scalars(select(SafetyAlert)).one()
+        assert alert.acknowledged_by is not None and alert.acknowledged_at is not None
+    assert "phq9_item9_positive" not in nurse.get(f"/patients/{mine.id}").text
+
+
+@pytest.mark.parametrize("items", [
+    ["1"] * 8,                       # an item missing
+    ["1"] * 8 + ["4"],               # out of range
+    ["1"] * 8 + ["x"],               # not a number
+    ["1"] * 8 + ["-1"],
+    ["1"] * 8 + ["1.0"],
+    ["1"] * 8 + [""],
+])
+def test_bad_questionnaires_store_nothing(app, items) -> None:
+    from ketasim.storage.models import QuestionnaireResponse, SafetyAlert
+    with app.state.sessions() as db:
+        mine = db.scalar(select(Patient).where(Patient.display_name == "Demo Patient A"))
+    pt = client(app)
+    login(pt, "patient")
+    r = submit(pt, mine.id, "phq9", items)
+    assert r.status_code == 400 and "item" in r.text and "fix:" in r.text
+    assert count(app, QuestionnaireResponse) == 0 and count(app, SafetyAlert) == 0
+
+
+def test_questionnaires_are_scoped_and_need_csrf(app) -> None:
+    with app.state.sessions() as db:
+        ids = {p.display_name: p.id for p in db.scalars(select(Patient))}
+    pt = client(app)
+    login(pt, "patient")
+    assert submit(pt, ids["Demo Patient B"], "phq9", ["0"] * 9,
+                  csrf=csrf_of(pt)).status_code == 404
+    assert submit(pt, ids["Demo Patient A"], "phq9", ["0"] * 9, csrf="x").status_code == 403
+    assert pt.get(f"/patients/{ids['Demo Patient A']}/questionnaires/madrs").status_code == 404
+    researcher = client(app)
+    login(researcher, "researcher")
+    assert submit(researcher, ids["Demo Patient A"], "phq9", ["0"] * 9,
+                  csrf=csrf_of(researcher)).status_code == 404

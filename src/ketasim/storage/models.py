@@ -57,6 +57,35 @@ class WebSession(Base):
     last_seen: Mapped[datetime] = mapped_column(DateTime(timezone=True))
 
 
+class QuestionnaireResponse(Base):
+    """A scored questionnaire (items as answered; totals from ketasim.scales)."""
+
+    __tablename__ = "questionnaire_responses"
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    patient_id: Mapped[int] = mapped_column(ForeignKey("patients.id"))
+    instrument: Mapped[str] = mapped_column(String(40))
+    items: Mapped[list] = mapped_column(JSON)
+    total: Mapped[int] = mapped_column(Integer)
+    band: Mapped[str] = mapped_column(String(40))
+    submitted_by: Mapped[int] = mapped_column(ForeignKey("users.id"))
+    submitted_at: Mapped[datetime] = mapped_column(DateTime(timezone=True))
+
+
+class SafetyAlert(Base):
+    """A safety signal (e.g. PHQ-9 item 9 > 0) that a clinician must acknowledge."""
+
+    __tablename__ = "safety_alerts"
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    patient_id: Mapped[int] = mapped_column(ForeignKey("patients.id"))
+    kind: Mapped[str] = mapped_column(String(60))
+    response_id: Mapped[int | None] = mapped_column(ForeignKey("questionnaire_responses.id"),
+                                                    nullable=True)
+    created_at: Mapped[datetime] = mapped_column(DateTime(timezone=True))
+    acknowledged_by: Mapped[int | None] = mapped_column(ForeignKey("users.id"), nullable=True)
+    acknowledged_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True),
+                                                             nullable=True)
+
+
 class AuditRow(Base):
     """One entry of the HMAC audit chain (see ketasim.clinic.audit)."""
 
@@ -72,4 +101,5 @@ class AuditRow(Base):
     note: Mapped[str | None] = mapped_column(Text, nullable=True)
 
 
-__all__ = ["AuditRow", "Base", "Clinic", "Patient", "User", "WebSession"]
+__all__ = ["AuditRow", "Base", "Clinic", "Patient", "QuestionnaireResponse", "SafetyAlert",
+           "User", "WebSession"]

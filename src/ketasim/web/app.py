@@ -22,8 +22,18 @@ from sqlalchemy import select, text
 from sqlalchemy.orm import Session, sessionmaker
 
 from ketasim.clinic.audit import AuditEntry, next_entry
+from ketasim.scales.instruments import Instrument, ScaleError, get_instrument, score
 from ketasim.storage.db import make_engine, migrate, session_factory
-from ketasim.storage.models import AuditRow, Base, Clinic, Patient, User, WebSession
+from ketasim.storage.models import (
+    AuditRow,
+    Base,
+    Clinic,
+    Patient,
+    QuestionnaireResponse,
+    SafetyAlert,
+    User,
+    WebSession,
+)
 from ketasim.web.security import (
     SECURITY_HEADERS,
     check_password,
@@ -35,6 +45,25 @@ from ketasim.web.security import (
 
 ROLES = ("administrator", "prescriber", "nurse", "front_desk", "patient", "researcher")
 STAFF_READ = ("administrator", "prescriber", "nurse", "front_desk")
+CLINICIANS = ("prescriber", "nurse")
+PORTAL_INSTRUMENTS = ("phq9", "gad7", "qids_sr16", "pcl5", "cssrs_ideation")
+
+
+def _portal_instrument(name: str) -> Instrument:
+    if name not in PORTAL_INSTRUMENTS:
+        raise HTTPException(status_code=404, detail="no such questionnaire")
+    return get_instrument(name)
+
+
+def _item(raw: object, k: int) -> int:
+    """One answer: a whole number typed as digits, nothing else accepted."""
+    text_ = str(raw).strip() if raw is not None else ""
+    if not text_:
+        raise ScaleError(f"item {k}", "is missing", "answer every item")
+    if not text_.isdigit() or len(text_) > 2:
+        raise ScaleError(f"item {k}", f"{text_!r} is not a whole number",
+                         "answer with the number shown for your choice")
+    return int(text_)
 COOKIE = "ketasim_session"
 PRE_CSRF = "ketasim_precsrf"
 
@@ -240,9 +269,88 @@ def create_app(database_url: str, *, audit_key: bytes, settings: Settings | None
             db.commit()
             raise HTTPException(status_code=404, detail="no such patient")
         p = db.get(Patient, patient_id)
+        responses = db.scalars(select(QuestionnaireResponse).where(
+            QuestionnaireResponse.patient_id == patient_id).order_by(
+            QuestionnaireResponse.submitted_at.desc())).all()
+        alerts = db.scalars(select(SafetyAlert).where(
+            SafetyAlert.patient_id == patient_id,
+            SafetyAlert.acknowledged_by.is_(None))).all() if user.role in STAFF_READ else []
         auditor.record(db, f"user:{user.id}", "read", f"patient:{patient_id}")
         db.commit()
-        return page(request, "patient.html", who, title="Patient", patient=p)
+        return page(request, "patient.html", who, title="Patient", patient=p,
+                    responses=responses, alerts=alerts, can_ack=user.role in CLINICIANS)
+
+    def patient_in_reach(db: Session, user: User, patient_id: int) -> Patient:
+        if patient_id not in {p.id for p in visible_patients(db, user)}:
+            auditor.record(db, f"user:{user.id}", "denied", f"patient:{patient_id}")
+            db.commit()
+            raise HTTPException(status_code=404, detail="no such patient")
+        p = db.get(Patient, patient_id)
+        assert p is not None
+        return p
+
+    @app.get("/patients/{patient_id}/questionnaires/{instrument}",
+             response_class=HTMLResponse)
+    def questionnaire_form(request: Request, patient_id: int, instrument: str,
+                           who: tuple[User, WebSession] | None = Depends(current),
+                           db: Session = Depends(db_session)) -> HTMLResponse:
+        user, _ = require(who)
+        p = patient_in_reach(db, user, patient_id)
+        inst = _portal_instrument(instrument)
+        return page(request, "questionnaire.html", who, title=inst.name, patient=p,
+                    instrument=inst, error="")
+
+    @app.post("/patients/{patient_id}/questionnaires/{instrument}")
+    async def questionnaire_submit(request: Request, patient_id: int, instrument: str,
+                                   who: tuple[User, WebSession] | None = Depends(current),
+                                   db: Session = Depends(db_session)) -> Response:
+        user, ws = require(who)
+        form = await request.form()
+        if not same(str(form.get("csrf_token", "")), ws.csrf_token):
+            raise HTTPException(status_code=403, detail="missing or wrong CSRF token")
+        p = patient_in_reach(db, user, patient_id)
+        inst = _portal_instrument(instrument)
+        try:
+            items = [_item(form.get(f"item_{k}"), k) for k in range(1, inst.n_items + 1)]
+            scored = score(inst.id, items)
+        except ScaleError as exc:
+            return page(request, "questionnaire.html", who, 400, title=inst.name, patient=p,
+                        instrument=inst, error=str(exc))
+        now = _now()
+        resp = QuestionnaireResponse(patient_id=p.id, instrument=inst.id, items=items,
+                                     total=scored.total, band=scored.band,
+                                     submitted_by=user.id, submitted_at=now)
+        db.add(resp)
+        db.flush()
+        for flag in scored.flags:
+            db.add(SafetyAlert(patient_id=p.id, kind=flag, response_id=resp.id,
+                               created_at=now))
+        auditor.record(db, f"user:{user.id}", "write", f"patient:{p.id}",
+                       {"questionnaire": inst.id, "alerts": len(scored.flags)})
+        db.commit()
+        return RedirectResponse(f"/patients/{p.id}", status_code=303)
+
+    @app.post("/alerts/{alert_id}/acknowledge")
+    async def acknowledge(request: Request, alert_id: int,
+                          who: tuple[User, WebSession] | None = Depends(current),
+                          db: Session = Depends(db_session)) -> Response:
+        user, ws = require(who)
+        form = await request.form()
+        if not same(str(form.get("csrf_token", "")), ws.csrf_token):
+            raise HTTPException(status_code=403, detail="missing or wrong CSRF token")
+        alert = db.get(SafetyAlert, alert_id)
+        if alert is None or user.role not in CLINICIANS or \
+                alert.patient_id not in {p.id for p in visible_patients(db, user)}:
+            auditor.record(db, f"user:{user.id}", "denied", f"alert:{alert_id}")
+            db.commit()
+            raise HTTPException(status_code=404, detail="no such alert")
+        if alert.acknowledged_by is None:
+            alert.acknowledged_by = user.id
+            alert.acknowledged_at = _now()
+            auditor.record(db, f"user:{user.id}", "acknowledge", f"alert:{alert_id}",
+                           {"patient": alert.patient_id})
+            db.commit()
+        return RedirectResponse(f"/patients/{alert.patient_id}", status_code=303)
 
     @app.get("/")
     def root() -> Response:
