@@ -171,8 +171,12 @@ def expected(role: str | None, route: str) -> int:
         return 200 if role in STAFF else 404
     if route == "other":
         return 404
-    if route == "logout_forged":
+    if route in ("logout_forged", "ack_forged"):
         return 403
+    if route == "q_own_a":
+        return 200 if role in STAFF or role == "patient" else 404
+    if route == "q_other":
+        return 404
     raise AssertionError(route)
 
 
@@ -183,6 +187,9 @@ def test_authorization_matrix_every_route_role_and_patient(app) -> None:
               "own_a": ("get", f"/patients/{ids['Demo Patient A']}"),
               "own_b": ("get", f"/patients/{ids['Demo Patient B']}"),
               "other": ("get", f"/patients/{ids['Other Clinic Patient']}"),
+              "q_own_a": ("get", f"/patients/{ids['Demo Patient A']}/questionnaires/phq9"),
+              "q_other": ("get", f"/patients/{ids['Other Clinic Patient']}/questionnaires/phq9"),
+              "ack_forged": ("post", "/alerts/1/acknowledge"),
               "logout_forged": ("post", "/logout")}
     cells = 0
     for role in (None, *ROLES):
