@@ -178,6 +178,14 @@ O7 = f"Otto 2021 CHDR1311 digitised medians (venous) [V]; {R} §9.7"
 HASAN = f"Hasan 2021 Anesthesiology 135:326, racemic 5 mg IV [V]; {R} §2.8/§9.10"
 W70 = {"weight": 70.0}
 
+
+def _flint_steady_state() -> float:
+    times = np.arange(0.0, 72.0 + 1e-9, 0.5)
+    run = run_pk("172.8 mg/kg esketamine IV at 2.4 mg/kg/h", model="flint_2017",
+                 covariates={"weight": 7.0}, times=times, allow_extrapolation=True)
+    return float(run.concentration("s_ketamine", "ng/mL")[0, -1])
+
+
 PK_TARGETS: list[Target] = [
     # --- racemic ketamine, recomputed parameter sets (§9.1, "computed here") -------------
     *[Target(f"{m}_40min", m, f"{m}: 35 mg over 40 min, 70 kg, C at 40 min", v, "ng/mL",
@@ -331,23 +339,9 @@ PK_TARGETS: list[Target] = [
                       ("s_norketamine", (10, 23, 20, 16, 12, 11, 8, 6.5)))
       for t, v in zip((0.5, 1, 2, 3, 5, 6, 8, 10), vals, strict=True)],
     # --- paediatric esketamine: Flint 2017 -------------------------------------------------
-    Target("flint_2017_steady_state", "flint_2017", "2.4 mg/kg/h, 7-kg child: steady-state "
-           "S-ketamine (= R/CL)", 844.0, "ng/mL", f"{R} §9.8", tolerance=0.03,
-           regimen="2.4 mg/kg esketamine IV at 2.4 mg/kg/h", covariates={"weight": 7.0},
-           analyte="s_ketamine", metric="conc_at", at=1.0 - 1e-9, until=1.0),
+    Target("flint_2017_steady_state", "flint_2017", "2.4 mg/kg/h for 72 h, 7-kg child: "
+           "S-ketamine at 72 h (steady state = R/CL)", 844.0, "ng/mL", f"{R} §9.8",
+           tolerance=0.03, compute=_flint_steady_state),
 ]
-
-
-def _flint_steady_state() -> float:
-    times = np.arange(0.0, 72.0 + 1e-9, 0.5)
-    run = run_pk("172.8 mg/kg esketamine IV at 2.4 mg/kg/h", model="flint_2017",
-                 covariates={"weight": 7.0}, times=times, allow_extrapolation=True)
-    return float(run.concentration("s_ketamine", "ng/mL")[0, -1])
-
-
-PK_TARGETS[-1] = Target("flint_2017_steady_state", "flint_2017",
-                        "2.4 mg/kg/h for 72 h, 7-kg child: S-ketamine at 72 h (steady state "
-                        "= R/CL)", 844.0, "ng/mL", f"{R} §9.8", tolerance=0.03,
-                        compute=_flint_steady_state)
 
 __all__ = ["PK_TARGETS", "Outcome", "Target", "judge", "predict", "run_pk_validation"]

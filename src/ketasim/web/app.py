@@ -176,6 +176,10 @@ def create_app(database_url: str, *, audit_key: bytes, settings: Settings | None
                                           ws.csrf_token if ws else "", **ctx},
                                           status_code=status)
 
+    def check_csrf(given: object, ws: WebSession) -> None:
+        if not same(str(given or ""), ws.csrf_token):
+            raise HTTPException(status_code=403, detail="missing or wrong CSRF token")
+
     def login_page(request: Request, error: str = "", status: int = 200) -> HTMLResponse:
         form_csrf = new_token()
         resp = page(request, "login.html", None, status, title="Log in", error=error,
@@ -230,8 +234,7 @@ def create_app(database_url: str, *, audit_key: bytes, settings: Settings | None
                who: tuple[User, WebSession] | None = Depends(current),
                db: Session = Depends(db_session)) -> Response:
         user, ws = require(who)
-        if not same(csrf_token, ws.csrf_token):
-            raise HTTPException(status_code=403, detail="missing or wrong CSRF token")
+        check_csrf(csrf_token, ws)
         live = db.get(WebSession, ws.id)
         if live is not None:
             db.delete(live)
@@ -249,6 +252,19 @@ def create_app(database_url: str, *, audit_key: bytes, settings: Settings | None
             return [p] if p is not None else []
         return []
 
+    def sees(user: User, p: Patient) -> bool:
+        if user.role in STAFF_READ:
+            return p.clinic_id == user.clinic_id
+        return user.role == "patient" and user.patient_id == p.id
+
+    def patient_in_reach(db: Session, user: User, patient_id: int) -> Patient:
+        p = db.get(Patient, patient_id)
+        if p is None or not sees(user, p):
+            auditor.record(db, f"user:{user.id}", "denied", f"patient:{patient_id}")
+            db.commit()
+            raise HTTPException(status_code=404, detail="no such patient")
+        return p
+
     @app.get("/patients", response_class=HTMLResponse)
     def patients(request: Request, who: tuple[User, WebSession] | None = Depends(current),
                  db: Session = Depends(db_session)) -> HTMLResponse:
@@ -263,12 +279,7 @@ def create_app(database_url: str, *, audit_key: bytes, settings: Settings | None
                 who: tuple[User, WebSession] | None = Depends(current),
                 db: Session = Depends(db_session)) -> HTMLResponse:
         user, _ = require(who)
-        allowed = {p.id for p in visible_patients(db, user)}
-        if patient_id not in allowed:
-            auditor.record(db, f"user:{user.id}", "denied", f"patient:{patient_id}")
-            db.commit()
-            raise HTTPException(status_code=404, detail="no such patient")
-        p = db.get(Patient, patient_id)
+        p = patient_in_reach(db, user, patient_id)
         responses = db.scalars(select(QuestionnaireResponse).where(
             QuestionnaireResponse.patient_id == patient_id).order_by(
             QuestionnaireResponse.submitted_at.desc())).all()
@@ -279,15 +290,6 @@ def create_app(database_url: str, *, audit_key: bytes, settings: Settings | None
         db.commit()
         return page(request, "patient.html", who, title="Patient", patient=p,
                     responses=responses, alerts=alerts, can_ack=user.role in CLINICIANS)
-
-    def patient_in_reach(db: Session, user: User, patient_id: int) -> Patient:
-        if patient_id not in {p.id for p in visible_patients(db, user)}:
-            auditor.record(db, f"user:{user.id}", "denied", f"patient:{patient_id}")
-            db.commit()
-            raise HTTPException(status_code=404, detail="no such patient")
-        p = db.get(Patient, patient_id)
-        assert p is not None
-        return p
 
     @app.get("/patients/{patient_id}/questionnaires/{instrument}",
              response_class=HTMLResponse)
@@ -306,8 +308,7 @@ def create_app(database_url: str, *, audit_key: bytes, settings: Settings | None
                                    db: Session = Depends(db_session)) -> Response:
         user, ws = require(who)
         form = await request.form()
-        if not same(str(form.get("csrf_token", "")), ws.csrf_token):
-            raise HTTPException(status_code=403, detail="missing or wrong CSRF token")
+        check_csrf(form.get("csrf_token"), ws)
         p = patient_in_reach(db, user, patient_id)
         inst = _portal_instrument(instrument)
         try:
@@ -336,11 +337,11 @@ def create_app(database_url: str, *, audit_key: bytes, settings: Settings | None
                           db: Session = Depends(db_session)) -> Response:
         user, ws = require(who)
         form = await request.form()
-        if not same(str(form.get("csrf_token", "")), ws.csrf_token):
-            raise HTTPException(status_code=403, detail="missing or wrong CSRF token")
+        check_csrf(form.get("csrf_token"), ws)
         alert = db.get(SafetyAlert, alert_id)
-        if alert is None or user.role not in CLINICIANS or \
-                alert.patient_id not in {p.id for p in visible_patients(db, user)}:
+        owner = db.get(Patient, alert.patient_id) if alert is not None else None
+        if alert is None or owner is None or user.role not in CLINICIANS \
+                or not sees(user, owner):
             auditor.record(db, f"user:{user.id}", "denied", f"alert:{alert_id}")
             db.commit()
             raise HTTPException(status_code=404, detail="no such alert")
