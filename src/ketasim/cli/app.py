@@ -363,6 +363,101 @@ def occupancy_cmd(
             console.print(f"wrote {plot}")
 
 
+@app.command("trial")
+def trial_cmd(
+    design: Annotated[Path, typer.Argument(help="design file (TOML), see docs/outcomes.md")],
+    json_out: Annotated[bool, typer.Option("--json", help="print the result as JSON")] = False,
+    plot: Annotated[Path | None, typer.Option(help="PNG of mean trajectories per arm "
+                                              "(default: DESIGN.png beside the design)")]
+    = None,
+) -> None:
+    """Run a virtual trial: the endpoint per arm with a 95 % CI, and a plot of the mean
+    trajectories."""
+    import json
+
+    from ketasim.outcomes.trial import load_design, run_trial
+    from ketasim.report.outcomes import plot_trial
+    d = load_design(design)
+    with Progress(TextColumn("{task.description}"), BarColumn(), TimeElapsedColumn(),
+                  console=err_console, disable=json_out) as bar:
+        task = bar.add_task("virtual trial", total=d.n_per_arm * len(d.arms))
+        result = run_trial(d, progress=lambda _name, k: bar.advance(task, k))
+    png = plot_trial(result, plot or design.with_suffix(".png"))
+    if json_out:
+        print(json.dumps({**result.to_json(), "plot": str(png), "disclaimer": DISCLAIMER},
+                         indent=2))
+        return
+    e = d.endpoint
+    table = Table(title=f"{d.indication}: {e.measure} on {e.instrument} at {e.time} "
+                        f"(n={d.n_per_arm}/arm, seed {d.seed})")
+    for col in ("arm", "estimate", "95 % CI", "note"):
+        table.add_column(col)
+    def fmt(x: float | None) -> str:
+        return "—" if x is None else f"{x:.3g}"
+
+    for name, a in result.arms.items():
+        table.add_row(name, fmt(a.estimate), f"{fmt(a.ci95[0])} – {fmt(a.ci95[1])}", a.note)
+    console.print(table)
+    console.print(f"unit: {result.unit}; wrote {png}")
+    console.print(f"[dim]{DISCLAIMER}[/dim]")
+
+
+@app.command("explain")
+def explain_cmd(
+    regimen: Annotated[str, typer.Option(help="regimen text")],
+    indication: Annotated[str, typer.Option(help="indication id, e.g. trd, bipolar, ptsd")]
+    = "trd",
+    weight: Annotated[float, typer.Option(help="body weight (kg)")] = 70.0,
+    out: Annotated[Path, typer.Option(help="HTML report to write")] = Path("explain.html"),
+    patients: Annotated[int, typer.Option(min=20, max=5000, help="virtual patients for the "
+                                          "symptom band")] = 300,
+    seed: Annotated[int, typer.Option()] = 1,
+) -> None:
+    """Why does ketamine therapy work? An HTML report that walks the chain for a regimen."""
+    from ketasim.report.outcomes import explain
+    with console.status("simulating the chain…"):
+        p = explain(regimen, indication, out, weight_kg=weight, n=patients, seed=seed)
+    console.print(f"wrote {p}")
+    console.print(f"[dim]{DISCLAIMER}[/dim]")
+
+
+calibrate_app = typer.Typer(help="Calibration runs that anyone can repeat.",
+                            no_args_is_help=True)
+app.add_typer(calibrate_app, name="calibrate")
+
+
+@calibrate_app.command("outcomes")
+def calibrate_outcomes(
+    fast: Annotated[bool, typer.Option(help="small populations and few iterations (CI)")]
+    = False,
+    write: Annotated[bool, typer.Option(help="store the result in the package's fit file")]
+    = False,
+    out: Annotated[Path | None, typer.Option(help="also write the result (JSON) here")] = None,
+) -> None:
+    """Fit the outcome model to the calibration trials (one parameter set per indication)."""
+    import json
+
+    from ketasim.validation.outcomes import calibrate, write_fit
+    n, nfev = (150, 3) if fast else (600, 60)
+    with console.status("calibrating…") as status:
+        result = calibrate(n=n, max_nfev=nfev, progress=lambda m: status.update(m))
+    table = Table(title=f"outcome calibration (n={n}/arm)")
+    for col in ("parameter", "value"):
+        table.add_column(col)
+    for k, v in result["parameters"].items():
+        table.add_row(k, f"{v:.4g}")
+    console.print(table)
+    for stage, diag in result["diagnostics"].items():
+        if isinstance(diag, dict):
+            worst = max(diag["residuals"].items(), key=lambda kv: abs(kv[1]))
+            console.print(f"{stage}: largest scaled residual {worst[0]} {worst[1]:+.2f}")
+    if out is not None:
+        out.write_text(json.dumps(result, indent=1) + "\n", encoding="utf-8")
+        console.print(f"wrote {out}")
+    if write:
+        console.print(f"wrote {write_fit(result)}")
+
+
 @app.command("serve")
 def serve(
     host: Annotated[str, typer.Option(help="address to listen on")] = "127.0.0.1",
@@ -451,6 +546,41 @@ def validate_pd() -> None:
     console.print("[dim]Acute effect models (dissociation, sedation, blood pressure, adverse "
                   "events) and their targets are not implemented yet.[/dim]")
     if not all(o.ok for o in outcomes):
+        raise typer.Exit(1)
+
+
+@validate_app.command("outcomes")
+def validate_outcomes(
+    patients: Annotated[int, typer.Option(min=50, max=20_000, help="virtual patients per "
+                                          "arm")] = 1000,
+    json_out: Annotated[bool, typer.Option("--json")] = False,
+) -> None:
+    """Every outcome calibration target and qualitative fact: published vs predicted, with
+    tolerance and verdict (exit 1 on a failure)."""
+    import json
+
+    from ketasim.report.outcomes import outcome_table
+    from ketasim.validation.outcomes import run_outcome_validation
+    with console.status("simulating the calibration trials…"):
+        rows = outcome_table(run_outcome_validation(n=patients))
+    if json_out:
+        print(json.dumps({"targets": rows}, indent=2))
+    else:
+        table = Table(title=f"outcome validation (n={patients}/arm)")
+        for col in ("target", "kind", "published", "tolerance", "predicted", "verdict",
+                    "source"):
+            table.add_column(col, overflow="fold")
+        for r in rows:
+            colour = "green" if r["verdict"] == "pass" else "yellow" if r["ok"] else "red"
+            verdict = f"[{colour}]{r['verdict']}[/{colour}]" + (
+                f"\n[dim]{r['note']}[/dim]" if r["note"] else "")
+            table.add_row(f"{r['id']}\n[dim]{r['description']}[/dim]", r["kind"],
+                          f"{r['published']:.4g} {r['unit']}", f"{r['low']:.3g} – {r['high']:.3g}",
+                          f"{r['predicted']:.4g}", verdict, r["source"])
+        console.print(table)
+        console.print(f"{sum(r['pass'] for r in rows)} of {len(rows)} pass; "
+                      f"{sum(r['ok'] and not r['pass'] for r in rows)} known discrepancies")
+    if not all(r["ok"] for r in rows):
         raise typer.Exit(1)
 
 

@@ -23,6 +23,8 @@ import math
 
 import numpy as np
 
+from ketasim.pd.occupancy import _njit
+
 T_HALF_KE0_MIN = 8.3  # Olofsen 2022 [V]
 KE0_PER_H = math.log(2.0) / (T_HALF_KE0_MIN / 60.0)
 
@@ -30,19 +32,29 @@ KE0_PER_H = math.log(2.0) / (T_HALF_KE0_MIN / 60.0)
 def effect_site(t: np.ndarray, c: np.ndarray, ke0: float = KE0_PER_H,
                 ce0: np.ndarray | float = 0.0) -> np.ndarray:
     """Ce at times ``t`` (last axis of ``c``); Ce = ``ce0`` at ``t[0]``."""
-    t = np.asarray(t, dtype=float)
+    t = np.ascontiguousarray(t, dtype=float)
     c = np.asarray(c, dtype=float)
-    out = np.empty_like(c)
-    out[..., 0] = ce0
     if c.shape[-1] > 1 and np.any(np.diff(t) <= 0):
         raise ValueError("times must increase")
-    for k in range(len(t) - 1):
+    flat = np.ascontiguousarray(c.reshape(-1, c.shape[-1]))
+    start = np.broadcast_to(np.asarray(ce0, dtype=float), c.shape[:-1]).reshape(-1).copy()
+    out = np.empty_like(flat)
+    _filter(t, flat, float(ke0), start, out)
+    return out.reshape(c.shape)
+
+
+@_njit(cache=True)
+def _filter(t, c, ke0, start, out):  # pragma: no cover - compiled
+    n, nt = c.shape
+    for i in range(n):
+        out[i, 0] = start[i]
+    for k in range(nt - 1):
         h = t[k + 1] - t[k]
         x = ke0 * h
         e = math.exp(-x)
         w = 1.0 - (1.0 - e) / x if x > 1e-8 else x / 2.0
-        out[..., k + 1] = out[..., k] * e + c[..., k] * (1.0 - e) + (c[..., k + 1] - c[..., k]) * w
-    return out
+        for i in range(n):
+            out[i, k + 1] = out[i, k] * e + c[i, k] * (1.0 - e) + (c[i, k + 1] - c[i, k]) * w
 
 
 __all__ = ["KE0_PER_H", "T_HALF_KE0_MIN", "effect_site"]

@@ -34,6 +34,7 @@ class Instrument:
     bands: tuple[tuple[int, int, str], ...] = ()
     response_fall: float | None = None  # fractional fall from baseline that is a response
     remission_max: int | None = None  # total ≤ this is remission
+    relapse_min: int | None = None  # total ≥ this (at 2 consecutive visits) is relapse
     clinician_rated: bool = False
     loinc: str = ""
     source: str = ""
@@ -62,9 +63,9 @@ G = "ketamine-pd-clinical.md §G"
 INSTRUMENTS: dict[str, Instrument] = {i.id: i for i in (
     Instrument("madrs", "Montgomery-Åsberg Depression Rating Scale", ((0, 6),) * 10, (0, 60),
                ((0, 6, "none"), (7, 19, "mild"), (20, 34, "moderate"), (35, 60, "severe")),
-               response_fall=0.5, remission_max=12, clinician_rated=True,
-               source=f"{G}: bands (Snaith) [V]; remission ≤12 as in the esketamine programme",
-               grade="V"),
+               response_fall=0.5, remission_max=12, relapse_min=22, clinician_rated=True,
+               source=f"{G}: bands (Snaith) [V]; remission ≤12 as in the esketamine programme; "
+               "relapse ≥22 on 2 consecutive visits (SUSTAIN [M])", grade="V"),
     Instrument("hamd17", "Hamilton Depression Rating Scale (17 items)", _HAMD_RANGES, (0, 52),
                ((0, 7, "normal"), (8, 13, "mild"), (14, 18, "moderate"), (19, 22, "severe"),
                 (23, 52, "very severe")),
@@ -82,10 +83,14 @@ INSTRUMENTS: dict[str, Instrument] = {i.id: i for i in (
                source=f"{G}: cut-offs 5/10/15/20; LOINC 44261-6 [V]", grade="V"),
     Instrument("gad7", "Generalized Anxiety Disorder-7", ((0, 3),) * 7, (0, 21),
                ((0, 4, "minimal"), (5, 9, "mild"), (10, 14, "moderate"), (15, 21, "severe")),
-               loinc="70274-6", source=f"{G}: cut-offs 5/10/15; LOINC 70274-6 [V]", grade="V"),
+               response_fall=0.5, loinc="70274-6",
+               source=f"{G}: cut-offs 5/10/15; LOINC 70274-6 [V]; response ≥50 % fall assumed "
+               "(as for the depression scales; §G gives none)", grade="V"),
     Instrument("pcl5", "PTSD Checklist for DSM-5", ((0, 4),) * 20, (0, 80),
                ((0, 30, "below provisional PTSD"), (31, 80, "provisional PTSD")),
-               source=f"{G}: provisional PTSD ~31-33 [M]"),
+               response_fall=0.3,
+               source=f"{G}: provisional PTSD ~31-33 [M]; response ≥30 % fall assumed (as "
+               "CAPS-5, §G)"),
     Instrument("caps5", "Clinician-Administered PTSD Scale for DSM-5", ((0, 4),) * 20, (0, 80),
                response_fall=0.3, clinician_rated=True,
                source=f"{G}: response ≥30 % fall [V]", grade="V"),

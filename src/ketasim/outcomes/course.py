@@ -1,0 +1,258 @@
+"""From a regimen to symptom trajectories for a virtual population (one trial arm).
+
+The latent state is the fraction of baseline severity that has gone, Y(t), built from three
+independent routes to improvement:
+
+    1 − Y = (1 − P(t)) · (1 − A(t)) · (1 − E(t))
+
+- P: placebo/expectancy, P(t) = pᵢ (1 − 2^(−t/t½p)) while sessions continue, waning with the
+  a half-life of a week from 24 h after the last session (assumed: expectancy is tied to being
+  treated; control arms follow their ``sham`` schedule, by default one session at 0); pᵢ
+  logit-normal around the indication's inert-placebo response. Every arm gets it; a midazolam
+  arm's is ``active_placebo`` times larger (an active placebo that is felt). Ketamine arms get
+  the inert-placebo expectancy; what they feel is part of the drug effect E.
+- A: a newly started oral antidepressant (only with ``background="oral_antidepressant"``).
+- E: ketamine, E = Eᵢ · D/(d50 + D) from the cascade's drive D (reference units); Eᵢ
+  logit-normal around the indication's ``emax``. For chronic pain (CRPS) the Dahan 2011 slow
+  effect compartment on S-ketamine plasma replaces the cascade.
+
+An instrument's score is baseline · (1 − Y) plus rating noise, clipped to its range. Baselines
+of other instruments are taken at the same fraction of their range as the primary one
+(assumed).
+
+>>> c = simulate_course(Arm(regimen="0.5 mg/kg IV over 40 min"), "trd", n=200, seed=1,
+...                     horizon_h=24 * 7)
+>>> s = c.scores(); s.shape == (200, len(c.times))
+True
+>>> bool(s[:, c.index(24.0)].mean() < c.baseline.mean() - 8)
+True
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from functools import lru_cache
+from typing import Literal
+
+import numpy as np
+from scipy.special import expit, logit
+
+from ketasim.dosing.language import parse_regimen
+from ketasim.errors import ModelError
+from ketasim.mechanism.cascade import (
+    Cascade,
+    CascadeInputs,
+    cascade_inputs,
+    course_grid,
+    run_cascade,
+)
+from ketasim.mechanism.kinetics import relax
+from ketasim.mechanism.parameters import Branches
+from ketasim.outcomes.indications import Indication, get_indication, require_efficacy
+from ketasim.outcomes.parameters import values
+from ketasim.population.pkrun import run_pk
+from ketasim.scales import get_instrument
+
+Control = Literal["placebo", "midazolam"]
+PSYCHOTHERAPIES = ("cbt", "mbrp", "psychotherapy")
+
+
+@dataclass(frozen=True)
+class Arm:
+    """One arm: a ketamine regimen or a control, with optional adjuncts."""
+
+    regimen: str | None = None
+    control: Control | None = None
+    psychotherapy: str | None = None
+    naltrexone: bool = False
+    background: str | None = None
+    model: str | None = None
+    sham: str | None = None
+
+    def __post_init__(self) -> None:
+        if (self.regimen is None) == (self.control is None):
+            raise ModelError("arm", "needs exactly one of regimen or control",
+                             'give regimen = "..." or control = "placebo" | "midazolam"')
+        if self.control is not None and self.control not in ("placebo", "midazolam"):
+            raise ModelError("control", f"is {self.control!r}", 'use "placebo" or "midazolam"')
+        if self.psychotherapy is not None and self.psychotherapy not in PSYCHOTHERAPIES:
+            raise ModelError("psychotherapy", f"is {self.psychotherapy!r}",
+                             f"use one of {', '.join(PSYCHOTHERAPIES)}")
+        if self.background not in (None, "oral_antidepressant"):
+            raise ModelError("background", f"is {self.background!r}",
+                             'use "oral_antidepressant" or leave it out')
+        if self.regimen is not None:
+            parse_regimen(self.regimen)
+        if self.sham is not None:
+            parse_regimen(self.sham)
+
+    @property
+    def active_placebo(self) -> bool:
+        """Whether this arm is an active placebo (midazolam)."""
+        return self.control == "midazolam"
+
+    def session_times(self) -> list[float]:
+        """Treatment (or sham) session times: doses, the ``sham`` schedule of a control arm,
+        or one visit at 0."""
+        text = self.regimen or self.sham
+        if text is None:
+            return [0.0]
+        return [t for t, _, _ in parse_regimen(text).administrations(70.0)]
+
+    def dose_times(self) -> list[float]:
+        """Administration times (h)."""
+        if self.regimen is None:
+            return []
+        return [t for t, _, _ in parse_regimen(self.regimen).administrations(70.0)]
+
+
+@lru_cache(maxsize=64)
+def _pk_inputs(regimen: str, model: str | None, n: int, seed: int, grid: bytes
+               ) -> tuple[CascadeInputs, np.ndarray]:
+    t = np.frombuffer(grid)
+    run = run_pk(regimen, model=model, subjects=n, seed=seed, times=t)
+    s_keta = next((run.concentration(a, "ng/mL") for a in ("s_ketamine", "esketamine")
+                   if a in run.concentrations), np.zeros((n, len(t))))
+    return cascade_inputs(run), s_keta
+
+
+@dataclass(frozen=True, eq=False)
+class Course:
+    """Symptom trajectories of ``n`` virtual patients on one arm."""
+
+    arm: Arm
+    indication: Indication
+    times: np.ndarray
+    improvement: np.ndarray
+    baseline: np.ndarray
+    noise: np.ndarray
+    residual_fraction: float
+    drive: np.ndarray | None = None
+    cascade: Cascade | None = None
+    parts: dict[str, np.ndarray] = field(default_factory=dict)
+
+    @property
+    def n(self) -> int:
+        """Number of patients."""
+        return int(self.improvement.shape[0])
+
+    def index(self, time_h: float) -> int:
+        """Index of the grid time nearest ``time_h``."""
+        return int(np.argmin(np.abs(self.times - time_h)))
+
+    def baseline_of(self, instrument: str | None = None) -> np.ndarray:
+        """Baselines on ``instrument`` (default: the indication's)."""
+        inst = get_instrument(instrument or self.indication.instrument)
+        prim = get_instrument(self.indication.instrument)
+        if inst.id == prim.id:
+            return self.baseline
+        lo, hi = prim.total_range
+        frac = (self.baseline - lo) / (hi - lo)
+        lo2, hi2 = inst.total_range
+        return lo2 + frac * (hi2 - lo2)
+
+    def scores(self, instrument: str | None = None, *, noise: bool = True) -> np.ndarray:
+        """(patients, times) scores on ``instrument``."""
+        inst = get_instrument(instrument or self.indication.instrument)
+        base = self.baseline_of(inst.id)
+        lo, hi = inst.total_range
+        s = lo + (base[:, None] - lo) * (1.0 - self.improvement)
+        if noise:
+            s = s + self.residual_fraction * float(np.mean(base - lo)) * self.noise
+        return np.clip(s, lo, hi)
+
+
+def simulate_course(arm: Arm, indication: str | Indication, *, n: int, seed: int,
+                    horizon_h: float, times: np.ndarray | None = None,
+                    branches: Branches | None = None,
+                    overrides: Mapping[str, float] | None = None,
+                    baseline_mean: float | None = None, keep_cascade: bool = False) -> Course:
+    """Simulate ``n`` patients of ``indication`` on ``arm`` from a seed (reproducible)."""
+    ind = indication if isinstance(indication, Indication) else get_indication(indication)
+    require_efficacy(ind)
+    if n < 1:
+        raise ModelError("n", f"is {n}", "simulate at least one patient")
+    v = values(dict(overrides or {}))
+    t = times if times is not None else course_grid(arm.dose_times() or [0.0], horizon_h)
+    ss = np.random.SeedSequence(seed)
+    pk_seed = int(ss.generate_state(1)[0])
+    rng = np.random.default_rng(ss.spawn(1)[0])
+    z_e, z_p, z_a = rng.standard_normal((3, n))
+    noise = rng.standard_normal((n, len(t)))
+    bmean = ind.baseline_mean if baseline_mean is None else baseline_mean
+    inst = get_instrument(ind.instrument)
+    lo, hi = inst.total_range
+    baseline = np.clip(bmean + ind.baseline_sd * rng.standard_normal(n), lo + 1.0, hi)
+
+    p_key = f"placebo_{ind.id}"
+    p_mean = min(v.get(p_key, 0.0) * (v["active_placebo"] if arm.active_placebo else 1.0),
+                 0.99)
+    p_i = expit(logit(max(p_mean, 1e-4)) + v["omega_placebo"] * z_p)
+    placebo = p_i[:, None] * _expectancy(t, arm.session_times(), v["t_half_placebo_h"],
+                                          v["t_half_placebo_wane_h"])[None, :]
+    parts = {"placebo": placebo}
+    one_minus = 1.0 - placebo
+    if arm.background == "oral_antidepressant":
+        a_i = expit(logit(v["ad_max"]) + v["omega_placebo"] * z_a)
+        ad = a_i[:, None] * (1.0 - 2.0 ** (-t / v["t_half_antidepressant_h"]))[None, :]
+        parts["antidepressant"] = ad
+        one_minus = one_minus * (1.0 - ad)
+    drive = None
+    cascade = None
+    if arm.regimen is not None:
+        inputs, s_keta = _pk_inputs(arm.regimen, arm.model, n, pk_seed,
+                                    np.ascontiguousarray(t, dtype=float).tobytes())
+        e_i = expit(logit(min(max(v[f"emax_{ind.id}"], 1e-4), 0.999))
+                    + v["omega_emax"] * z_e)
+        if ind.pathway == "analgesia":
+            c50 = v["c50_analgesia_ng_ml"] * np.exp(v["omega_c50_analgesia"] * z_a)
+            ce = relax(t, s_keta, v["t_half_analgesia_h"])
+            effect = e_i[:, None] * ce / (c50[:, None] + ce)
+        else:
+            settings = {k: v[k] for k in ("w_fast", "t_half_spine_h")}
+            if arm.psychotherapy:
+                settings["t_half_spine_h"] *= v["psychotherapy_persistence"]
+            block = v["naltrexone_block"] if arm.naltrexone else 0.0
+            cascade = run_cascade(inputs, settings, branches, opioid_block=block)
+            drive = np.maximum(cascade.drive, 0.0)
+            effect = e_i[:, None] * drive / (v["d50"] + drive)
+        parts["ketamine"] = effect
+        one_minus = one_minus * (1.0 - effect)
+    return Course(arm, ind, t, 1.0 - one_minus, baseline, noise, v["residual_fraction"],
+                  drive, cascade if keep_cascade else None, parts)
+
+
+def _expectancy(t: np.ndarray, dose_times: list[float], t_half_h: float,
+                t_half_wane_h: float) -> np.ndarray:
+    """Rises from the first visit; wanes from 24 h after the last session."""
+    on = 1.0 - 2.0 ** (-t / t_half_h)
+    end = max(dose_times) + 24.0
+    at_end = 1.0 - 2.0 ** (-end / t_half_h)
+    return np.where(t <= end, on, at_end * 2.0 ** (-(t - end) / t_half_wane_h))
+
+
+def hours(text: str) -> float:
+    """'24 h', '40 min', 'day 28', 'week 4', '3 days' → hours."""
+    s = text.strip().lower()
+    units = {"min": 1 / 60, "minute": 1 / 60, "minutes": 1 / 60, "h": 1.0, "hour": 1.0,
+             "hours": 1.0, "day": 24.0, "days": 24.0, "d": 24.0, "week": 168.0,
+             "weeks": 168.0, "w": 168.0}
+    parts = s.replace("_", " ").split()
+    try:
+        if len(parts) == 2 and parts[0] in units:
+            value, unit = float(parts[1]), parts[0]
+        elif len(parts) == 2:
+            value, unit = float(parts[0]), parts[1]
+        else:
+            raise ValueError(s)
+        if unit not in units or not math.isfinite(value) or value < 0:
+            raise ValueError(s)
+    except ValueError:
+        raise ModelError("time", f"cannot read {text!r}",
+                         'write e.g. "24 h", "40 min", "day 28" or "week 4"') from None
+    return value * units[unit]
+
+
+__all__ = ["Arm", "Course", "hours", "simulate_course"]

@@ -1,0 +1,103 @@
+"""Parameters of the symptom model, with provenance, and the stored calibration.
+
+Calibrated values live in ``ketasim/data/outcomes_fit.json``, written by
+``ketasim calibrate outcomes`` (:mod:`ketasim.validation.outcomes`) with its diagnostics; the
+rest are literature or assumed values stated here.
+
+>>> p = outcome_parameters()
+>>> p["t_half_placebo_h"].evidence, p["emax_trd"].evidence
+('assumed', 'calibrated')
+"""
+
+from __future__ import annotations
+
+import json
+from functools import cache
+from importlib import resources
+from typing import Any
+
+from ketasim.mechanism.cascade import CALIBRATED_DEFAULTS
+from ketasim.model.model import Parameter
+from ketasim.pk.library._common import assumed, calibrated, lit
+
+FIT_FILE = "outcomes_fit.json"
+CALIBRATION_RUN = "ketasim calibrate outcomes (ketasim.validation.outcomes.calibrate)"
+
+FIXED: dict[str, Parameter] = {
+    "t_half_placebo_h": assumed(
+        12.0, "h", "placebo/expectancy onset half-life",
+        "midazolam arms improve by 24 h (Murrough 2013, ketamine-pd-clinical.md §D1); onset "
+        "within a day"),
+    "t_half_placebo_wane_h": assumed(
+        168.0, "h", "waning half-life of the placebo/expectancy response after treatment ends",
+        "the reference has no placebo-durability data; expectancy is tied to being treated, "
+        "and placebo responses in the 12-week CRPS trial persisted beyond the infusion "
+        "(Sigtermans 2009 [V]); one week"),
+    "t_half_antidepressant_h": assumed(
+        168.0, "h", "onset half-life of a newly started oral antidepressant",
+        "oral antidepressants act over weeks; only used for designs with background = "
+        "'oral_antidepressant' (TRANSFORM-2 arms)"),
+    "residual_fraction": assumed(
+        0.09, "fraction of the baseline mean", "rating noise (SD) at each visit",
+        "≈3 MADRS points at a baseline of 32 (typical inter-visit rating noise); "
+        "the same fraction for every instrument"),
+    "c50_analgesia_ng_ml": lit(
+        10.5, "ng/mL", "S-ketamine C50 of sustained CRPS analgesia",
+        "Dahan 2011 Eur J Pain 15:258 (ketamine-pd-clinical.md §B3(3)) [V]", grade="V"),
+    "omega_c50_analgesia": lit(
+        0.46, "log-SD", "between-patient variability of the analgesic C50",
+        "Dahan 2011: C50 10.5 ± 4.8 ng/mL (SD/mean 0.46 as log-SD) [V]", grade="V"),
+    "t_half_analgesia_h": lit(
+        261.6, "h", "onset/offset half-life of CRPS analgesia (10.9 days)",
+        "Dahan 2011 (ketamine-pd-clinical.md §B3(3), §B2) [V]", grade="V"),
+    "naltrexone_block": assumed(
+        1.0, "fraction", "opioid block by naltrexone 50 mg pre-treatment (opioid branch only)",
+        "Williams 2018 [V]: the antidepressant effect was abolished; full block"),
+}
+
+DESCRIPTIONS = {
+    "w_fast": "weight of the fast (mTOR-independent) component of the drive",
+    "t_half_spine_h": "persistence half-life of new spines",
+    "d50": "drive (reference units) giving half the maximal effect",
+    "omega_emax": "between-patient SD of the maximal effect (logit scale)",
+    "omega_placebo": "between-patient SD of the placebo response (logit scale)",
+    "active_placebo": "expectancy of a perceptible drug (midazolam, ketamine) relative to "
+                      "an inert placebo",
+    "ad_max": "maximal improvement from a newly started oral antidepressant",
+    "psychotherapy_persistence": "factor on spine persistence with psychotherapy",
+}
+
+
+@cache
+def fitted_values() -> dict[str, Any]:
+    """The stored calibration: {'parameters': {...}, 'diagnostics': {...}}."""
+    path = resources.files("ketasim.data").joinpath(FIT_FILE)
+    if not path.is_file():
+        return {"parameters": {}, "diagnostics": {}}
+    return dict(json.loads(path.read_text("utf-8")))
+
+
+def outcome_parameters(overrides: dict[str, float] | None = None) -> dict[str, Parameter]:
+    """Every symptom-model parameter (fixed and calibrated), overrides applied."""
+    out = dict(FIXED)
+    fitted = dict(fitted_values()["parameters"])
+    fitted.update({k: v for k, v in CALIBRATED_DEFAULTS.items() if k not in fitted})
+    for k, v in fitted.items():
+        desc = DESCRIPTIONS.get(k) or (f"maximal improvement fraction, {k[5:]}"
+                                       if k.startswith("emax_") else
+                                       f"inert-placebo improvement fraction, {k[8:]}")
+        out[k] = calibrated(float(v), "", desc, CALIBRATION_RUN)
+    for k, v in (overrides or {}).items():
+        base = out.get(k)
+        out[k] = Parameter(float(v), base.unit if base else "", base.description if base else k,
+                           "override", "assumed")
+    return out
+
+
+def values(overrides: dict[str, float] | None = None) -> dict[str, float]:
+    """Parameter values by name."""
+    return {k: p.value for k, p in outcome_parameters(overrides).items()}
+
+
+__all__ = ["CALIBRATION_RUN", "DESCRIPTIONS", "FIT_FILE", "FIXED", "fitted_values",
+           "outcome_parameters", "values"]
