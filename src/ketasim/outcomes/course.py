@@ -211,7 +211,8 @@ def simulate_course(arm: Arm, indication: str | Indication, *, n: int, seed: int
             ce = relax(t, s_keta, v["t_half_analgesia_h"])
             effect = e_i[:, None] * ce / (c50[:, None] + ce)
         else:
-            settings = {k: v[k] for k in ("w_fast", "t_half_spine_h")}
+            settings = {"w_fast": v.get(f"w_fast_{ind.id}", v["w_fast"]),
+                        "t_half_spine_h": v["t_half_spine_h"]}
             if arm.psychotherapy:
                 settings["t_half_spine_h"] *= v["psychotherapy_persistence"]
             block = v["naltrexone_block"] if arm.naltrexone else 0.0

@@ -83,9 +83,14 @@ def outcome_parameters(overrides: dict[str, float] | None = None) -> dict[str, P
     fitted = dict(fitted_values()["parameters"])
     fitted.update({k: v for k, v in CALIBRATED_DEFAULTS.items() if k not in fitted})
     for k, v in fitted.items():
-        desc = DESCRIPTIONS.get(k) or (f"maximal improvement fraction, {k[5:]}"
-                                       if k.startswith("emax_") else
-                                       f"inert-placebo improvement fraction, {k[8:]}")
+        if k in DESCRIPTIONS:
+            desc = DESCRIPTIONS[k]
+        elif k.startswith("emax_"):
+            desc = f"maximal improvement fraction, {k[5:]}"
+        elif k.startswith("w_fast_"):
+            desc = f"weight of the fast component, {k[7:]} (onset differs by indication)"
+        else:
+            desc = f"inert-placebo improvement fraction, {k[8:]}"
         out[k] = calibrated(float(v), "", desc, CALIBRATION_RUN)
     for k, v in (overrides or {}).items():
         base = out.get(k)

@@ -23,6 +23,7 @@ from ketasim.outcomes.course import Arm, simulate_course
 from ketasim.outcomes.indications import get_indication
 from ketasim.outcomes.longterm import summarise_regimen
 from ketasim.outcomes.trial import TrialResult
+from ketasim.pd.effect_site import T_HALF_KE0_MIN, effect_site
 from ketasim.pd.exposure import target_exposure
 from ketasim.population.pkrun import DISCLAIMER, run_pk
 from ketasim.scales import get_instrument
@@ -87,13 +88,17 @@ def explain(regimen: str, indication: str, path: str | Path, *, weight_kg: float
     for a in typical.concentrations:
         if a in ("ketamine", "esketamine", "norketamine", "noresketamine", "hnk"):
             ax.plot(days, typical.concentration(a, "ng/mL")[0], label=a)
+    parent = "esketamine" if "esketamine" in typical.concentrations else "ketamine"
+    ax.plot(days, effect_site(t, typical.concentration(parent, "ng/mL")[0]), ls="--",
+            label=f"{parent}, effect site (t½ke0 {T_HALF_KE0_MIN} min)")
     ax.set_ylabel("plasma (ng/mL)")
     ax.set_xlabel("days")
     ax.legend(fontsize=8)
     ax.grid(alpha=0.3)
-    panels.append(_panel("1. Plasma concentrations",
+    panels.append(_panel("1. Plasma and effect-site concentrations",
                          f"For a {weight_kg:g}-kg patient the {typical.model.name} model "
-                         "predicts these plasma levels of ketamine and its metabolites.",
+                         "predicts these plasma levels of ketamine and its metabolites; the "
+                         "brain (effect site) follows plasma with a lag of minutes.",
                          f"{typical.model.title} (docs/pk-library.md)", _png(fig)))
     # 2. occupancy
     tx = target_exposure(typical)

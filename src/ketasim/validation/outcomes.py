@@ -382,7 +382,8 @@ SHARED = {"w_fast": (0.05, 0.95), "t_half_spine_h": (12.0, 720.0), "d50": (0.02,
           "active_placebo": (1.0, 8.0), "ad_max": (0.01, 0.8)}
 STAGE1 = {**SHARED, "emax_trd": (0.05, 0.99), "placebo_trd": (0.01, 0.6)}
 INDICATION_PARAMS = {
-    "bipolar": ("emax_bipolar", "placebo_bipolar"),
+    # §B2: onset 40 min in bipolar depression (Zarate 2012) vs ≤110 min in unipolar TRD
+    "bipolar": ("emax_bipolar", "placebo_bipolar", "w_fast_bipolar"),
     "suicidal_ideation": ("emax_suicidal_ideation", "placebo_suicidal_ideation"),
     "ptsd": ("emax_ptsd",), "ocd": ("emax_ocd", "placebo_ocd"),
     "social_anxiety": ("emax_social_anxiety", "placebo_social_anxiety"),
@@ -442,7 +443,10 @@ def calibrate(*, n: int = 600, seed: int = 20261126, max_nfev: int = 60,
         say(f"stage 3: {ind}")
         if ind in SHARED_PLACEBO:
             params[f"placebo_{ind}"] = params[SHARED_PLACEBO[ind]]
-        bounds = {k: (0.005, 0.99) if k.startswith("emax") else (0.005, 0.6) for k in names}
+        bounds = {k: (0.005, 0.99) if k.startswith("emax") else
+                  (0.02, 0.95) if k.startswith("w_fast") else (0.005, 0.6) for k in names}
+        if f"w_fast_{ind}" in names:
+            params.setdefault(f"w_fast_{ind}", params["w_fast"])
         targets = [t for t in INDICATION_TARGETS if t.indication == ind]
         fit, diagnostics[f"stage3_{ind}"] = _fit(list(names), bounds, targets, params, n,
                                                  seed, max_nfev)
@@ -475,11 +479,6 @@ KNOWN = {
         "reproduces Singh 2016's twice-weekly racemic effect therefore predicts a larger "
         "esketamine difference (~-9) than TRANSFORM-2 found (-4.0). Switching the HNK, LHb or "
         "inflammation branch on does not close the gap (checked); no per-trial knob is added"),
-    "zarate12_d_40min": (
-        "the TRD-calibrated cascade starts slowly (the fast component's weight is small, so the "
-        "effect peaks at ~2 days), which reproduces bipolar response over 14 days but not the "
-        "large effect at 40 min seen in one 15-patient crossover; bipolar depression has only "
-        "its own emax and placebo"),
 }
 
 
