@@ -124,7 +124,12 @@ def median_relapse_ci(days: np.ndarray, relapsed: np.ndarray, seed: int
     for _ in range(1000):
         i = rng.integers(0, days.size, days.size)
         boots.append(km_median(days[i], relapsed[i]))
-    lo, hi = np.percentile(np.array(boots), [2.5, 97.5])
+    b = np.array(boots)
+    b = b[~np.isnan(b)]
+    if b.size == 0:
+        return est, (float("nan"), float("nan"))
+    # 'not reached' (inf) sorts above every finite median; percentiles by rank, no arithmetic
+    lo, hi = np.percentile(b, [2.5, 97.5], method="inverted_cdf")
     return est, (float(lo), float(hi))
 
 

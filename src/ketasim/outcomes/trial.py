@@ -84,7 +84,7 @@ class TrialDesign(BaseModel):
 
     model_config = ConfigDict(extra="forbid")
     indication: str
-    n_per_arm: int = Field(ge=2, le=100_000)
+    n_per_arm: int = Field(ge=2, le=10_000)
     seed: int = Field(ge=0)
     arms: list[ArmSpec] = Field(min_length=1, max_length=12)
     endpoint: Endpoint
@@ -196,7 +196,7 @@ def _summarise(course: Course, design: TrialDesign, arm: Arm) -> ArmResult:
     elif e.measure == "mean_change":
         est, ci = ep.mean_ci(ep.change(course, t, e.instrument))
     else:
-        last = max(arm.dose_times(), default=0.0)
+        last = max(arm.session_times())
         days, hit = ep.relapse_times(course, last, t, e.instrument)
         med, (lo, hi) = ep.median_relapse_ci(days, hit, design.seed)
         note = f"{days.size} responders followed; {int(hit.sum())} relapsed"
