@@ -12,7 +12,7 @@ from fastapi.testclient import TestClient
 from sqlalchemy import create_engine, select, text
 
 from ketasim.clinic.audit import AuditEntry, verify
-from ketasim.storage.models import AuditRow, Patient, User, WebSession
+from ketasim.storage.models import AuditRow, MonitoredSessionRow, Patient, User, WebSession
 from ketasim.web.app import ROLES, create_app, seed_demo
 
 KEY = b"a" * 32
@@ -177,13 +177,33 @@ def expected(role: str | None, route: str) -> int:
         return 200 if role in STAFF or role == "patient" else 404
     if route == "q_other":
         return 404
+    if route in ("session_own", "form_own"):
+        return 200 if role in ("administrator", "prescriber", "nurse") else 404
+    if route in ("session_other", "form_other", "start_other"):
+        return 404 if route != "start_other" else 403
+    if route in ("start_forged", "step_forged"):
+        return 403
     raise AssertionError(route)
 
 
 def test_authorization_matrix_every_route_role_and_patient(app) -> None:
     with app.state.sessions() as db:
         ids = {p.display_name: p.id for p in db.scalars(select(Patient))}
+        own, other = (MonitoredSessionRow(patient_id=ids[n], compound="racemic",
+                                          rems_enrolled=False, started_by=1,
+                                          started_at=datetime.now(UTC))
+                      for n in ("Demo Patient A", "Other Clinic Patient"))
+        db.add_all([own, other])
+        db.commit()
+        sid_own, sid_other = own.id, other.id
     routes = {"list": ("get", "/patients"),
+              "session_own": ("get", f"/sessions/{sid_own}"),
+              "form_own": ("get", f"/sessions/{sid_own}/form"),
+              "session_other": ("get", f"/sessions/{sid_other}"),
+              "form_other": ("get", f"/sessions/{sid_other}/form"),
+              "start_forged": ("post", f"/patients/{ids['Demo Patient A']}/sessions"),
+              "start_other": ("post", f"/patients/{ids['Other Clinic Patient']}/sessions"),
+              "step_forged": ("post", f"/sessions/{sid_own}/vitals"),
               "own_a": ("get", f"/patients/{ids['Demo Patient A']}"),
               "own_b": ("get", f"/patients/{ids['Demo Patient B']}"),
               "other": ("get", f"/patients/{ids['Other Clinic Patient']}"),

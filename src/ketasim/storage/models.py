@@ -5,7 +5,7 @@ from __future__ import annotations
 
 from datetime import datetime
 
-from sqlalchemy import JSON, DateTime, ForeignKey, Integer, String, Text
+from sqlalchemy import JSON, DateTime, Float, ForeignKey, Integer, String, Text
 from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column
 
 
@@ -19,6 +19,9 @@ class Clinic(Base):
     __tablename__ = "clinics"
     id: Mapped[int] = mapped_column(Integer, primary_key=True)
     name: Mapped[str] = mapped_column(String(200), unique=True)
+    # monitoring thresholds have no default: the clinic must set them before sessions
+    spo2_min: Mapped[float | None] = mapped_column(Float, nullable=True)
+    moaas_alert_max: Mapped[int | None] = mapped_column(Integer, nullable=True)
 
 
 class User(Base):
@@ -86,6 +89,37 @@ class SafetyAlert(Base):
                                                              nullable=True)
 
 
+class MonitoredSessionRow(Base):
+    """A monitored dosing session; what happened in it is in :class:`SessionEvent`."""
+
+    __tablename__ = "monitored_sessions"
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    patient_id: Mapped[int] = mapped_column(ForeignKey("patients.id"), index=True)
+    compound: Mapped[str] = mapped_column(String(20))
+    rems_enrolled: Mapped[bool] = mapped_column(default=False)
+    started_by: Mapped[int] = mapped_column(ForeignKey("users.id"))
+    started_at: Mapped[datetime] = mapped_column(DateTime(timezone=True))
+    discharged_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True),
+                                                           nullable=True)
+    form_due_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True), nullable=True)
+    form_submitted_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True),
+                                                               nullable=True)
+
+
+class SessionEvent(Base):
+    """One recorded step of a session (pre-dose check, dose, vitals, acknowledgement,
+    discharge), replayed through ketasim.clinic.session's rules on every request."""
+
+    __tablename__ = "session_events"
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    session_id: Mapped[int] = mapped_column(ForeignKey("monitored_sessions.id"), index=True)
+    kind: Mapped[str] = mapped_column(String(20))
+    at: Mapped[datetime] = mapped_column(DateTime(timezone=True))
+    data: Mapped[dict] = mapped_column(JSON)
+    recorded_by: Mapped[int] = mapped_column(ForeignKey("users.id"))
+    recorded_at: Mapped[datetime] = mapped_column(DateTime(timezone=True))
+
+
 class AuditRow(Base):
     """One entry of the HMAC audit chain (see ketasim.clinic.audit)."""
 
@@ -101,5 +135,5 @@ class AuditRow(Base):
     note: Mapped[str | None] = mapped_column(Text, nullable=True)
 
 
-__all__ = ["AuditRow", "Base", "Clinic", "Patient", "QuestionnaireResponse", "SafetyAlert",
-           "User", "WebSession"]
+__all__ = ["AuditRow", "Base", "Clinic", "MonitoredSessionRow", "Patient",
+           "QuestionnaireResponse", "SafetyAlert", "SessionEvent", "User", "WebSession"]

@@ -28,6 +28,7 @@ from ketasim.storage.models import (
     AuditRow,
     Base,
     Clinic,
+    MonitoredSessionRow,
     Patient,
     QuestionnaireResponse,
     SafetyAlert,
@@ -42,6 +43,7 @@ from ketasim.web.security import (
     same,
     token_hash,
 )
+from ketasim.web.sessions import SESSION_READ, SESSION_WRITE, Deps, register
 
 ROLES = ("administrator", "prescriber", "nurse", "front_desk", "patient", "researcher")
 STAFF_READ = ("administrator", "prescriber", "nurse", "front_desk")
@@ -286,10 +288,16 @@ def create_app(database_url: str, *, audit_key: bytes, settings: Settings | None
         alerts = db.scalars(select(SafetyAlert).where(
             SafetyAlert.patient_id == patient_id,
             SafetyAlert.acknowledged_by.is_(None))).all() if user.role in STAFF_READ else []
+        show_sessions = user.role in SESSION_READ
+        sessions_ = db.scalars(select(MonitoredSessionRow).where(
+            MonitoredSessionRow.patient_id == patient_id).order_by(
+            MonitoredSessionRow.id.desc())).all() if show_sessions else []
         auditor.record(db, f"user:{user.id}", "read", f"patient:{patient_id}")
         db.commit()
         return page(request, "patient.html", who, title="Patient", patient=p,
-                    responses=responses, alerts=alerts, can_ack=user.role in CLINICIANS)
+                    responses=responses, alerts=alerts, can_ack=user.role in CLINICIANS,
+                    show_sessions=show_sessions, sessions=sessions_,
+                    can_start=user.role in SESSION_WRITE)
 
     @app.get("/patients/{patient_id}/questionnaires/{instrument}",
              response_class=HTMLResponse)
@@ -357,6 +365,8 @@ def create_app(database_url: str, *, audit_key: bytes, settings: Settings | None
     def root() -> Response:
         return RedirectResponse("/patients", status_code=303)
 
+    register(app, Deps(page, current, db_session, require, check_csrf, patient_in_reach,
+                       auditor))
     return app
 
 
@@ -366,7 +376,8 @@ def seed_demo(sessions: sessionmaker, passwords: dict[str, str]) -> bool:
     with sessions() as db:
         if db.scalar(select(Clinic).where(Clinic.name == "Demo Clinic")) is not None:
             return False
-        clinic = Clinic(name="Demo Clinic")
+        # demonstration thresholds; a real clinic sets its own (no defaults exist)
+        clinic = Clinic(name="Demo Clinic", spo2_min=92.0, moaas_alert_max=2)
         other = Clinic(name="Other Clinic")
         db.add_all([clinic, other])
         db.flush()

@@ -1,0 +1,202 @@
+"""Monitored sessions in the web app: the REMS/IV rules end to end, dose-range checks, bad
+input storing nothing, and who may see or record what (SQLite and PostgreSQL)."""
+
+from __future__ import annotations
+
+import re
+from datetime import UTC, datetime, timedelta
+
+import pytest
+from sqlalchemy import func, select
+from tests.test_web import app, client, login  # noqa: F401  (fixture and helpers)
+
+from ketasim.storage.models import AuditRow, Clinic, Patient, SessionEvent
+
+T0 = datetime.now(UTC).replace(microsecond=0) - timedelta(hours=4)
+
+
+def at(minutes: float) -> str:
+    return (T0 + timedelta(minutes=minutes)).strftime("%Y-%m-%dT%H:%M:%S")
+
+
+def ids(app) -> dict[str, int]:  # noqa: F811
+    with app.state.sessions() as db:
+        return {p.display_name: p.id for p in db.scalars(select(Patient))}
+
+
+def token(c, path: str) -> str:
+    return re.search(r'name="csrf_token" value="([^"]+)"', c.get(path).text).group(1)
+
+
+def start(c, pid: int, compound: str = "racemic", rems: bool = False):
+    tok = token(c, "/patients")
+    data = {"csrf_token": tok, "compound": compound}
+    if rems:
+        data["rems_enrolled"] = "yes"
+    return c.post(f"/patients/{pid}/sessions", data=data)
+
+
+def post(c, sid: int, step: str, **fields):
+    tok = token(c, f"/sessions/{sid}")
+    return c.post(f"/sessions/{sid}/{step}", data={"csrf_token": tok, **fields})
+
+
+VITALS_OK = {"sbp": "128", "dbp": "80", "hr": "70", "spo2": "98"}
+
+
+def n_events(app) -> int:  # noqa: F811
+    with app.state.sessions() as db:
+        return int(db.scalar(select(func.count()).select_from(SessionEvent)))
+
+
+def dosed_session(app, c) -> int:  # noqa: F811
+    r = start(c, ids(app)["Demo Patient A"])
+    assert r.status_code == 303, r.text
+    sid = int(r.headers["location"].rsplit("/", 1)[1])
+    assert post(c, sid, "predose", **VITALS_OK, contraindications_confirmed="yes",
+                time=at(0)).status_code == 303
+    r = post(c, sid, "dose", product="ketamine 10 mg/mL", lot="L123", route="iv_infusion",
+             duration_min="40", amount="0.5", unit="mg/kg", weight_kg="70",
+             weight_date=T0.date().isoformat(), time=at(5))
+    assert r.status_code == 303, r.text
+    return sid
+
+
+def test_a_nurse_runs_a_session_from_check_to_discharge(app) -> None:  # noqa: F811
+    c = client(app)
+    login(c, "nurse")
+    sid = dosed_session(app, c)
+    # BP 40 min after: a rise of 42/20 raises an alert
+    assert post(c, sid, "vitals", sbp="170", dbp="100", hr="88", spo2="97", moaas="4",
+                cadss="12", time=at(45)).status_code == 303
+    page = c.get(f"/sessions/{sid}").text
+    assert "rise of 42/20" in page and "Acknowledge" in page
+    # too early: refused, nothing stored
+    before = n_events(app)
+    r = post(c, sid, "discharge", effects_resolved="yes", time=at(100))
+    assert r.status_code == 400 and "before the end of the 120-min observation" in r.text
+    assert n_events(app) == before
+    assert post(c, sid, "vitals", **VITALS_OK, time=at(124)).status_code == 303
+    # an unacknowledged alert blocks discharge
+    r = post(c, sid, "discharge", effects_resolved="yes", time=at(126))
+    assert r.status_code == 400 and "not acknowledged" in r.text
+    assert post(c, sid, "ack", alert="0").status_code == 303
+    assert post(c, sid, "discharge", effects_resolved="yes", time=at(126)).status_code == 303
+    page = c.get(f"/sessions/{sid}").text
+    due = (T0 + timedelta(minutes=126) + timedelta(days=7)).strftime("%Y-%m-%d %H:%M")
+    assert "Discharged" in page and due in page
+    form = c.get(f"/sessions/{sid}/form").text
+    assert "128/80" in form and "170/100" in form
+    assert "Dissociation recorded (CADSS &gt; 0)</th><td>yes" in form
+    # closed: nothing more can be recorded
+    r = post(c, sid, "vitals", **VITALS_OK)
+    assert r.status_code == 400 and "closed" in r.text
+    assert post(c, sid, "form").status_code == 303
+    with app.state.sessions() as db:
+        steps = [r.detail.get("step") for r in db.scalars(select(AuditRow))
+                 if r.detail.get("session") == sid]
+    assert {"start", "predose", "dose", "vitals", "ack", "discharge", "form"} <= set(steps)
+
+
+@pytest.mark.parametrize(("fields", "message"), [
+    ({**VITALS_OK, "sbp": "abc"}, "is not a number"),
+    ({**VITALS_OK, "spo2": "150"}, "outside 50-100"),
+    ({**VITALS_OK, "hr": ""}, "is missing"),
+    ({**VITALS_OK, "moaas": "2.5"}, "whole number"),
+    ({**VITALS_OK, "time": "yesterday"}, "not a date and time"),
+    ({**VITALS_OK, "time": "2999-01-01T00:00"}, "in the future"),
+])
+def test_bad_vitals_get_a_message_and_store_nothing(app, fields, message) -> None:  # noqa: F811
+    c = client(app)
+    login(c, "nurse")
+    sid = dosed_session(app, c)
+    before = n_events(app)
+    r = post(c, sid, "vitals", **fields)
+    assert r.status_code == 400 and message in r.text
+    assert n_events(app) == before
+
+
+@pytest.mark.parametrize(("fields", "status", "message"), [
+    ({"amount": "35", "unit": "mg/kg"}, 400, "hard stop"),  # mg typed as mg/kg
+    ({"amount": "0.8", "unit": "mg/kg"}, 400, "override"),  # soft warning, no reason
+    ({"amount": "0.8", "unit": "mg/kg", "override_reason": "titrated per protocol v2"},
+     303, ""),
+    ({"amount": "0.5", "unit": "mg/kg", "weight_kg": "154"}, 400, ""),  # lb typed as kg
+    ({"amount": "0.5", "unit": "mg/kg", "lot": ""}, 400, "lot"),
+])
+def test_dose_range_checks(app, fields, status, message) -> None:  # noqa: F811
+    c = client(app)
+    login(c, "nurse")
+    pid = ids(app)["Demo Patient A"]
+    sid = dosed_session(app, c)  # an earlier dose at 70 kg
+    assert post(c, sid, "vitals", **VITALS_OK, time=at(45)).status_code == 303
+    assert post(c, sid, "vitals", **VITALS_OK, time=at(124)).status_code == 303
+    assert post(c, sid, "discharge", effects_resolved="yes", time=at(126)).status_code == 303
+    r = start(c, pid)
+    sid2 = int(r.headers["location"].rsplit("/", 1)[1])
+    assert post(c, sid2, "predose", **VITALS_OK, contraindications_confirmed="yes",
+                time=at(200)).status_code == 303
+    before = n_events(app)
+    base = {"product": "ketamine", "lot": "L1", "route": "iv_infusion", "duration_min": "40",
+            "weight_kg": "70", "weight_date": T0.date().isoformat(), "time": at(205)}
+    r = post(c, sid2, "dose", **{**base, **fields})
+    assert r.status_code == status, r.text
+    assert message in r.text
+    assert n_events(app) == before + (1 if status == 303 else 0)
+
+
+def test_predose_rules(app) -> None:  # noqa: F811
+    c = client(app)
+    login(c, "prescriber")
+    r = start(c, ids(app)["Demo Patient B"])
+    sid = int(r.headers["location"].rsplit("/", 1)[1])
+    high = {"sbp": "150", "dbp": "95", "hr": "70", "spo2": "98"}
+    r = post(c, sid, "predose", **high, contraindications_confirmed="yes")
+    assert r.status_code == 400 and "document the reason" in r.text
+    r = post(c, sid, "predose", **VITALS_OK)
+    assert r.status_code == 400 and "contraindication" in r.text
+    r = post(c, sid, "dose", product="k", lot="1", amount="35", unit="mg", weight_kg="70",
+             weight_date=T0.date().isoformat(), duration_min="40")
+    assert r.status_code == 400 and "pre-dose check" in r.text
+    assert post(c, sid, "predose", **high, contraindications_confirmed="yes",
+                override_reason="benefit outweighs risk, BP stable").status_code == 303
+
+
+def test_esketamine_needs_rems_and_thresholds_must_be_set(app) -> None:  # noqa: F811
+    c = client(app)
+    login(c, "nurse")
+    pid = ids(app)["Demo Patient A"]
+    r = start(c, pid, "esketamine")
+    assert r.status_code == 400 and "REMS" in r.text
+    assert start(c, pid, "esketamine", rems=True).status_code == 303
+    with app.state.sessions() as db:
+        clinic = db.scalar(select(Clinic).where(Clinic.name == "Demo Clinic"))
+        clinic.spo2_min = None
+        db.commit()
+    r = start(c, pid)
+    assert r.status_code == 400 and "thresholds are not set" in r.text
+
+
+def test_who_may_see_and_record_sessions(app) -> None:  # noqa: F811
+    c = client(app)
+    login(c, "nurse")
+    sid = dosed_session(app, c)
+    other = ids(app)["Other Clinic Patient"]
+    assert start(c, other).status_code == 404
+    assert c.post(f"/sessions/{sid}/vitals", data={**VITALS_OK, "csrf_token": "x"}
+                  ).status_code == 403
+    expected = {"administrator": 200, "prescriber": 200, "nurse": 200, "front_desk": 404,
+                "patient": 404, "researcher": 404}
+    for role, code in expected.items():
+        c2 = client(app)
+        login(c2, role)
+        assert c2.get(f"/sessions/{sid}").status_code == code, role
+        assert c2.get(f"/sessions/{sid}/form").status_code == code, role
+        assert c2.get("/sessions/999999").status_code == 404, role
+        if code == 200:
+            tok = token(c2, f"/sessions/{sid}")
+            r = c2.post(f"/sessions/{sid}/vitals", data={**VITALS_OK, "csrf_token": tok})
+            assert r.status_code == (303 if role != "administrator" else 404), role
+    anon = client(app)
+    assert anon.get(f"/sessions/{sid}").status_code == 303
+    assert anon.get("/sessions/not-a-number").status_code in (303, 422)
