@@ -200,3 +200,76 @@ def test_who_may_see_and_record_sessions(app) -> None:  # noqa: F811
     anon = client(app)
     assert anon.get(f"/sessions/{sid}").status_code == 303
     assert anon.get("/sessions/not-a-number").status_code in (303, 422)
+
+
+def test_audit_verify_command(tmp_path) -> None:
+    """`ketasim audit verify` passes an intact chain and names the entry that was edited."""
+    from tests.test_web import KEY, PASSWORDS
+    from typer.testing import CliRunner
+
+    from ketasim.cli.app import app as cli
+    from ketasim.web.app import create_app, seed_demo
+    url = f"sqlite:///{tmp_path / 'a.db'}"
+    web = create_app(url, audit_key=KEY)
+    seed_demo(web.state.sessions, PASSWORDS)
+    c = client(web)
+    login(c, "nurse")
+    c.get("/patients")
+    keyfile = tmp_path / "k.key"
+    keyfile.write_bytes(KEY)
+    run = CliRunner().invoke
+    r = run(cli, ["audit", "verify", "--database", url, "--audit-key-file", str(keyfile)])
+    assert r.exit_code == 0 and "intact" in r.output
+    with web.state.sessions() as db:
+        row = db.scalar(select(AuditRow).where(AuditRow.seq == 2))
+        row.actor = "user:999"
+        db.commit()
+    r = run(cli, ["audit", "verify", "--database", url, "--audit-key-file", str(keyfile)])
+    assert r.exit_code == 1 and "BROKEN at entry 2" in r.output
+    wrong = tmp_path / "w.key"
+    wrong.write_bytes(b"b" * 32)
+    r = run(cli, ["audit", "verify", "--database", url, "--audit-key-file", str(wrong)])
+    assert r.exit_code == 1
+
+
+def test_exports(app) -> None:  # noqa: F811
+    import io
+
+    import pandas as pd
+    c = client(app)
+    login(c, "nurse")
+    sid = dosed_session(app, c)
+    assert post(c, sid, "vitals", sbp="140", dbp="88", hr="75", spo2="97", moaas="5",
+                time=at(45)).status_code == 303
+    pid = ids(app)["Demo Patient A"]
+    r = c.get(f"/patients/{pid}/export.csv")
+    assert r.status_code == 200 and r.headers["content-type"].startswith("text/csv")
+    rows = pd.read_csv(io.StringIO(r.text))
+    assert set(rows["kind"]) >= {"predose", "dose", "vitals"}
+    r = c.get(f"/patients/{pid}/export.nmtran.csv")
+    nm = pd.read_csv(io.StringIO(r.text))
+    dose = nm[nm.EVID == 1].iloc[0]
+    assert dose.TIME == pytest.approx(5 / 60, abs=1e-6) and dose.AMT == 35.0
+    assert dose.RATE == pytest.approx(52.5)
+    sbp = nm[(nm.EVID == 0) & (nm.DVID == 1)]
+    assert list(sbp.DV) == [128.0, 140.0]
+    assert list(sbp.TIME) == [0.0, pytest.approx(45 / 60, abs=1e-6)]
+    assert (nm.TIME.diff().dropna() >= 0).all()
+    assert (nm.MDV == (nm.EVID == 1).astype(int)).all()
+    # clinic export: administrator sees names, researcher pseudonyms only
+    a = client(app)
+    login(a, "administrator")
+    admin = pd.read_csv(io.StringIO(a.get("/export/clinic.csv").text))
+    assert "Demo Patient A" in set(admin["patient"])
+    rsr = client(app)
+    login(rsr, "researcher")
+    deid = rsr.get("/export/clinic.csv")
+    assert deid.status_code == 200 and "Demo Patient" not in deid.text
+    assert pd.read_csv(io.StringIO(deid.text))["patient"].str.startswith("P-").all()
+    assert rsr.get(f"/patients/{pid}/export.csv").status_code == 404
+    fd = client(app)
+    login(fd, "front_desk")
+    assert fd.get("/export/clinic.csv").status_code == 404
+    assert fd.get(f"/patients/{pid}/export.nmtran.csv").status_code == 404
+    other = ids(app)["Other Clinic Patient"]
+    assert c.get(f"/patients/{other}/export.csv").status_code == 404

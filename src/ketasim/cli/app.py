@@ -494,6 +494,43 @@ def serve(
     uvicorn.run(application, host=host, port=port, log_level="warning")
 
 
+audit_app = typer.Typer(help="The clinic's audit trail.", no_args_is_help=True)
+app.add_typer(audit_app, name="audit")
+
+
+@audit_app.command("verify")
+def audit_verify(
+    database: Annotated[str, typer.Option(help="database URL")] = "sqlite:///ketasim.db",
+    audit_key_file: Annotated[Path, typer.Option(help="the HMAC key the server uses")]
+    = Path("ketasim-audit.key"),
+    head: Annotated[str | None, typer.Option(help="an anchored chain head (MAC of the last "
+                                             "entry kept elsewhere): detects truncation")]
+    = None,
+) -> None:
+    """Check the audit chain: every MAC, link and sequence number (exit 1 when broken)."""
+    from sqlalchemy import select
+
+    from ketasim.clinic.audit import AuditEntry, AuditError, verify
+    from ketasim.storage.db import make_engine, session_factory
+    from ketasim.storage.models import AuditRow
+    if not audit_key_file.is_file():
+        raise AuditError("audit_key_file", f"{audit_key_file} does not exist",
+                         "give the key file the server was started with")
+    key = audit_key_file.read_bytes()
+    with session_factory(make_engine(database))() as db:
+        rows = db.scalars(select(AuditRow).order_by(AuditRow.seq)).all()
+        entries = [AuditEntry(r.seq, r.at, r.actor, r.action, r.subject, r.detail, r.prev,
+                              r.mac) for r in rows]
+    report = verify(entries, key, head=head)
+    if report.ok:
+        console.print(f"audit chain intact: {report.checked} entries"
+                      + (f"; last MAC {entries[-1].mac}" if entries else ""))
+        return
+    console.print(f"[red]audit chain BROKEN[/red] at entry {report.first_bad}: "
+                  f"{report.problem}")
+    raise typer.Exit(1)
+
+
 validate_app = typer.Typer(help="Validation reports: model predictions against published "
                            "numbers, with tolerances and verdicts.", no_args_is_help=True)
 app.add_typer(validate_app, name="validate")

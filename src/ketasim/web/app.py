@@ -35,6 +35,7 @@ from ketasim.storage.models import (
     User,
     WebSession,
 )
+from ketasim.web.exports import register as register_exports
 from ketasim.web.security import (
     SECURITY_HEADERS,
     check_password,
@@ -297,7 +298,8 @@ def create_app(database_url: str, *, audit_key: bytes, settings: Settings | None
         return page(request, "patient.html", who, title="Patient", patient=p,
                     responses=responses, alerts=alerts, can_ack=user.role in CLINICIANS,
                     show_sessions=show_sessions, sessions=sessions_,
-                    can_start=user.role in SESSION_WRITE)
+                    can_start=user.role in SESSION_WRITE,
+                    can_export=user.role in ("administrator", "prescriber", "nurse", "patient"))
 
     @app.get("/patients/{patient_id}/questionnaires/{instrument}",
              response_class=HTMLResponse)
@@ -365,8 +367,9 @@ def create_app(database_url: str, *, audit_key: bytes, settings: Settings | None
     def root() -> Response:
         return RedirectResponse("/patients", status_code=303)
 
-    register(app, Deps(page, current, db_session, require, check_csrf, patient_in_reach,
-                       auditor))
+    deps = Deps(page, current, db_session, require, check_csrf, patient_in_reach, auditor)
+    register(app, deps)
+    register_exports(app, deps, audit_key)
     return app
 
 

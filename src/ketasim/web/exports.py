@@ -1,0 +1,179 @@
+"""Exports: a patient's data as CSV, an NM-TRAN dataset of doses and observations for
+pharmacometric analysis, and the clinic's data as CSV (de-identified for researchers).
+
+NM-TRAN layout: one row per dose (EVID 1, AMT in mg, RATE in mg/h for infusions, CMT 1) and
+per observation (EVID 0, MDV 0, DV with DVID: 1 SBP, 2 DBP, 3 HR, 4 SpO₂, 5 MOAA/S, 6 CADSS,
+10+ questionnaire totals, see ``DVID``); TIME in hours from the patient's first record (so a
+pre-dose check is at 0 and TIME never goes negative); ROUTE kept as a text column for
+reference (NONMEM ignores it with ``DROP``).
+
+>>> sorted(DVID)[:3]
+['cadss', 'dbp', 'gad7']
+"""
+
+from __future__ import annotations
+
+import hashlib
+import hmac
+import io
+from datetime import UTC, datetime
+from typing import Any
+
+import pandas as pd
+from fastapi import Depends, FastAPI, HTTPException, Request
+from fastapi.responses import Response
+from sqlalchemy import select
+from sqlalchemy.orm import Session
+
+from ketasim.storage.models import (
+    MonitoredSessionRow,
+    Patient,
+    QuestionnaireResponse,
+    SessionEvent,
+    User,
+    WebSession,
+)
+from ketasim.web.sessions import Deps
+
+DVID = {"sbp": 1, "dbp": 2, "hr": 3, "spo2": 4, "moaas": 5, "cadss": 6, "phq9": 10,
+        "gad7": 11, "qids_sr16": 12, "pcl5": 13, "cssrs_ideation": 14, "madrs": 15}
+PATIENT_EXPORT = ("administrator", "prescriber", "nurse", "patient")
+CLINIC_EXPORT = ("administrator", "researcher")
+
+
+def _utc(t: datetime) -> datetime:
+    return t if t.tzinfo else t.replace(tzinfo=UTC)
+
+
+def patient_records(db: Session, patient_id: int) -> pd.DataFrame:
+    """Every questionnaire and session step of one patient, one row each (UTC times)."""
+    rows: list[dict[str, Any]] = []
+    for q in db.scalars(select(QuestionnaireResponse).where(
+            QuestionnaireResponse.patient_id == patient_id)):
+        rows.append({"time_utc": _utc(q.submitted_at).isoformat(), "record": "questionnaire",
+                     "kind": q.instrument, "value": q.total, "detail": q.band,
+                     "session": None})
+    for s in db.scalars(select(MonitoredSessionRow).where(
+            MonitoredSessionRow.patient_id == patient_id)):
+        for e in db.scalars(select(SessionEvent).where(SessionEvent.session_id == s.id)):
+            rows.append({"time_utc": _utc(e.at).isoformat(), "record": f"session:{s.compound}",
+                         "kind": e.kind, "value": e.data.get("dose_mg"),
+                         "detail": ";".join(f"{k}={v}" for k, v in e.data.items()
+                                            if v is not None), "session": s.id})
+    frame = pd.DataFrame(rows, columns=["time_utc", "record", "kind", "value", "detail",
+                                        "session"])
+    return frame.sort_values("time_utc", kind="stable").reset_index(drop=True)
+
+
+def nmtran_dataset(db: Session, patient_ids: list[int]) -> pd.DataFrame:
+    """Doses and observations of ``patient_ids`` as an NM-TRAN dataset (IDs 1..n)."""
+    out: list[dict[str, Any]] = []
+    for k, pid in enumerate(patient_ids, start=1):
+        recs: list[tuple[datetime, dict[str, Any]]] = []
+        for s in db.scalars(select(MonitoredSessionRow).where(
+                MonitoredSessionRow.patient_id == pid)):
+            for e in db.scalars(select(SessionEvent).where(SessionEvent.session_id == s.id)):
+                t = _utc(e.at)
+                if e.kind == "dose":
+                    dur = e.data.get("duration_min")
+                    amt = float(e.data["dose_mg"])
+                    recs.append((t, {"EVID": 1, "MDV": 1, "AMT": amt,
+                                     "RATE": round(amt / (dur / 60.0), 6) if dur else 0.0,
+                                     "CMT": 1, "DV": 0.0, "DVID": 0,
+                                     "ROUTE": e.data.get("route", "")}))
+                elif e.kind in ("predose", "vitals"):
+                    for name in ("sbp", "dbp", "hr", "spo2", "moaas", "cadss"):
+                        if e.data.get(name) is not None:
+                            recs.append((t, {"EVID": 0, "MDV": 0, "AMT": 0.0, "RATE": 0.0,
+                                             "CMT": 0, "DV": float(e.data[name]),
+                                             "DVID": DVID[name], "ROUTE": ""}))
+        for q in db.scalars(select(QuestionnaireResponse).where(
+                QuestionnaireResponse.patient_id == pid)):
+            if q.instrument in DVID:
+                recs.append((_utc(q.submitted_at), {"EVID": 0, "MDV": 0, "AMT": 0.0,
+                                                    "RATE": 0.0, "CMT": 0,
+                                                    "DV": float(q.total),
+                                                    "DVID": DVID[q.instrument], "ROUTE": ""}))
+        if not recs:
+            continue
+        recs.sort(key=lambda r: (r[0], -r[1]["EVID"]))
+        origin = recs[0][0]
+        for t, r in recs:
+            out.append({"ID": k, "TIME": round((t - origin).total_seconds() / 3600.0, 6), **r})
+    return pd.DataFrame(out, columns=["ID", "TIME", "EVID", "MDV", "AMT", "RATE", "CMT", "DV",
+                                      "DVID", "ROUTE"])
+
+
+def pseudonym(key: bytes, patient_id: int) -> str:
+    """A stable study identifier that does not reveal the record number."""
+    return "P-" + hmac.new(key, f"patient:{patient_id}".encode(), hashlib.sha256).hexdigest()[:12]
+
+
+def _csv(frame: pd.DataFrame, name: str) -> Response:
+    buf = io.StringIO()
+    frame.to_csv(buf, index=False)
+    return Response(buf.getvalue(), media_type="text/csv; charset=utf-8",
+                    headers={"Content-Disposition": f'attachment; filename="{name}"',
+                             "Cache-Control": "no-store"})
+
+
+def register(app: FastAPI, d: Deps, key: bytes) -> None:
+    """Add the export routes."""
+
+    def reach(db: Session, user: User, patient_id: int) -> Patient:
+        p = d.patient_in_reach(db, user, patient_id)
+        if user.role not in PATIENT_EXPORT:
+            raise HTTPException(status_code=404, detail="no such page")
+        return p
+
+    @app.get("/patients/{patient_id}/export.csv")
+    def export_patient(request: Request, patient_id: int,
+                       who: tuple[User, WebSession] | None = Depends(d.current),
+                       db: Session = Depends(d.db_session)) -> Response:
+        user, _ = d.require(who)
+        p = reach(db, user, patient_id)
+        frame = patient_records(db, p.id)
+        d.auditor.record(db, f"user:{user.id}", "export", f"patient:{p.id}",
+                         {"format": "csv", "rows": len(frame)})
+        db.commit()
+        return _csv(frame, f"patient-{p.id}.csv")
+
+    @app.get("/patients/{patient_id}/export.nmtran.csv")
+    def export_nmtran(request: Request, patient_id: int,
+                      who: tuple[User, WebSession] | None = Depends(d.current),
+                      db: Session = Depends(d.db_session)) -> Response:
+        user, _ = d.require(who)
+        p = reach(db, user, patient_id)
+        frame = nmtran_dataset(db, [p.id])
+        d.auditor.record(db, f"user:{user.id}", "export", f"patient:{p.id}",
+                         {"format": "nmtran", "rows": len(frame)})
+        db.commit()
+        return _csv(frame, f"patient-{p.id}-nmtran.csv")
+
+    @app.get("/export/clinic.csv")
+    def export_clinic(request: Request,
+                      who: tuple[User, WebSession] | None = Depends(d.current),
+                      db: Session = Depends(d.db_session)) -> Response:
+        user, _ = d.require(who)
+        if user.role not in CLINIC_EXPORT:
+            d.auditor.record(db, f"user:{user.id}", "denied", "export:clinic")
+            db.commit()
+            raise HTTPException(status_code=404, detail="no such page")
+        parts = []
+        for p in db.scalars(select(Patient).where(Patient.clinic_id == user.clinic_id)):
+            f = patient_records(db, p.id)
+            f.insert(0, "patient", pseudonym(key, p.id) if user.role == "researcher"
+                     else p.display_name)
+            parts.append(f)
+        frame = pd.concat(parts, ignore_index=True) if parts else pd.DataFrame()
+        if user.role == "researcher" and not frame.empty:
+            frame = frame.drop(columns=["session"])  # record numbers are identifiers
+        d.auditor.record(db, f"user:{user.id}", "export", f"clinic:{user.clinic_id}",
+                         {"format": "csv", "deidentified": user.role == "researcher",
+                          "rows": len(frame)})
+        db.commit()
+        return _csv(frame, "clinic.csv")
+
+
+__all__ = ["CLINIC_EXPORT", "DVID", "PATIENT_EXPORT", "nmtran_dataset", "patient_records",
+           "pseudonym", "register"]
