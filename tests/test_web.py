@@ -161,8 +161,20 @@ STAFF = {"administrator", "prescriber", "nurse", "front_desk"}
 
 def expected(role: str | None, route: str) -> int:
     """The policy: who may see what (clinic-scoped; a patient sees only their own record)."""
+    if route == "consult_public":
+        return 200
     if role is None:
         return 303
+    if route == "queue":
+        return 200 if role in STAFF else 404
+    if route in ("export_own", "nmtran_own"):
+        return 200 if role in ("administrator", "prescriber", "nurse", "patient") else 404
+    if route == "export_other":
+        return 404
+    if route == "export_clinic":
+        return 200 if role in ("administrator", "researcher") else 404
+    if route in ("schedule_forged", "assess_forged"):
+        return 403
     if route == "list":
         return 200
     if route == "own_a":
@@ -197,6 +209,14 @@ def test_authorization_matrix_every_route_role_and_patient(app) -> None:
         db.commit()
         sid_own, sid_other = own.id, other.id
     routes = {"list": ("get", "/patients"),
+              "consult_public": ("get", "/consult"),
+              "queue": ("get", "/consultations"),
+              "schedule_forged": ("post", "/consultations/1/schedule"),
+              "assess_forged": ("post", "/consultations/1/assess"),
+              "export_own": ("get", f"/patients/{ids['Demo Patient A']}/export.csv"),
+              "nmtran_own": ("get", f"/patients/{ids['Demo Patient A']}/export.nmtran.csv"),
+              "export_other": ("get", f"/patients/{ids['Other Clinic Patient']}/export.csv"),
+              "export_clinic": ("get", "/export/clinic.csv"),
               "session_own": ("get", f"/sessions/{sid_own}"),
               "form_own": ("get", f"/sessions/{sid_own}/form"),
               "session_other": ("get", f"/sessions/{sid_other}"),

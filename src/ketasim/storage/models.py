@@ -120,6 +120,27 @@ class SessionEvent(Base):
     recorded_at: Mapped[datetime] = mapped_column(DateTime(timezone=True))
 
 
+class ConsultationRequest(Base):
+    """A 'could ketamine therapy help me?' screening and consultation request from the public
+    form, queued for staff."""
+
+    __tablename__ = "consultation_requests"
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    clinic_id: Mapped[int] = mapped_column(ForeignKey("clinics.id"), index=True)
+    created_at: Mapped[datetime] = mapped_column(DateTime(timezone=True))
+    name: Mapped[str] = mapped_column(String(200))
+    contact: Mapped[str] = mapped_column(String(200))
+    condition: Mapped[str] = mapped_column(String(40))
+    answers: Mapped[dict] = mapped_column(JSON)
+    phq9_total: Mapped[int] = mapped_column(Integer)
+    gad7_total: Mapped[int] = mapped_column(Integer)
+    status: Mapped[str] = mapped_column(String(20), default="new")
+    scheduled_for: Mapped[datetime | None] = mapped_column(DateTime(timezone=True),
+                                                           nullable=True)
+    patient_id: Mapped[int | None] = mapped_column(ForeignKey("patients.id"), nullable=True)
+    assessment: Mapped[dict | None] = mapped_column(JSON, nullable=True)
+
+
 class AuditRow(Base):
     """One entry of the HMAC audit chain (see ketasim.clinic.audit)."""
 
@@ -135,5 +156,5 @@ class AuditRow(Base):
     note: Mapped[str | None] = mapped_column(Text, nullable=True)
 
 
-__all__ = ["AuditRow", "Base", "Clinic", "MonitoredSessionRow", "Patient",
+__all__ = ["AuditRow", "Base", "Clinic", "ConsultationRequest", "MonitoredSessionRow", "Patient",
            "QuestionnaireResponse", "SafetyAlert", "SessionEvent", "User", "WebSession"]

@@ -35,6 +35,7 @@ from ketasim.storage.models import (
     User,
     WebSession,
 )
+from ketasim.web.consult import register as register_consult
 from ketasim.web.exports import register as register_exports
 from ketasim.web.security import (
     SECURITY_HEADERS,
@@ -370,6 +371,7 @@ def create_app(database_url: str, *, audit_key: bytes, settings: Settings | None
     deps = Deps(page, current, db_session, require, check_csrf, patient_in_reach, auditor)
     register(app, deps)
     register_exports(app, deps, audit_key)
+    register_consult(app, deps)
     return app
 
 

@@ -1,0 +1,165 @@
+"""The public "could ketamine therapy help me?" screening: what was asked, and the honest,
+sourced summary it returns. It never says a person is eligible; it says what the evidence is
+for their condition and what a clinician will look at.
+
+Cautions follow shared/reference/ketamine-pd-clinical.md §F (Spravato contraindications, BP
+screening threshold, psychosis, pregnancy, substance use, interactions).
+
+>>> s = screen(ScreeningAnswers(condition="depression", prior_treatments=["antidepressants_2"],
+...            cautions=["hypertension"], phq9=[2] * 9, gad7=[1] * 7))
+>>> s.phq9.total, s.urgent, "eligible" in s.headline.lower()
+(18, True, False)
+>>> [c.id for c in s.cautions]
+['hypertension']
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+from pydantic import BaseModel, ConfigDict, Field, field_validator
+
+from ketasim.outcomes.indications import Indication, get_indication
+from ketasim.scales import Score, score
+
+F = "ketamine-pd-clinical.md §F"
+
+# condition asked about → (label, indication id or None)
+CONDITIONS: dict[str, tuple[str, str | None]] = {
+    "depression": ("Depression that has not improved with treatment", "trd"),
+    "bipolar_depression": ("Bipolar depression", "bipolar"),
+    "suicidal_thoughts": ("Depression with thoughts of suicide", "suicidal_ideation"),
+    "ptsd": ("Post-traumatic stress disorder (PTSD)", "ptsd"),
+    "anxiety": ("Generalized anxiety", "gad"),
+    "social_anxiety": ("Social anxiety", "social_anxiety"),
+    "ocd": ("Obsessive-compulsive disorder (OCD)", "ocd"),
+    "chronic_pain": ("Chronic pain (e.g. CRPS)", "crps"),
+    "alcohol": ("Alcohol use problems", "alcohol_use"),
+    "eating_disorder": ("An eating disorder", "eating_disorders"),
+    "other": ("Something else", None),
+}
+
+PRIOR_TREATMENTS = {
+    "antidepressants_2": "two or more antidepressants at an adequate dose and duration",
+    "antidepressants_1": "one antidepressant",
+    "psychotherapy": "psychotherapy",
+    "ect": "electroconvulsive therapy (ECT)",
+    "tms": "transcranial magnetic stimulation (TMS)",
+    "none": "no treatment yet",
+}
+
+
+@dataclass(frozen=True)
+class Caution:
+    """A contraindication or caution a clinician will examine."""
+
+    id: str
+    label: str
+    why: str
+    source: str
+
+
+CAUTIONS: dict[str, Caution] = {c.id: c for c in (
+    Caution("hypertension", "High blood pressure that is not controlled",
+            "ketamine raises blood pressure for a few hours (peak ~40 min); a clinician "
+            "measures it before each dose and may not dose above ~140/90 mmHg", f"{F}, BP "
+            "screening threshold (Spravato PI)"),
+    Caution("aneurysm_avm", "Aneurysm (aorta, brain or other arteries) or an arteriovenous "
+            "malformation", "a contraindication for esketamine (Spravato)", f"{F}, "
+            "contraindications"),
+    Caution("brain_bleed", "A past bleed in the brain (intracerebral haemorrhage)",
+            "a contraindication for esketamine (Spravato)", f"{F}, contraindications"),
+    Caution("pregnancy", "Pregnancy, planning pregnancy or breastfeeding",
+            "not recommended: embryo-fetal toxicity in animals; present in milk",
+            f"{F}, pregnancy/lactation"),
+    Caution("psychosis", "Psychosis now or in the past (e.g. schizophrenia)",
+            "a clinician weighs the risk carefully; trials excluded psychosis", f"{F}, "
+            "psychosis"),
+    Caution("substance_use", "Problems with alcohol, drugs or ketamine itself",
+            "abuse risk is assessed before prescribing; trials excluded recent substance use "
+            "disorder", f"{F}, substance use disorder"),
+    Caution("bp_medicines", "Medicines that raise blood pressure (stimulants, MAOIs)",
+            "they add to the rise in blood pressure", f"{F}, interactions"),
+    Caution("sedatives", "Medicines that make you drowsy (benzodiazepines, opioids, "
+            "sleeping pills)", "they add to sedation", f"{F}, interactions"),
+)}
+
+
+class ScreeningAnswers(BaseModel):
+    """What the person answered (validated strictly)."""
+
+    model_config = ConfigDict(frozen=True, extra="forbid")
+
+    condition: str
+    prior_treatments: list[str] = Field(default_factory=list)
+    cautions: list[str] = Field(default_factory=list)
+    phq9: list[int]
+    gad7: list[int]
+
+    @field_validator("condition")
+    @classmethod
+    def _condition(cls, v: str) -> str:
+        if v not in CONDITIONS:
+            raise ValueError(f"choose one of {', '.join(CONDITIONS)}")
+        return v
+
+    @field_validator("prior_treatments")
+    @classmethod
+    def _prior(cls, v: list[str]) -> list[str]:
+        bad = [x for x in v if x not in PRIOR_TREATMENTS]
+        if bad:
+            raise ValueError(f"unknown treatment {bad[0]!r}")
+        return v
+
+    @field_validator("cautions")
+    @classmethod
+    def _cautions(cls, v: list[str]) -> list[str]:
+        bad = [x for x in v if x not in CAUTIONS]
+        if bad:
+            raise ValueError(f"unknown caution {bad[0]!r}")
+        return v
+
+
+@dataclass(frozen=True)
+class ScreeningSummary:
+    """The honest answer: evidence, what a clinician will look at, and safety first."""
+
+    headline: str
+    indication: Indication | None
+    phq9: Score
+    gad7: Score
+    cautions: list[Caution]
+    looks_at: list[str]
+    urgent: bool
+
+
+def screen(a: ScreeningAnswers) -> ScreeningSummary:
+    """Score the questionnaires and build the summary (never a verdict of eligibility)."""
+    phq9 = score("phq9", a.phq9)
+    gad7 = score("gad7", a.gad7)
+    ind_id = CONDITIONS[a.condition][1]
+    ind = get_indication(ind_id) if ind_id else None
+    if ind is None:
+        headline = ("ketasim has no trial evidence summary for this condition; a clinician "
+                    "will discuss whether any evidence applies to you.")
+    elif not ind.predicts_efficacy:
+        headline = (f"For {ind.name.lower()} the evidence is limited: {ind.reason}. A clinician "
+                    "will discuss whether ketamine is appropriate.")
+    else:
+        headline = (f"For {ind.name.lower()} the evidence is graded {ind.grade} (A = several "
+                    "randomised trials … D = case reports). Whether it could help you is a "
+                    "decision for a clinician who examines you.")
+    looks_at = ["your blood pressure, measured at the clinic",
+                "your psychiatric and medical history and current medicines",
+                "what treatments you have tried "
+                + (f"({', '.join(PRIOR_TREATMENTS[t] for t in a.prior_treatments)})"
+                   if a.prior_treatments else "(none given)")]
+    if a.condition == "depression" and "antidepressants_2" not in a.prior_treatments:
+        looks_at.append("whether the depression is treatment-resistant (usually two or more "
+                        "antidepressants tried without enough improvement)")
+    return ScreeningSummary(headline, ind, phq9, gad7, [CAUTIONS[c] for c in a.cautions],
+                            looks_at, urgent="phq9_item9_positive" in phq9.flags)
+
+
+__all__ = ["CAUTIONS", "CONDITIONS", "PRIOR_TREATMENTS", "Caution", "ScreeningAnswers",
+           "ScreeningSummary", "screen"]
