@@ -109,10 +109,11 @@ class Arm:
 
 
 @lru_cache(maxsize=64)
-def _pk_inputs(regimen: str, model: str | None, n: int, seed: int, grid: bytes
-               ) -> tuple[CascadeInputs, np.ndarray]:
+def _pk_inputs(regimen: str, model: str | None, n: int, seed: int, grid: bytes,
+               weight_kg: float | None = None) -> tuple[CascadeInputs, np.ndarray]:
     t = np.frombuffer(grid)
-    run = run_pk(regimen, model=model, subjects=n, seed=seed, times=t)
+    covs = {"weight": weight_kg} if weight_kg is not None else None
+    run = run_pk(regimen, model=model, subjects=n, seed=seed, times=t, covariates=covs)
     s_keta = next((run.concentration(a, "ng/mL") for a in ("s_ketamine", "esketamine")
                    if a in run.concentrations), np.zeros((n, len(t))))
     return cascade_inputs(run), s_keta
@@ -168,8 +169,13 @@ def simulate_course(arm: Arm, indication: str | Indication, *, n: int, seed: int
                     horizon_h: float, times: np.ndarray | None = None,
                     branches: Branches | None = None,
                     overrides: Mapping[str, float] | None = None,
-                    baseline_mean: float | None = None, keep_cascade: bool = False) -> Course:
-    """Simulate ``n`` patients of ``indication`` on ``arm`` from a seed (reproducible)."""
+                    baseline_mean: float | None = None, baseline_sd: float | None = None,
+                    weight_kg: float | None = None, keep_cascade: bool = False) -> Course:
+    """Simulate ``n`` patients of ``indication`` on ``arm`` from a seed (reproducible).
+
+    ``weight_kg`` fixes every virtual patient's weight (a forecast for one person: the band
+    is then the between-patient variability of response at that weight); ``baseline_mean``
+    and ``baseline_sd`` override the indication's baseline distribution."""
     ind = indication if isinstance(indication, Indication) else get_indication(indication)
     require_efficacy(ind)
     if n < 1:
@@ -184,7 +190,8 @@ def simulate_course(arm: Arm, indication: str | Indication, *, n: int, seed: int
     bmean = ind.baseline_mean if baseline_mean is None else baseline_mean
     inst = get_instrument(ind.instrument)
     lo, hi = inst.total_range
-    baseline = np.clip(bmean + ind.baseline_sd * rng.standard_normal(n), lo + 1.0, hi)
+    bsd = ind.baseline_sd if baseline_sd is None else baseline_sd
+    baseline = np.clip(bmean + bsd * rng.standard_normal(n), lo + 1.0, hi)
 
     p_key = f"placebo_{ind.id}"
     p_mean = min(v.get(p_key, 0.0) * (v["active_placebo"] if arm.active_placebo else 1.0),
@@ -203,7 +210,7 @@ def simulate_course(arm: Arm, indication: str | Indication, *, n: int, seed: int
     cascade = None
     if arm.regimen is not None:
         inputs, s_keta = _pk_inputs(arm.regimen, arm.model, n, pk_seed,
-                                    np.ascontiguousarray(t, dtype=float).tobytes())
+                                    np.ascontiguousarray(t, dtype=float).tobytes(), weight_kg)
         e_i = expit(logit(min(max(v[f"emax_{ind.id}"], 1e-4), 0.999))
                     + v["omega_emax"] * z_e)
         if ind.pathway == "analgesia":

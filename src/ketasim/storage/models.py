@@ -141,6 +141,22 @@ class ConsultationRequest(Base):
     assessment: Mapped[dict | None] = mapped_column(JSON, nullable=True)
 
 
+class TreatmentPlan(Base):
+    """A treatment plan from the protocol library, with the forecast made when it was
+    created (kept so that later measurements are shown against what was expected then)."""
+
+    __tablename__ = "treatment_plans"
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    patient_id: Mapped[int] = mapped_column(ForeignKey("patients.id"), index=True)
+    protocol: Mapped[str] = mapped_column(String(40))
+    regimen: Mapped[str] = mapped_column(String(300))
+    indication: Mapped[str] = mapped_column(String(40))
+    weight_kg: Mapped[float] = mapped_column(Float)
+    created_by: Mapped[int] = mapped_column(ForeignKey("users.id"))
+    created_at: Mapped[datetime] = mapped_column(DateTime(timezone=True))
+    forecast: Mapped[dict] = mapped_column(JSON)
+
+
 class AuditRow(Base):
     """One entry of the HMAC audit chain (see ketasim.clinic.audit)."""
 
@@ -157,4 +173,5 @@ class AuditRow(Base):
 
 
 __all__ = ["AuditRow", "Base", "Clinic", "ConsultationRequest", "MonitoredSessionRow", "Patient",
-           "QuestionnaireResponse", "SafetyAlert", "SessionEvent", "User", "WebSession"]
+           "QuestionnaireResponse", "SafetyAlert", "SessionEvent", "TreatmentPlan", "User",
+           "WebSession"]

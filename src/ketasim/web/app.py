@@ -37,6 +37,8 @@ from ketasim.storage.models import (
 )
 from ketasim.web.consult import register as register_consult
 from ketasim.web.exports import register as register_exports
+from ketasim.web.plans import chart_context
+from ketasim.web.plans import register as register_plans
 from ketasim.web.security import (
     SECURITY_HEADERS,
     check_password,
@@ -294,12 +296,13 @@ def create_app(database_url: str, *, audit_key: bytes, settings: Settings | None
         sessions_ = db.scalars(select(MonitoredSessionRow).where(
             MonitoredSessionRow.patient_id == patient_id).order_by(
             MonitoredSessionRow.id.desc())).all() if show_sessions else []
+        chart = chart_context(db, patient_id) if show_sessions else {}
         auditor.record(db, f"user:{user.id}", "read", f"patient:{patient_id}")
         db.commit()
-        return page(request, "patient.html", who, title="Patient", patient=p,
+        return page(request, "patient.html", who, title="Patient", patient=p, **chart,
                     responses=responses, alerts=alerts, can_ack=user.role in CLINICIANS,
                     show_sessions=show_sessions, sessions=sessions_,
-                    can_start=user.role in SESSION_WRITE,
+                    can_start=user.role in SESSION_WRITE, can_plan=user.role == "prescriber",
                     can_export=user.role in ("administrator", "prescriber", "nurse", "patient"))
 
     @app.get("/patients/{patient_id}/questionnaires/{instrument}",
@@ -372,6 +375,7 @@ def create_app(database_url: str, *, audit_key: bytes, settings: Settings | None
     register(app, deps)
     register_exports(app, deps, audit_key)
     register_consult(app, deps)
+    register_plans(app, deps)
     return app
 
 

@@ -1,0 +1,73 @@
+"""Treatment plans with forecasts on the chart, and the trend against the forecast."""
+
+from __future__ import annotations
+
+import re
+
+from sqlalchemy import func, select
+from tests.test_web import app, client, login  # noqa: F401
+
+from ketasim.storage.models import Patient, TreatmentPlan
+
+
+def pid_a(app) -> int:  # noqa: F811
+    with app.state.sessions() as db:
+        return db.scalar(select(Patient.id).where(Patient.display_name == "Demo Patient A"))
+
+
+def tok(c, path: str) -> str:
+    return re.search(r'name="csrf_token" value="([^"]+)"', c.get(path).text).group(1)
+
+
+def plans(app) -> int:  # noqa: F811
+    with app.state.sessions() as db:
+        return int(db.scalar(select(func.count()).select_from(TreatmentPlan)))
+
+
+def test_plan_forecast_and_trend(app) -> None:  # noqa: F811
+    pid = pid_a(app)
+    pt = client(app)
+    login(pt, "patient")
+    items = {f"item_{k}": "2" for k in range(1, 10)} | {"item_9": "0"}
+    t = tok(pt, f"/patients/{pid}/questionnaires/phq9")
+    assert pt.post(f"/patients/{pid}/questionnaires/phq9",
+                   data={"csrf_token": t, **items}).status_code == 303
+    pr = client(app)
+    login(pr, "prescriber")
+    t = tok(pr, f"/patients/{pid}")
+    r = pr.post(f"/patients/{pid}/plans", data={"csrf_token": t, "protocol": "iv_induction",
+                                               "indication": "trd", "weight_kg": "72"})
+    assert r.status_code == 303, r.text
+    page = pr.get(f"/patients/{pid}").text
+    assert "IV racemic ketamine induction series" in page and "Cmax" in page
+    assert "<svg" in page and page.count("<circle") == 1  # the PHQ-9 measured at baseline
+    assert "does not replace a clinician" in page
+    with app.state.sessions() as db:
+        plan = db.scalar(select(TreatmentPlan))
+        f = plan.forecast
+    assert f["instrument"] == "phq9" and f["baseline"] == 16.0
+    assert f["p50"][0] == 16.0 and min(f["p50"]) < 12  # improvement expected
+    assert all(lo <= mid <= hi for lo, mid, hi in zip(f["p5"], f["p50"], f["p95"], strict=True))
+
+
+def test_bad_plans_store_nothing(app) -> None:  # noqa: F811
+    pid = pid_a(app)
+    pr = client(app)
+    login(pr, "prescriber")
+    t = tok(pr, f"/patients/{pid}")
+    for data in ({"protocol": "magic", "indication": "trd", "weight_kg": "70"},
+                 {"protocol": "iv_induction", "indication": "eating_disorders",
+                  "weight_kg": "70"},
+                 {"protocol": "iv_induction", "indication": "trd", "weight_kg": "700"},
+                 {"protocol": "iv_induction", "indication": "trd", "weight_kg": "seventy"}):
+        r = pr.post(f"/patients/{pid}/plans", data={"csrf_token": t, **data})
+        assert r.status_code == 400 and "fix" in r.text, data
+    assert plans(app) == 0
+    for role in ("nurse", "front_desk", "patient", "researcher", "administrator"):
+        c = client(app)
+        login(c, role)
+        t = tok(c, "/patients")
+        r = c.post(f"/patients/{pid}/plans", data={"csrf_token": t, "protocol": "iv_induction",
+                                                  "indication": "trd", "weight_kg": "70"})
+        assert r.status_code == 404, role
+    assert plans(app) == 0
