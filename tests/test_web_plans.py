@@ -71,3 +71,28 @@ def test_bad_plans_store_nothing(app) -> None:  # noqa: F811
                                                   "indication": "trd", "weight_kg": "70"})
         assert r.status_code == 404, role
     assert plans(app) == 0
+
+
+def test_madrs_is_clinician_rated_and_questionnaires_show_when_due(app) -> None:  # noqa: F811
+    pid = pid_a(app)
+    pt = client(app)
+    login(pt, "patient")
+    page = pt.get(f"/patients/{pid}").text
+    assert "never done" in page and "MADRS" not in page
+    assert pt.get(f"/patients/{pid}/questionnaires/madrs").status_code == 404
+    nu = client(app)
+    login(nu, "nurse")
+    t = tok(nu, f"/patients/{pid}/questionnaires/madrs")
+    r = nu.post(f"/patients/{pid}/questionnaires/madrs",
+                data={"csrf_token": t, **{f"item_{k}": "3" for k in range(1, 11)}})
+    assert r.status_code == 303
+    bad = nu.post(f"/patients/{pid}/questionnaires/madrs",
+                  data={"csrf_token": t, **{f"item_{k}": "7" for k in range(1, 11)}})
+    assert bad.status_code == 400
+    page = nu.get(f"/patients/{pid}").text
+    assert "madrs: 30 (moderate)" in page
+    items = {f"item_{k}": "0" for k in range(1, 10)}
+    t = tok(pt, f"/patients/{pid}/questionnaires/phq9")
+    pt.post(f"/patients/{pid}/questionnaires/phq9", data={"csrf_token": t, **items})
+    page = pt.get(f"/patients/{pid}").text
+    assert "PHQ-9</a> <span" not in page  # just done: not due

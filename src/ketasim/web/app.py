@@ -22,6 +22,7 @@ from sqlalchemy import select, text
 from sqlalchemy.orm import Session, sessionmaker
 
 from ketasim.clinic.audit import AuditEntry, next_entry
+from ketasim.clinic.mbc import questionnaires_due
 from ketasim.scales.instruments import Instrument, ScaleError, get_instrument, score
 from ketasim.storage.db import make_engine, migrate, session_factory
 from ketasim.storage.models import (
@@ -53,12 +54,13 @@ ROLES = ("administrator", "prescriber", "nurse", "front_desk", "patient", "resea
 STAFF_READ = ("administrator", "prescriber", "nurse", "front_desk")
 CLINICIANS = ("prescriber", "nurse")
 PORTAL_INSTRUMENTS = ("phq9", "gad7", "qids_sr16", "pcl5", "cssrs_ideation")
+CLINICIAN_INSTRUMENTS = ("madrs",)  # rated by a clinician, never in the portal
 
 
-def _portal_instrument(name: str) -> Instrument:
-    if name not in PORTAL_INSTRUMENTS:
-        raise HTTPException(status_code=404, detail="no such questionnaire")
-    return get_instrument(name)
+def _portal_instrument(name: str, role: str) -> Instrument:
+    if name in PORTAL_INSTRUMENTS or (name in CLINICIAN_INSTRUMENTS and role in CLINICIANS):
+        return get_instrument(name)
+    raise HTTPException(status_code=404, detail="no such questionnaire")
 
 
 def _item(raw: object, k: int) -> int:
@@ -297,12 +299,16 @@ def create_app(database_url: str, *, audit_key: bytes, settings: Settings | None
             MonitoredSessionRow.patient_id == patient_id).order_by(
             MonitoredSessionRow.id.desc())).all() if show_sessions else []
         chart = chart_context(db, patient_id) if show_sessions else {}
+        due = questionnaires_due([(r.instrument, r.submitted_at) for r in responses], _now())
         auditor.record(db, f"user:{user.id}", "read", f"patient:{patient_id}")
         db.commit()
         return page(request, "patient.html", who, title="Patient", patient=p, **chart,
                     responses=responses, alerts=alerts, can_ack=user.role in CLINICIANS,
                     show_sessions=show_sessions, sessions=sessions_,
                     can_start=user.role in SESSION_WRITE, can_plan=user.role == "prescriber",
+                    due=due, instruments=[get_instrument(i) for i in PORTAL_INSTRUMENTS],
+                    clinician_instruments=[get_instrument(i) for i in CLINICIAN_INSTRUMENTS]
+                    if user.role in CLINICIANS else [],
                     can_export=user.role in ("administrator", "prescriber", "nurse", "patient"))
 
     @app.get("/patients/{patient_id}/questionnaires/{instrument}",
@@ -312,7 +318,7 @@ def create_app(database_url: str, *, audit_key: bytes, settings: Settings | None
                            db: Session = Depends(db_session)) -> HTMLResponse:
         user, _ = require(who)
         p = patient_in_reach(db, user, patient_id)
-        inst = _portal_instrument(instrument)
+        inst = _portal_instrument(instrument, user.role)
         return page(request, "questionnaire.html", who, title=inst.name, patient=p,
                     instrument=inst, error="")
 
@@ -324,7 +330,7 @@ def create_app(database_url: str, *, audit_key: bytes, settings: Settings | None
         form = await request.form()
         check_csrf(form.get("csrf_token"), ws)
         p = patient_in_reach(db, user, patient_id)
-        inst = _portal_instrument(instrument)
+        inst = _portal_instrument(instrument, user.role)
         try:
             items = [_item(form.get(f"item_{k}"), k) for k in range(1, inst.n_items + 1)]
             scored = score(inst.id, items)
