@@ -44,7 +44,7 @@ class Patient(Base):
 
     __tablename__ = "patients"
     id: Mapped[int] = mapped_column(Integer, primary_key=True)
-    clinic_id: Mapped[int] = mapped_column(ForeignKey("clinics.id"))
+    clinic_id: Mapped[int] = mapped_column(ForeignKey("clinics.id"), index=True)
     display_name: Mapped[str] = mapped_column(String(200))
 
 
@@ -65,7 +65,7 @@ class QuestionnaireResponse(Base):
 
     __tablename__ = "questionnaire_responses"
     id: Mapped[int] = mapped_column(Integer, primary_key=True)
-    patient_id: Mapped[int] = mapped_column(ForeignKey("patients.id"))
+    patient_id: Mapped[int] = mapped_column(ForeignKey("patients.id"), index=True)
     instrument: Mapped[str] = mapped_column(String(40))
     items: Mapped[list] = mapped_column(JSON)
     total: Mapped[int] = mapped_column(Integer)
@@ -79,7 +79,7 @@ class SafetyAlert(Base):
 
     __tablename__ = "safety_alerts"
     id: Mapped[int] = mapped_column(Integer, primary_key=True)
-    patient_id: Mapped[int] = mapped_column(ForeignKey("patients.id"))
+    patient_id: Mapped[int] = mapped_column(ForeignKey("patients.id"), index=True)
     kind: Mapped[str] = mapped_column(String(60))
     response_id: Mapped[int | None] = mapped_column(ForeignKey("questionnaire_responses.id"),
                                                     nullable=True)

@@ -73,6 +73,9 @@ def _item(raw: object, k: int) -> int:
                          "answer with the number shown for your choice")
     return int(text_)
 COOKIE = "ketasim_session"
+# last-seen time is refreshed at most this often (idle timeouts are minutes; one commit less
+# per request)
+SESSION_TOUCH = timedelta(seconds=30)
 PRE_CSRF = "ketasim_precsrf"
 
 
@@ -96,8 +99,9 @@ def _aware(t: datetime) -> datetime:
 
 class Auditor:
     """Appends to the HMAC chain stored in the database. The chain's end is read inside the
-    writing transaction (PostgreSQL: under an advisory lock; SQLite serialises writers), so
-    several server processes extend one consistent chain."""
+    writing transaction (PostgreSQL: under an advisory lock; SQLite: transactions begin
+    IMMEDIATE, holding the write lock), so concurrent requests and several server processes
+    extend one consistent chain."""
 
     def __init__(self, key: bytes) -> None:
         if len(key) < 32:
@@ -168,8 +172,9 @@ def create_app(database_url: str, *, audit_key: bytes, settings: Settings | None
             db.delete(ws)
             db.commit()
             return None
-        ws.last_seen = now
-        db.commit()
+        if now - _aware(ws.last_seen) > SESSION_TOUCH:
+            ws.last_seen = now  # committed with the request's own changes or audit entry
+            db.flush()
         return user, ws
 
     def require(who: tuple[User, WebSession] | None) -> tuple[User, WebSession]:

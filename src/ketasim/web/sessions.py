@@ -157,11 +157,9 @@ def register(app: FastAPI, d: Deps) -> None:
             SessionEvent.session_id == row.id).order_by(SessionEvent.id)))
         return row, p, events
 
-    def show(request: Request, who: tuple[User, WebSession], db: Session,
+    def show(request: Request, who: tuple[User, WebSession], clinic: Clinic,
              row: MonitoredSessionRow, p: Patient, events: list[SessionEvent],
              error: str = "", status: int = 200) -> HTMLResponse:
-        clinic = db.get(Clinic, p.clinic_id)
-        assert clinic is not None
         s = replay(row, events, rules_of(clinic))
         return d.page(request, "session.html", who, status, title="Monitored session",
                       session=row, patient=p, state=s, events=events, error=error,
@@ -205,10 +203,12 @@ def register(app: FastAPI, d: Deps) -> None:
                      db: Session = Depends(d.db_session)) -> HTMLResponse:
         user, _ = d.require(who)
         row, p, events = load(db, user, session_id)
+        clinic = db.get(Clinic, p.clinic_id)
+        assert clinic is not None
         d.auditor.record(db, f"user:{user.id}", "read", f"patient:{p.id}",
                          {"session": row.id})
         db.commit()
-        return show(request, (user, _), db, row, p, events)
+        return show(request, (user, _), clinic, row, p, events)
 
     @app.post("/sessions/{session_id}/{step}")
     async def record(request: Request, session_id: int, step: str,
@@ -240,7 +240,8 @@ def register(app: FastAPI, d: Deps) -> None:
             result = apply(state, step, at, data)
         except (KetasimError, ValueError) as exc:
             db.rollback()
-            return show(request, (user, ws), db, row, p, events, error=str(exc), status=400)
+            return show(request, (user, ws), clinic, row, p, events, error=str(exc),
+                        status=400)
         db.add(SessionEvent(session_id=row.id, kind=step, at=at, data=data,
                             recorded_by=user.id, recorded_at=now))
         if step == "discharge":
