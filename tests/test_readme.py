@@ -24,6 +24,6 @@ def test_readme_has_exactly_two_setup_commands_and_ci_runs_the_test_one() -> Non
     setup = text.split("## Set up", 1)[1].split("## ", 1)[0]
     commands = re.findall(r"```bash\n(.*?)\n```", setup, flags=re.S)
     assert len(commands) == 2
-    assert "ketasim demo" in commands[0]
+    assert "ketasim serve --demo" in commands[0]
     ci = (ROOT / ".ci" / "run").read_text()
     assert commands[1] in ci

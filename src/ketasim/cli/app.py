@@ -468,14 +468,14 @@ def serve(
                                                  "outside the database (created if missing)")]
     = Path("ketasim-audit.key"),
 ) -> None:
-    """Start the clinic web application (migrating the database first). Work in progress:
-    log-in, sessions, authorization and the audit trail are in place."""
+    """Start the clinic web application (migrating the database first); --demo seeds a
+    demonstration clinic and prints its log-ins."""
     import os
     import secrets
 
     import uvicorn
 
-    from ketasim.web.app import ROLES, create_app, seed_demo
+    from ketasim.web.app import ROLES, create_app, reset_demo_passwords, seed_demo
     if not audit_key_file.exists():
         audit_key_file.write_bytes(secrets.token_bytes(32))
         os.chmod(audit_key_file, 0o600)
@@ -483,14 +483,14 @@ def serve(
     application = create_app(database, audit_key=key)
     if demo:
         passwords = {r: secrets.token_urlsafe(9) for r in ROLES}
-        if seed_demo(application.state.sessions, passwords):
-            console.print("[bold]demo log-ins[/bold] (user name = role):")
-            for r in ROLES:
-                console.print(f"  {r:<14} password {passwords[r]}")
-        else:
-            console.print("demo data already in this database: use the log-ins printed when "
-                          "it was created, or start with a new database")
-    console.print(f"ketasim clinic on http://{host}:{port}/  (database {database})")
+        if not seed_demo(application.state.sessions, passwords):
+            reset_demo_passwords(application.state.sessions, passwords)
+        console.print("[bold]demo log-ins[/bold] (user name = role; new passwords each start):")
+        for r in ROLES:
+            console.print(f"  {r:<14} password {passwords[r]}")
+    shown = "localhost" if host in ("127.0.0.1", "::1") else host
+    console.print(f"ketasim clinic on http://{shown}:{port}/  (database {database}); the "
+                  "public screening form is at /consult", soft_wrap=True)
     uvicorn.run(application, host=host, port=port, log_level="warning")
 
 

@@ -415,4 +415,20 @@ def seed_demo(sessions: sessionmaker, passwords: dict[str, str]) -> bool:
     return True
 
 
-__all__ = ["ROLES", "Settings", "create_app", "seed_demo"]
+def reset_demo_passwords(sessions: sessionmaker, passwords: dict[str, str]) -> bool:
+    """New passwords for the demo clinic's users (an existing demo database, restarted).
+    Returns False when there is no demo clinic."""
+    with sessions() as db:
+        clinic = db.scalar(select(Clinic).where(Clinic.name == "Demo Clinic"))
+        if clinic is None:
+            return False
+        for user in db.scalars(select(User).where(User.clinic_id == clinic.id,
+                                                  User.username.in_(list(passwords)))):
+            user.password_hash = hash_password(passwords[user.username])
+            user.failed_logins = 0
+            user.locked_until = None
+        db.commit()
+    return True
+
+
+__all__ = ["ROLES", "Settings", "create_app", "reset_demo_passwords", "seed_demo"]

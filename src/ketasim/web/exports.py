@@ -7,8 +7,8 @@ per observation (EVID 0, MDV 0, DV with DVID: 1 SBP, 2 DBP, 3 HR, 4 SpO₂, 5 MO
 pre-dose check is at 0 and TIME never goes negative); ROUTE kept as a text column for
 reference (NONMEM ignores it with ``DROP``).
 
->>> sorted(DVID)[:3]
-['cadss', 'dbp', 'gad7']
+>>> DVID["sbp"], DVID["phq9"]
+(1, 10)
 """
 
 from __future__ import annotations

@@ -1,0 +1,54 @@
+"""The README's run command: `ketasim serve --demo` migrates an embedded database, seeds the
+demo clinic, prints the log-ins, and serves the app (twice on the same database too)."""
+
+from __future__ import annotations
+
+import re
+import socket
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import httpx
+
+
+def _serve_once(tmp_path: Path) -> dict[str, str]:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        port = s.getsockname()[1]
+    proc = subprocess.Popen(
+        [sys.executable, "-c", "from ketasim.cli.app import main; main()", "serve", "--demo",
+         "--port", str(port), "--database", f"sqlite:///{tmp_path / 'k.db'}",
+         "--audit-key-file", str(tmp_path / "k.key")],
+        stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True, cwd=tmp_path)
+    try:
+        lines = []
+        assert proc.stdout is not None
+        while not any("ketasim clinic on" in x for x in lines):
+            line = proc.stdout.readline()
+            assert line, "".join(lines)
+            lines.append(line)
+        out = "".join(lines)
+        logins = dict(re.findall(r"^\s+(\w+)\s+password (\S+)$", out, flags=re.M))
+        assert f"http://localhost:{port}/" in out
+        for _ in range(100):
+            try:
+                r = httpx.get(f"http://127.0.0.1:{port}/login", timeout=2)
+                break
+            except httpx.TransportError:
+                time.sleep(0.1)
+        assert r.status_code == 200 and "Log in" in r.text
+        assert r.headers["content-security-policy"]
+        return logins
+    finally:
+        proc.terminate()
+        proc.wait(10)
+
+
+def test_serve_demo_prints_logins_and_serves(tmp_path: Path) -> None:
+    first = _serve_once(tmp_path)
+    assert set(first) == {"administrator", "prescriber", "nurse", "front_desk", "patient",
+                          "researcher"}
+    second = _serve_once(tmp_path)  # same database: new passwords, still printed
+    assert set(second) == set(first) and second != first
