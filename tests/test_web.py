@@ -173,7 +173,7 @@ def expected(role: str | None, route: str) -> int:
         return 404
     if route == "export_clinic":
         return 200 if role in ("administrator", "researcher") else 404
-    if route in ("schedule_forged", "assess_forged", "plan_forged"):
+    if route in ("schedule_forged", "assess_forged", "plan_forged", "q_post_forged"):
         return 403
     if route == "list":
         return 200
@@ -212,6 +212,8 @@ def test_authorization_matrix_every_route_role_and_patient(app) -> None:
               "consult_public": ("get", "/consult"),
               "queue": ("get", "/consultations"),
               "plan_forged": ("post", f"/patients/{ids['Demo Patient A']}/plans"),
+              "q_post_forged": ("post",
+                                f"/patients/{ids['Demo Patient A']}/questionnaires/phq9"),
               "schedule_forged": ("post", "/consultations/1/schedule"),
               "assess_forged": ("post", "/consultations/1/assess"),
               "export_own": ("get", f"/patients/{ids['Demo Patient A']}/export.csv"),

@@ -273,3 +273,16 @@ def test_exports(app) -> None:  # noqa: F811
     assert fd.get(f"/patients/{pid}/export.nmtran.csv").status_code == 404
     other = ids(app)["Other Clinic Patient"]
     assert c.get(f"/patients/{other}/export.csv").status_code == 404
+
+
+def test_a_misconfigured_clinic_gets_a_message_not_a_500(app) -> None:  # noqa: F811
+    c = client(app)
+    login(c, "nurse")
+    sid = dosed_session(app, c)
+    with app.state.sessions() as db:
+        clinic = db.scalar(select(Clinic).where(Clinic.name == "Demo Clinic"))
+        clinic.moaas_alert_max = None
+        db.commit()
+    for path in (f"/sessions/{sid}", f"/sessions/{sid}/form"):
+        r = c.get(path)
+        assert r.status_code == 400 and "thresholds are not set" in r.text, path

@@ -23,6 +23,7 @@ from sqlalchemy.orm import Session, sessionmaker
 
 from ketasim.clinic.audit import AuditEntry, next_entry
 from ketasim.clinic.mbc import questionnaires_due
+from ketasim.errors import KetasimError
 from ketasim.scales.instruments import Instrument, ScaleError, get_instrument, score
 from ketasim.storage.db import make_engine, migrate, session_factory
 from ketasim.storage.models import (
@@ -141,6 +142,13 @@ def create_app(database_url: str, *, audit_key: bytes, settings: Settings | None
     app = FastAPI(title="ketasim clinic", docs_url=None, redoc_url=None, openapi_url=None)
     app.state.sessions = sessions
     app.state.auditor = auditor
+
+    @app.exception_handler(KetasimError)
+    async def bad_input(request: Request, exc: KetasimError) -> Response:
+        """Any typed ketasim error that reaches the top is the user's to fix: a 400 page."""
+        return templates.TemplateResponse(request, "error.html", {
+            "user": None, "csrf_token": "", "title": "Cannot do that", "message": str(exc)},
+            status_code=400)
 
     @app.middleware("http")
     async def headers(request: Request, call_next: Any) -> Response:
