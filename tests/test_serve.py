@@ -46,9 +46,23 @@ def _serve_once(tmp_path: Path) -> dict[str, str]:
         proc.wait(10)
 
 
+def _demo_activity(tmp_path: Path) -> tuple[int, int, int]:
+    from sqlalchemy import func, select
+
+    from ketasim.storage.db import make_engine, session_factory
+    from ketasim.storage.models import ConsultationRequest, QuestionnaireResponse, SessionEvent
+    with session_factory(make_engine(f"sqlite:///{tmp_path / 'k.db'}"))() as db:
+        c, q, e = (int(db.scalar(select(func.count()).select_from(t)))
+                   for t in (ConsultationRequest, QuestionnaireResponse, SessionEvent))
+    return c, q, e
+
+
 def test_serve_demo_prints_logins_and_serves(tmp_path: Path) -> None:
     first = _serve_once(tmp_path)
     assert set(first) == {"administrator", "prescriber", "nurse", "front_desk", "patient",
                           "researcher"}
+    activity = _demo_activity(tmp_path)
+    assert activity == (1, 3, 5)  # a queued request, PHQ-9 history, a finished session
     second = _serve_once(tmp_path)  # same database: new passwords, still printed
     assert set(second) == set(first) and second != first
+    assert _demo_activity(tmp_path) == activity  # example activity is added once

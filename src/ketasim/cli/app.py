@@ -475,7 +475,13 @@ def serve(
 
     import uvicorn
 
-    from ketasim.web.app import ROLES, create_app, reset_demo_passwords, seed_demo
+    from ketasim.web.app import (
+        ROLES,
+        create_app,
+        reset_demo_passwords,
+        seed_demo,
+        seed_demo_activity,
+    )
     if not audit_key_file.exists():
         audit_key_file.write_bytes(secrets.token_bytes(32))
         os.chmod(audit_key_file, 0o600)
@@ -485,6 +491,7 @@ def serve(
         passwords = {r: secrets.token_urlsafe(9) for r in ROLES}
         if not seed_demo(application.state.sessions, passwords):
             reset_demo_passwords(application.state.sessions, passwords)
+        seed_demo_activity(application.state.sessions)
         console.print("[bold]demo log-ins[/bold] (user name = role; new passwords each start):")
         for r in ROLES:
             console.print(f"  {r:<14} password {passwords[r]}")

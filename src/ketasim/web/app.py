@@ -423,6 +423,69 @@ def seed_demo(sessions: sessionmaker, passwords: dict[str, str]) -> bool:
     return True
 
 
+def seed_demo_activity(sessions: sessionmaker) -> None:
+    """Example activity for the demo clinic (run once, by ``ketasim serve --demo``): Demo
+    Patient B's PHQ-9 over three weeks and a completed monitored session, and a consultation
+    request waiting in the queue. Built through the same rules as real entries."""
+    from ketasim.clinic.screening import ScreeningAnswers, screen
+    from ketasim.clinic.session import MonitoredSession, MonitoringRules
+    from ketasim.storage.models import ConsultationRequest, MonitoredSessionRow, SessionEvent
+    with sessions() as db:
+        clinic = db.scalar(select(Clinic).where(Clinic.name == "Demo Clinic"))
+        if clinic is None or db.scalar(select(ConsultationRequest).where(
+                ConsultationRequest.clinic_id == clinic.id).limit(1)) is not None:
+            return
+        b = db.scalar(select(Patient).where(Patient.display_name == "Demo Patient B"))
+        nurse = db.scalar(select(User).where(User.username == "nurse"))
+        assert b is not None and nurse is not None
+        now = _now().replace(microsecond=0)
+        history = ((21, [2, 2, 3, 2, 2, 2, 2, 1, 0]), (14, [1, 1, 2, 2, 1, 1, 1, 1, 0]),
+                   (7, [1, 1, 1, 1, 0, 1, 1, 0, 0]))
+        for days_ago, items in history:
+            sc = score("phq9", items)
+            db.add(QuestionnaireResponse(patient_id=b.id, instrument="phq9", items=items,
+                                         total=sc.total, band=sc.band, submitted_by=nurse.id,
+                                         submitted_at=now - timedelta(days=days_ago)))
+        t0 = now - timedelta(days=20)
+        rules = MonitoringRules(spo2_min=clinic.spo2_min or 92.0,
+                                moaas_alert_max=clinic.moaas_alert_max or 2)
+        s = MonitoredSession("racemic", rules)
+        steps: list[tuple[str, datetime, dict[str, Any]]] = [
+            ("predose", t0, {"sbp": 124.0, "dbp": 78.0, "hr": 68.0, "spo2": 98.0}),
+            ("dose", t0 + timedelta(minutes=5), {"dose_mg": 36.0, "dose_mg_per_kg": 0.5,
+                                                 "amount": 0.5, "unit": "mg/kg",
+                                                 "route": "iv_infusion", "duration_min": 40.0,
+                                                 "weight_kg": 72.0, "product": "ketamine",
+                                                 "lot": "DEMO-1", "devices": None}),
+            ("vitals", t0 + timedelta(minutes=45), {"sbp": 142.0, "dbp": 88.0, "hr": 80.0,
+                                                    "spo2": 97.0, "moaas": 4, "cadss": 9}),
+            ("vitals", t0 + timedelta(minutes=125), {"sbp": 126.0, "dbp": 80.0, "hr": 70.0,
+                                                     "spo2": 98.0, "moaas": 5, "cadss": 0}),
+            ("discharge", t0 + timedelta(minutes=130), {})]
+        row = MonitoredSessionRow(patient_id=b.id, compound="racemic", rems_enrolled=False,
+                                  started_by=nurse.id, started_at=t0)
+        db.add(row)
+        db.flush()
+        from ketasim.web.sessions import apply
+        due = None
+        for kind, at, data in steps:
+            due = apply(s, kind, at, data)
+            db.add(SessionEvent(session_id=row.id, kind=kind, at=at, data=data,
+                                recorded_by=nurse.id, recorded_at=at))
+        row.discharged_at = t0 + timedelta(minutes=130)
+        row.form_due_at = due
+        answers = ScreeningAnswers(condition="depression", prior_treatments=["antidepressants_2"],
+                                   cautions=[], phq9=[2, 2, 2, 2, 1, 2, 1, 1, 0],
+                                   gad7=[1, 1, 2, 1, 1, 1, 1])
+        summary = screen(answers)
+        db.add(ConsultationRequest(clinic_id=clinic.id, created_at=now, name="Sam Example",
+                                   contact="sam@example.org", condition="depression",
+                                   answers=answers.model_dump(),
+                                   phq9_total=summary.phq9.total,
+                                   gad7_total=summary.gad7.total, status="new"))
+        db.commit()
+
+
 def reset_demo_passwords(sessions: sessionmaker, passwords: dict[str, str]) -> bool:
     """New passwords for the demo clinic's users (an existing demo database, restarted).
     Returns False when there is no demo clinic."""
@@ -439,4 +502,5 @@ def reset_demo_passwords(sessions: sessionmaker, passwords: dict[str, str]) -> b
     return True
 
 
-__all__ = ["ROLES", "Settings", "create_app", "reset_demo_passwords", "seed_demo"]
+__all__ = ["ROLES", "Settings", "create_app", "reset_demo_passwords", "seed_demo",
+           "seed_demo_activity"]
