@@ -96,3 +96,23 @@ def test_madrs_is_clinician_rated_and_questionnaires_show_when_due(app) -> None:
     pt.post(f"/patients/{pid}/questionnaires/phq9", data={"csrf_token": t, **items})
     page = pt.get(f"/patients/{pid}").text
     assert "PHQ-9</a> <span" not in page  # just done: not due
+
+
+def test_patient_list_pages_and_search(app) -> None:  # noqa: F811
+    from ketasim.storage.models import Clinic
+    with app.state.sessions() as db:
+        clinic = db.scalar(select(Clinic).where(Clinic.name == "Demo Clinic"))
+        db.add_all([Patient(clinic_id=clinic.id, display_name=f"Zed {i:03d}")
+                    for i in range(120)])
+        db.commit()
+    c = client(app)
+    login(c, "front_desk")
+    first = c.get("/patients").text
+    assert first.count('<li><a href="/patients/') == 50 and "next" in first
+    third = c.get("/patients?page=3").text
+    assert third.count('<li><a href="/patients/') == 22 and "next</a>" not in third
+    found = c.get("/patients?q=Zed%20007").text
+    assert found.count('<li><a href="/patients/') == 1
+    assert "Other Clinic" not in c.get("/patients?q=Other").text
+    assert c.get("/patients?page=0").status_code == 422
+    assert c.get("/patients?q=%25").status_code == 200  # wildcards are not special

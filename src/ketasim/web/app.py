@@ -15,7 +15,7 @@ from datetime import UTC, datetime, timedelta
 from importlib import resources
 from typing import Any
 
-from fastapi import Depends, FastAPI, Form, HTTPException, Request
+from fastapi import Depends, FastAPI, Form, HTTPException, Query, Request
 from fastapi.responses import HTMLResponse, RedirectResponse, Response
 from fastapi.templating import Jinja2Templates
 from sqlalchemy import select, text
@@ -74,6 +74,7 @@ def _item(raw: object, k: int) -> int:
                          "answer with the number shown for your choice")
     return int(text_)
 COOKIE = "ketasim_session"
+PAGE_SIZE = 50  # patients per list page
 # last-seen time is refreshed at most this often (idle timeouts are minutes; one commit less
 # per request)
 SESSION_TOUCH = timedelta(seconds=30)
@@ -265,9 +266,15 @@ def create_app(database_url: str, *, audit_key: bytes, settings: Settings | None
         resp.delete_cookie(COOKIE)
         return resp
 
-    def visible_patients(db: Session, user: User) -> list[Patient]:
+    def visible_patients(db: Session, user: User, q: str = "", page_no: int = 1
+                         ) -> list[Patient]:
         if user.role in STAFF_READ:
-            return list(db.scalars(select(Patient).where(Patient.clinic_id == user.clinic_id)))
+            stmt = select(Patient).where(Patient.clinic_id == user.clinic_id)
+            if q:
+                stmt = stmt.where(Patient.display_name.ilike(f"%{q}%"))
+            stmt = stmt.order_by(Patient.display_name, Patient.id).offset(
+                (page_no - 1) * PAGE_SIZE).limit(PAGE_SIZE + 1)
+            return list(db.scalars(stmt))
         if user.role == "patient" and user.patient_id is not None:
             p = db.get(Patient, user.patient_id)
             return [p] if p is not None else []
@@ -287,13 +294,20 @@ def create_app(database_url: str, *, audit_key: bytes, settings: Settings | None
         return p
 
     @app.get("/patients", response_class=HTMLResponse)
-    def patients(request: Request, who: tuple[User, WebSession] | None = Depends(current),
+    def patients(request: Request, q: str = Query("", max_length=100),
+                 page_no: int = Query(1, alias="page", ge=1, le=100_000),
+                 who: tuple[User, WebSession] | None = Depends(current),
                  db: Session = Depends(db_session)) -> HTMLResponse:
         user, _ = require(who)
-        found = visible_patients(db, user)
-        auditor.record(db, f"user:{user.id}", "read", "patients", {"count": len(found)})
+        query = q.strip().replace("%", "").replace("_", "")
+        found = visible_patients(db, user, query, page_no)
+        more = len(found) > PAGE_SIZE
+        found = found[:PAGE_SIZE]
+        auditor.record(db, f"user:{user.id}", "read", "patients",
+                       {"count": len(found), "page": page_no, "search": bool(query)})
         db.commit()
-        return page(request, "patients.html", who, title="Patients", patients=found)
+        return page(request, "patients.html", who, title="Patients", patients=found, q=query,
+                    page_no=page_no, more=more, searchable=user.role in STAFF_READ)
 
     @app.get("/patients/{patient_id}", response_class=HTMLResponse)
     def patient(request: Request, patient_id: int,
