@@ -173,7 +173,10 @@ def expected(role: str | None, route: str) -> int:
         return 404
     if route == "export_clinic":
         return 200 if role in ("administrator", "researcher") else 404
-    if route in ("schedule_forged", "assess_forged", "plan_forged", "q_post_forged"):
+    if route == "admin":
+        return 200 if role == "administrator" else 404
+    if route in ("schedule_forged", "assess_forged", "plan_forged", "q_post_forged",
+                 "admin_forged"):
         return 403
     if route == "list":
         return 200
@@ -211,6 +214,8 @@ def test_authorization_matrix_every_route_role_and_patient(app) -> None:
     routes = {"list": ("get", "/patients"),
               "consult_public": ("get", "/consult"),
               "queue": ("get", "/consultations"),
+              "admin": ("get", "/admin"),
+              "admin_forged": ("post", "/admin/thresholds"),
               "plan_forged": ("post", f"/patients/{ids['Demo Patient A']}/plans"),
               "q_post_forged": ("post",
                                 f"/patients/{ids['Demo Patient A']}/questionnaires/phq9"),

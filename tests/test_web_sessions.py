@@ -286,3 +286,58 @@ def test_a_misconfigured_clinic_gets_a_message_not_a_500(app) -> None:  # noqa: 
     for path in (f"/sessions/{sid}", f"/sessions/{sid}/form"):
         r = c.get(path)
         assert r.status_code == 400 and "thresholds are not set" in r.text, path
+
+
+def test_clinic_owned_versioned_dose_limits_and_thresholds(app) -> None:  # noqa: F811
+    import json
+
+    from ketasim.storage.models import DoseLimitsVersion
+    a = client(app)
+    login(a, "administrator")
+    page = a.get("/admin")
+    assert page.status_code == 200 and "example-1" in page.text
+    tok = token(a, "/admin")
+    limits = json.loads(re.search(r'<textarea name="limits"[^>]*>(.*?)</textarea>', page.text,
+                                  re.S).group(1).replace("&#34;", '"').replace("&quot;", '"'))
+    # bad edits: nothing stored, the message names the field
+    for text, message in (("{not json", "not valid JSON"),
+                          (json.dumps({**limits, "racemic_iv_mg_per_kg_hard": 0.5}),
+                           "hard limit"),
+                          (json.dumps(limits), "exists")):
+        r = a.post("/admin/dose-limits", data={"csrf_token": tok, "limits": text})
+        assert r.status_code == 400 and message in r.text, message
+    r = a.post("/admin/thresholds", data={"csrf_token": tok, "spo2_min": "120",
+                                          "moaas_alert_max": "2"})
+    assert r.status_code == 400 and "SpO₂" in r.text
+    # a stricter clinic version: 0.6 mg/kg is now a warning
+    stricter = {**limits, "version": "clinic-2026-11", "racemic_iv_mg_per_kg_soft": 0.55}
+    assert a.post("/admin/dose-limits", data={"csrf_token": tok,
+                                              "limits": json.dumps(stricter)}).status_code == 303
+    assert a.post("/admin/thresholds", data={"csrf_token": tok, "spo2_min": "93",
+                                             "moaas_alert_max": "1"}).status_code == 303
+    with app.state.sessions() as db:
+        assert [r.version for r in db.scalars(select(DoseLimitsVersion))] == ["clinic-2026-11"]
+        assert db.scalar(select(Clinic).where(Clinic.name == "Demo Clinic")).spo2_min == 93.0
+    c = client(app)
+    login(c, "nurse")
+    r = start(c, ids(app)["Demo Patient A"])
+    sid = int(r.headers["location"].rsplit("/", 1)[1])
+    assert post(c, sid, "predose", **VITALS_OK, contraindications_confirmed="yes",
+                time=at(0)).status_code == 303
+    dose = {"product": "ketamine", "lot": "L1", "route": "iv_infusion", "duration_min": "40",
+            "amount": "0.6", "unit": "mg/kg", "weight_kg": "70",
+            "weight_date": T0.date().isoformat(), "time": at(5)}
+    r = post(c, sid, "dose", **dose)
+    assert r.status_code == 400 and "override" in r.text
+    r = post(c, sid, "dose", **dose, override_reason="protocol allows 0.6 for this patient")
+    assert r.status_code == 303
+    with app.state.sessions() as db:
+        ev = db.scalar(select(SessionEvent).where(SessionEvent.kind == "dose"))
+        assert ev.data["limits_version"] == "clinic-2026-11"
+    for role in ("prescriber", "nurse", "front_desk", "patient", "researcher"):
+        u = client(app)
+        login(u, role)
+        assert u.get("/admin").status_code == 404, role
+        t = token(u, "/patients")
+        assert u.post("/admin/thresholds", data={"csrf_token": t, "spo2_min": "90",
+                                                 "moaas_alert_max": "2"}).status_code == 404

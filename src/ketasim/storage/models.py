@@ -157,6 +157,19 @@ class TreatmentPlan(Base):
     forecast: Mapped[dict] = mapped_column(JSON)
 
 
+class DoseLimitsVersion(Base):
+    """One version of a clinic's dose-range limits (a new row for every change; the latest
+    by id applies)."""
+
+    __tablename__ = "dose_limits_versions"
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    clinic_id: Mapped[int] = mapped_column(ForeignKey("clinics.id"), index=True)
+    version: Mapped[str] = mapped_column(String(60))
+    limits: Mapped[dict] = mapped_column(JSON)
+    created_by: Mapped[int] = mapped_column(ForeignKey("users.id"))
+    created_at: Mapped[datetime] = mapped_column(DateTime(timezone=True))
+
+
 class AuditRow(Base):
     """One entry of the HMAC audit chain (see ketasim.clinic.audit)."""
 
@@ -172,6 +185,7 @@ class AuditRow(Base):
     note: Mapped[str | None] = mapped_column(Text, nullable=True)
 
 
-__all__ = ["AuditRow", "Base", "Clinic", "ConsultationRequest", "MonitoredSessionRow", "Patient",
+__all__ = ["AuditRow", "Base", "Clinic", "ConsultationRequest", "DoseLimitsVersion",
+           "MonitoredSessionRow", "Patient",
            "QuestionnaireResponse", "SafetyAlert", "SessionEvent", "TreatmentPlan", "User",
            "WebSession"]

@@ -37,6 +37,7 @@ from ketasim.storage.models import (
     User,
     WebSession,
 )
+from ketasim.web.admin import register as register_admin
 from ketasim.web.consult import register as register_consult
 from ketasim.web.exports import register as register_exports
 from ketasim.web.plans import chart_context
@@ -409,6 +410,7 @@ def create_app(database_url: str, *, audit_key: bytes, settings: Settings | None
     register_exports(app, deps, audit_key)
     register_consult(app, deps)
     register_plans(app, deps)
+    register_admin(app, deps)
     return app
 
 

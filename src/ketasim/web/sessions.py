@@ -38,6 +38,7 @@ from ketasim.clinic.session import MonitoredSession, MonitoringRules, SessionErr
 from ketasim.errors import KetasimError
 from ketasim.storage.models import (
     Clinic,
+    DoseLimitsVersion,
     MonitoredSessionRow,
     Patient,
     SessionEvent,
@@ -85,6 +86,14 @@ def parse_time(raw: object, *, now: datetime) -> datetime:
     if t > now + timedelta(minutes=2):
         raise FormError("time", "is in the future", "record what has happened")
     return t.astimezone(UTC)
+
+
+def clinic_limits(db: Session, clinic_id: int) -> DoseLimits:
+    """The clinic's latest dose-limits version, or the reference's worked example (§4.2)
+    until the clinic stores its own."""
+    row = db.scalar(select(DoseLimitsVersion).where(DoseLimitsVersion.clinic_id == clinic_id)
+                    .order_by(DoseLimitsVersion.id.desc()).limit(1))
+    return DoseLimits.model_validate({} if row is None else row.limits)
 
 
 def rules_of(clinic: Clinic) -> MonitoringRules:
@@ -338,7 +347,7 @@ def _dose_data(form: Any, user: User, db: Session, p: Patient, state: MonitoredS
                       time=at, duration_min=duration)
     ctx = PatientDoseContext(weight_kg=weight, weight_measured_at=datetime.combine(
         measured, datetime.min.time(), UTC), previous_weight_kg=previous, session_times=sessions)
-    check = check_dose(order, ctx, DoseLimits.model_validate({}))  # the example limits
+    check = check_dose(order, ctx, clinic_limits(db, p.clinic_id))
     reason = str(form.get("override_reason") or "").strip()
     override = Override(reason=reason, clinician=user.username, at=at) if reason else None
     if check.verdict == "hard":
@@ -349,7 +358,8 @@ def _dose_data(form: Any, user: User, db: Session, p: Patient, state: MonitoredS
     data = {"dose_mg": check.dose_mg, "dose_mg_per_kg": check.dose_mg_per_kg,
             "amount": amount, "unit": unit, "route": route, "duration_min": duration,
             "weight_kg": weight, "weight_date": measured.isoformat(), "product": product,
-            "lot": lot, "devices": int(check.dose_mg // 28) if compound == "esketamine" else None}
+            "lot": lot, "devices": int(check.dose_mg // 28) if compound == "esketamine" else None,
+            "limits_version": check.limits_version}
     return data, {"dose_check": record}
 
 
@@ -361,5 +371,6 @@ def _previous_weight(db: Session, patient_id: int) -> float | None:
     return float(rows[0].data["weight_kg"]) if rows else None
 
 
-__all__ = ["SESSION_READ", "SESSION_WRITE", "Deps", "FormError", "apply", "parse_number",
+__all__ = ["SESSION_READ", "SESSION_WRITE", "Deps", "FormError", "apply", "clinic_limits",
+           "parse_number",
            "parse_time", "register", "replay", "rules_of"]
