@@ -71,6 +71,7 @@ def test_a_nurse_runs_a_session_from_check_to_discharge(app) -> None:  # noqa: F
                 cadss="12", time=at(45)).status_code == 303
     page = c.get(f"/sessions/{sid}").text
     assert "rise of 42/20" in page and "Acknowledge" in page
+    assert "<svg" in page and "SBP 170 at 40" in page  # observed values, minutes from dose
     # too early: refused, nothing stored
     before = n_events(app)
     r = post(c, sid, "discharge", effects_resolved="yes", time=at(100))

@@ -57,4 +57,40 @@ def trend_svg(forecast: dict[str, Any], measured: Sequence[tuple[float, float]],
     return "".join(parts)
 
 
-__all__ = ["trend_svg"]
+COLOURS = ("#d62728", "#1f77b4", "#2ca02c", "#9467bd", "#ff7f0e")
+
+
+def series_svg(series: dict[str, list[tuple[float, float]]], *, top: float, label: str,
+               x_label: str) -> str:
+    """Measured values as dotted lines, one colour per series (x in the caller's unit).
+
+    >>> series_svg({"SBP": [(0, 120), (45, 150)]}, top=200, label="BP", x_label="min")[:4]
+    '<svg'
+    """
+    pts = [p for v in series.values() for p in v]
+    xmax = max([p[0] for p in pts], default=1.0) or 1.0
+    xmin = min([p[0] for p in pts], default=0.0)
+
+    def x(d: float) -> float:
+        return PAD + (W - 2 * PAD) * (d - xmin) / ((xmax - xmin) or 1.0)
+
+    def y(v: float) -> float:
+        return H - PAD - (H - 2 * PAD) * v / top
+
+    parts = [f'<svg xmlns="http://www.w3.org/2000/svg" width="{W}" height="{H}" role="img" '
+             f'aria-label="{escape(label)}">']
+    for k, (name, vals) in enumerate(series.items()):
+        c = COLOURS[k % len(COLOURS)]
+        line = " ".join(f"{x(a):.1f},{y(b):.1f}" for a, b in vals)
+        parts.append(f'<polyline points="{line}" fill="none" stroke="{c}" stroke-width="1.5"/>')
+        for a, b in vals:
+            parts.append(f'<circle cx="{x(a):.1f}" cy="{y(b):.1f}" r="3" fill="{c}">'
+                         f"<title>{escape(name)} {b:g} at {a:g}</title></circle>")
+        parts.append(f'<text x="{PAD + 70 * k}" y="{PAD - 10}" font-size="11" fill="{c}">'
+                     f"{escape(name)}</text>")
+    parts.append(f'<text x="{W / 2}" y="{H - 8}" font-size="11" text-anchor="middle">'
+                 f"{escape(x_label)}</text></svg>")
+    return "".join(parts)
+
+
+__all__ = ["series_svg", "trend_svg"]

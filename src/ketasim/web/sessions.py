@@ -171,6 +171,7 @@ def register(app: FastAPI, d: Deps) -> None:
              error: str = "", status: int = 200) -> HTMLResponse:
         s = replay(row, events, rules_of(clinic))
         return d.page(request, "session.html", who, status, title="Monitored session",
+                      chart=_vitals_chart(s),
                       session=row, patient=p, state=s, events=events, error=error,
                       can_write=who[0].role in SESSION_WRITE and row.discharged_at is None,
                       earliest=s.earliest_discharge())
@@ -281,6 +282,28 @@ def register(app: FastAPI, d: Deps) -> None:
         return d.page(request, "monitoring_form.html", (user, ws), title="Monitoring form",
                       session=row, patient=p, state=s, near40=near40,
                       last=s.observations[-1] if s.observations else None)
+
+
+def _vitals_chart(s: MonitoredSession) -> str:
+    """SVG of the observed BP, HR, SpO₂ and CADSS (minutes from the first dose, or from the
+    pre-dose check). The model's forecast band is not drawn: the acute models are not built
+    yet (issue #4)."""
+    from ketasim.web.charts import series_svg
+    obs = ([s.predose] if s.predose else []) + s.observations
+    if not obs:
+        return ""
+    t0 = s.first_administration or obs[0].time
+
+    def m(v: Any) -> float:
+        return round((v.time - t0).total_seconds() / 60.0, 1)
+
+    series = {"SBP": [(m(v), v.sbp) for v in obs], "DBP": [(m(v), v.dbp) for v in obs],
+              "HR": [(m(v), v.hr) for v in obs], "SpO₂": [(m(v), v.spo2) for v in obs]}
+    cadss = [(m(v), float(v.cadss)) for v in obs if v.cadss is not None]
+    if cadss:
+        series["CADSS"] = cadss
+    return series_svg(series, top=220.0, label="observed vital signs",
+                      x_label="minutes from the first dose")
 
 
 def _step_data(step: str, form: Any, user: User, db: Session, p: Patient,
