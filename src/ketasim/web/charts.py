@@ -79,6 +79,16 @@ def series_svg(series: dict[str, list[tuple[float, float]]], *, top: float, labe
 
     parts = [f'<svg xmlns="http://www.w3.org/2000/svg" width="{W}" height="{H}" role="img" '
              f'aria-label="{escape(label)}">']
+    step = 50.0 if top > 100 else 10.0
+    v = 0.0
+    while v <= top + 1e-9:
+        parts.append(f'<line x1="{PAD}" x2="{W - PAD}" y1="{y(v):.1f}" y2="{y(v):.1f}" '
+                     f'stroke="#eee"/><text x="{PAD - 4}" y="{y(v) + 3:.1f}" font-size="9" '
+                     f'text-anchor="end">{v:g}</text>')
+        v += step
+    for d in sorted({xmin, xmax, *[p[0] for p in pts]}):
+        parts.append(f'<text x="{x(d):.1f}" y="{H - PAD + 12}" font-size="9" '
+                     f'text-anchor="middle">{d:g}</text>')
     for k, (name, vals) in enumerate(series.items()):
         c = COLOURS[k % len(COLOURS)]
         line = " ".join(f"{x(a):.1f},{y(b):.1f}" for a, b in vals)
