@@ -119,6 +119,16 @@ def test_bad_vitals_get_a_message_and_store_nothing(app, fields, message) -> Non
 
 @pytest.mark.parametrize(("fields", "status", "message"), [
     ({"amount": "35", "unit": "mg/kg"}, 400, "hard stop"),  # mg typed as mg/kg
+    ({"amount": "35", "unit": "mg/kg", "override_reason": "I am sure of this dose",
+      "second_clinician": "prescriber", "second_password": "wrong"}, 400, "not confirmed"),
+    ({"amount": "35", "unit": "mg/kg", "override_reason": "I am sure of this dose",
+      "second_clinician": "nurse", "second_password": "demo-nurse-password"}, 400,
+     "not confirmed"),  # the recording nurse cannot be the second clinician
+    ({"amount": "1.2", "unit": "mg/kg", "override_reason": "anaesthetist-led, per protocol",
+      "second_clinician": "prescriber", "second_password": "demo-prescriber-password"}, 303,
+     ""),  # a confirmed hard-stop override
+    ({"amount": "1.2", "unit": "mg/kg", "second_clinician": "prescriber",
+      "second_password": "demo-prescriber-password"}, 400, "override"),  # no reason
     ({"amount": "0.8", "unit": "mg/kg"}, 400, "override"),  # soft warning, no reason
     ({"amount": "0.8", "unit": "mg/kg", "override_reason": "titrated per protocol v2"},
      303, ""),
@@ -342,3 +352,24 @@ def test_clinic_owned_versioned_dose_limits_and_thresholds(app) -> None:  # noqa
         t = token(u, "/patients")
         assert u.post("/admin/thresholds", data={"csrf_token": t, "spo2_min": "90",
                                                  "moaas_alert_max": "2"}).status_code == 404
+
+
+def test_hard_stop_override_is_audited_with_both_clinicians(app) -> None:  # noqa: F811
+    c = client(app)
+    login(c, "nurse")
+    r = start(c, ids(app)["Demo Patient B"])
+    sid = int(r.headers["location"].rsplit("/", 1)[1])
+    assert post(c, sid, "predose", **VITALS_OK, contraindications_confirmed="yes",
+                time=at(0)).status_code == 303
+    r = post(c, sid, "dose", product="ketamine", lot="L9", route="iv_infusion",
+             duration_min="40", amount="1.2", unit="mg/kg", weight_kg="70",
+             weight_date=T0.date().isoformat(), time=at(5),
+             override_reason="anaesthetist-led, per protocol",
+             second_clinician="prescriber", second_password="demo-prescriber-password")
+    assert r.status_code == 303, r.text
+    with app.state.sessions() as db:
+        rec = [a.detail["dose_check"] for a in db.scalars(select(AuditRow))
+               if "dose_check" in a.detail][-1]
+    assert rec["verdict"] == "hard"
+    assert rec["override"]["clinician"] == "nurse"
+    assert rec["override"]["second_clinician"] == "prescriber"

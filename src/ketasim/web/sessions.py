@@ -45,6 +45,7 @@ from ketasim.storage.models import (
     User,
     WebSession,
 )
+from ketasim.web.security import check_password
 
 SESSION_READ = ("administrator", "prescriber", "nurse")
 SESSION_WRITE = ("prescriber", "nurse")
@@ -372,11 +373,11 @@ def _dose_data(form: Any, user: User, db: Session, p: Patient, state: MonitoredS
         measured, datetime.min.time(), UTC), previous_weight_kg=previous, session_times=sessions)
     check = check_dose(order, ctx, clinic_limits(db, p.clinic_id))
     reason = str(form.get("override_reason") or "").strip()
-    override = Override(reason=reason, clinician=user.username, at=at) if reason else None
+    second = None
     if check.verdict == "hard":
-        raise DoseCheckError("dose", "hard stop: " + "; ".join(
-            f.message for f in check.findings if f.severity == "hard"),
-            "change the order (hard stops are not overridden here)")
+        second = _second_clinician(db, user, form, check)
+    override = Override(reason=reason, clinician=user.username, at=at,
+                        second_clinician=second) if reason else None
     record = authorize(check, override)
     data = {"dose_mg": check.dose_mg, "dose_mg_per_kg": check.dose_mg_per_kg,
             "amount": amount, "unit": unit, "route": route, "duration_min": duration,
@@ -384,6 +385,27 @@ def _dose_data(form: Any, user: User, db: Session, p: Patient, state: MonitoredS
             "lot": lot, "devices": int(check.dose_mg // 28) if compound == "esketamine" else None,
             "limits_version": check.limits_version}
     return data, {"dose_check": record}
+
+
+def _second_clinician(db: Session, user: User, form: Any, check: Any) -> str:
+    """A hard stop proceeds only with a reason and a second clinician of the same clinic who
+    confirms with their own password (reliability-security.md §4.2 C2); otherwise the order is
+    refused with the finding."""
+    hard = "; ".join(f.message for f in check.findings if f.severity == "hard")
+    name = str(form.get("second_clinician") or "").strip()
+    password = str(form.get("second_password") or "")
+    if not name:
+        raise DoseCheckError("dose", f"hard stop: {hard}",
+                             "change the order, or give a reason and have a second clinician "
+                             "confirm with their user name and password")
+    other = db.scalar(select(User).where(User.username == name[:100]))
+    ok = check_password(other.password_hash if other else None, password[:1024])
+    if not ok or other is None or not other.active or other.clinic_id != user.clinic_id \
+            or other.role not in ("prescriber",) or other.id == user.id:
+        raise DoseCheckError("second_clinician", "was not confirmed",
+                             "a different prescriber of this clinic must confirm with their "
+                             "own user name and password")
+    return other.username
 
 
 def _previous_weight(db: Session, patient_id: int) -> float | None:
