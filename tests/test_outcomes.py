@@ -128,6 +128,21 @@ def test_bad_designs_are_typed_errors(patch: dict, field: str) -> None:
     assert info.value.field.startswith(field)
 
 
+def test_cssrs_ideation_is_not_forecast_from_mood() -> None:
+    d = {**DESIGN, "indication": "suicidal_ideation",
+         "endpoint": {"instrument": "cssrs_ideation", "time": "24 h", "measure": "remission"}}
+    with pytest.raises(DesignError, match="not modelled"):
+        parse_design(d)
+
+
+def test_observed_ratings_are_whole_numbers() -> None:
+    c = simulate_course(Arm(regimen="0.5 mg/kg IV over 40 min"), "trd", n=50, seed=4,
+                        horizon_h=48)
+    s = c.scores()
+    assert np.array_equal(s, np.rint(s))
+    assert not np.array_equal(c.scores(noise=False), np.rint(c.scores(noise=False)))
+
+
 def test_cannot_predict_where_evidence_is_case_reports() -> None:
     with pytest.raises(ModelError, match="cannot predict efficacy"):
         simulate_course(Arm(regimen="0.5 mg/kg IV over 40 min"), "eating_disorders", n=10,

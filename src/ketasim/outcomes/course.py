@@ -155,13 +155,14 @@ class Course:
         return lo2 + frac * (hi2 - lo2)
 
     def scores(self, instrument: str | None = None, *, noise: bool = True) -> np.ndarray:
-        """(patients, times) scores on ``instrument``."""
+        """(patients, times) scores on ``instrument``: observed ratings (with rating noise,
+        whole numbers as totals are) or, with ``noise=False``, the model's expectation."""
         inst = get_instrument(instrument or self.indication.instrument)
         base = self.baseline_of(inst.id)
         lo, hi = inst.total_range
         s = lo + (base[:, None] - lo) * (1.0 - self.improvement)
         if noise:
-            s = s + self.residual_fraction * float(np.mean(base - lo)) * self.noise
+            s = np.rint(s + self.residual_fraction * float(np.mean(base - lo)) * self.noise)
         return np.clip(s, lo, hi)
 
 
