@@ -59,10 +59,9 @@ def register(app: FastAPI, d: Deps) -> None:
     async def change(request: Request, what: str,
                      who: tuple[User, WebSession] | None = Depends(d.current),
                      db: Session = Depends(d.db_session)) -> Response:
-        user, ws = d.require(who)
-        form = await request.form()
-        d.check_csrf(form.get("csrf_token"), ws)
-        user, ws = admin_of(who)
+        user, ws, form = await d.posted(request, who)
+        if user.role not in ADMINS:
+            raise HTTPException(status_code=404, detail="no such page")
         if what not in ("thresholds", "dose-limits"):
             raise HTTPException(status_code=404, detail="no such page")
         clinic = db.get(Clinic, user.clinic_id)

@@ -50,7 +50,7 @@ from ketasim.web.security import (
     same,
     token_hash,
 )
-from ketasim.web.sessions import SESSION_READ, SESSION_WRITE, Deps, register
+from ketasim.web.sessions import SESSION_READ, SESSION_WRITE, Deps, register, utc
 
 ROLES = ("administrator", "prescriber", "nurse", "front_desk", "patient", "researcher")
 STAFF_READ = ("administrator", "prescriber", "nurse", "front_desk")
@@ -94,10 +94,6 @@ class Settings:
 
 def _now() -> datetime:
     return datetime.now(UTC)
-
-
-def _aware(t: datetime) -> datetime:
-    return t if t.tzinfo else t.replace(tzinfo=UTC)
 
 
 class Auditor:
@@ -172,8 +168,8 @@ def create_app(database_url: str, *, audit_key: bytes, settings: Settings | None
         if ws is None:
             return None
         now = _now()
-        if now - _aware(ws.last_seen) > cfg.idle_timeout or \
-                now - _aware(ws.created_at) > cfg.absolute_timeout:
+        if now - utc(ws.last_seen) > cfg.idle_timeout or \
+                now - utc(ws.created_at) > cfg.absolute_timeout:
             db.delete(ws)
             db.commit()
             return None
@@ -182,7 +178,7 @@ def create_app(database_url: str, *, audit_key: bytes, settings: Settings | None
             db.delete(ws)
             db.commit()
             return None
-        if now - _aware(ws.last_seen) > SESSION_TOUCH:
+        if now - utc(ws.last_seen) > SESSION_TOUCH:
             ws.last_seen = now  # committed with the request's own changes or audit entry
             db.flush()
         return user, ws
@@ -224,7 +220,7 @@ def create_app(database_url: str, *, audit_key: bytes, settings: Settings | None
             return login_page(request, "The form expired; please log in again.", 400)
         user = db.scalar(select(User).where(User.username == username))
         now = _now()
-        if user is not None and user.locked_until and now < _aware(user.locked_until):
+        if user is not None and user.locked_until and now < utc(user.locked_until):
             auditor.record(db, f"user:{user.id}", "login_throttled", f"user:{user.id}")
             db.commit()
             return login_page(request, "Too many failed attempts; try again later.", 429)
@@ -294,6 +290,8 @@ def create_app(database_url: str, *, audit_key: bytes, settings: Settings | None
             raise HTTPException(status_code=404, detail="no such patient")
         return p
 
+    deps = Deps(page, current, db_session, require, check_csrf, patient_in_reach, auditor)
+
     @app.get("/patients", response_class=HTMLResponse)
     def patients(request: Request, q: str = Query("", max_length=100),
                  page_no: int = Query(1, alias="page", ge=1, le=100_000),
@@ -354,9 +352,7 @@ def create_app(database_url: str, *, audit_key: bytes, settings: Settings | None
     async def questionnaire_submit(request: Request, patient_id: int, instrument: str,
                                    who: tuple[User, WebSession] | None = Depends(current),
                                    db: Session = Depends(db_session)) -> Response:
-        user, ws = require(who)
-        form = await request.form()
-        check_csrf(form.get("csrf_token"), ws)
+        user, _, form = await deps.posted(request, who)
         p = patient_in_reach(db, user, patient_id)
         inst = _portal_instrument(instrument, user.role)
         try:
@@ -383,9 +379,7 @@ def create_app(database_url: str, *, audit_key: bytes, settings: Settings | None
     async def acknowledge(request: Request, alert_id: int,
                           who: tuple[User, WebSession] | None = Depends(current),
                           db: Session = Depends(db_session)) -> Response:
-        user, ws = require(who)
-        form = await request.form()
-        check_csrf(form.get("csrf_token"), ws)
+        user, _, _ = await deps.posted(request, who)
         alert = db.get(SafetyAlert, alert_id)
         owner = db.get(Patient, alert.patient_id) if alert is not None else None
         if alert is None or owner is None or user.role not in CLINICIANS \
@@ -405,7 +399,6 @@ def create_app(database_url: str, *, audit_key: bytes, settings: Settings | None
     def root() -> Response:
         return RedirectResponse("/patients", status_code=303)
 
-    deps = Deps(page, current, db_session, require, check_csrf, patient_in_reach, auditor)
     register(app, deps)
     register_exports(app, deps, audit_key)
     register_consult(app, deps)

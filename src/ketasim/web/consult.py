@@ -28,7 +28,7 @@ from ketasim.errors import KetasimError
 from ketasim.scales import get_instrument
 from ketasim.storage.models import Clinic, ConsultationRequest, Patient, User, WebSession
 from ketasim.web.security import new_token, same
-from ketasim.web.sessions import Deps, FormError, parse_time
+from ketasim.web.sessions import Deps, FormError
 
 QUEUE_READ = ("administrator", "prescriber", "nurse", "front_desk")
 SCHEDULERS = ("administrator", "front_desk")
@@ -157,9 +157,7 @@ def register(app: FastAPI, d: Deps) -> None:
     async def act(request: Request, request_id: int, action: str,
                   who: tuple[User, WebSession] | None = Depends(d.current),
                   db: Session = Depends(d.db_session)) -> Response:
-        user, ws = d.require(who)
-        form = await request.form()
-        d.check_csrf(form.get("csrf_token"), ws)
+        user, _, form = await d.posted(request, who)
         req = in_reach(db, user, request_id)
         allowed = {"schedule": SCHEDULERS, "assess": ("prescriber",)}
         if action not in allowed or user.role not in allowed[action]:
@@ -188,7 +186,7 @@ def register(app: FastAPI, d: Deps) -> None:
                                     "write the clinical reasoning (10 characters or more)")
                 req.assessment = {"decision": decision, "note": note[:2000],
                                   "by": user.username,
-                                  "at": parse_time("", now=datetime.now(UTC)).isoformat()}
+                                  "at": datetime.now(UTC).isoformat()}
                 req.status = "assessed"
                 if decision == "plan" and req.patient_id is None:
                     p = Patient(clinic_id=req.clinic_id, display_name=req.name)

@@ -16,7 +16,7 @@ from __future__ import annotations
 import hashlib
 import hmac
 import io
-from datetime import UTC, datetime
+from datetime import datetime
 from typing import Any
 
 import pandas as pd
@@ -33,7 +33,7 @@ from ketasim.storage.models import (
     User,
     WebSession,
 )
-from ketasim.web.sessions import Deps
+from ketasim.web.sessions import Deps, utc
 
 DVID = {"sbp": 1, "dbp": 2, "hr": 3, "spo2": 4, "moaas": 5, "cadss": 6, "phq9": 10,
         "gad7": 11, "qids_sr16": 12, "pcl5": 13, "cssrs_ideation": 14, "madrs": 15}
@@ -41,25 +41,33 @@ PATIENT_EXPORT = ("administrator", "prescriber", "nurse", "patient")
 CLINIC_EXPORT = ("administrator", "researcher")
 
 
-def _utc(t: datetime) -> datetime:
-    return t if t.tzinfo else t.replace(tzinfo=UTC)
+def _session_events(db: Session, patient_id: int
+                    ) -> list[tuple[MonitoredSessionRow, SessionEvent]]:
+    """Every session step of a patient with its session, in one query."""
+    rows = db.execute(select(MonitoredSessionRow, SessionEvent).join(
+        SessionEvent, SessionEvent.session_id == MonitoredSessionRow.id).where(
+        MonitoredSessionRow.patient_id == patient_id).order_by(
+        MonitoredSessionRow.id, SessionEvent.id))
+    return [(s, e) for s, e in rows]
+
+
+def _questionnaires(db: Session, patient_id: int) -> list[QuestionnaireResponse]:
+    return list(db.scalars(select(QuestionnaireResponse).where(
+        QuestionnaireResponse.patient_id == patient_id)))
 
 
 def patient_records(db: Session, patient_id: int) -> pd.DataFrame:
     """Every questionnaire and session step of one patient, one row each (UTC times)."""
     rows: list[dict[str, Any]] = []
-    for q in db.scalars(select(QuestionnaireResponse).where(
-            QuestionnaireResponse.patient_id == patient_id)):
-        rows.append({"time_utc": _utc(q.submitted_at).isoformat(), "record": "questionnaire",
+    for q in _questionnaires(db, patient_id):
+        rows.append({"time_utc": utc(q.submitted_at).isoformat(), "record": "questionnaire",
                      "kind": q.instrument, "value": q.total, "detail": q.band,
                      "session": None})
-    for s in db.scalars(select(MonitoredSessionRow).where(
-            MonitoredSessionRow.patient_id == patient_id)):
-        for e in db.scalars(select(SessionEvent).where(SessionEvent.session_id == s.id)):
-            rows.append({"time_utc": _utc(e.at).isoformat(), "record": f"session:{s.compound}",
-                         "kind": e.kind, "value": e.data.get("dose_mg"),
-                         "detail": ";".join(f"{k}={v}" for k, v in e.data.items()
-                                            if v is not None), "session": s.id})
+    for s, e in _session_events(db, patient_id):
+        rows.append({"time_utc": utc(e.at).isoformat(), "record": f"session:{s.compound}",
+                     "kind": e.kind, "value": e.data.get("dose_mg"),
+                     "detail": ";".join(f"{k}={v}" for k, v in e.data.items()
+                                        if v is not None), "session": s.id})
     frame = pd.DataFrame(rows, columns=["time_utc", "record", "kind", "value", "detail",
                                         "session"])
     return frame.sort_values("time_utc", kind="stable").reset_index(drop=True)
@@ -70,27 +78,24 @@ def nmtran_dataset(db: Session, patient_ids: list[int]) -> pd.DataFrame:
     out: list[dict[str, Any]] = []
     for k, pid in enumerate(patient_ids, start=1):
         recs: list[tuple[datetime, dict[str, Any]]] = []
-        for s in db.scalars(select(MonitoredSessionRow).where(
-                MonitoredSessionRow.patient_id == pid)):
-            for e in db.scalars(select(SessionEvent).where(SessionEvent.session_id == s.id)):
-                t = _utc(e.at)
-                if e.kind == "dose":
-                    dur = e.data.get("duration_min")
-                    amt = float(e.data["dose_mg"])
-                    recs.append((t, {"EVID": 1, "MDV": 1, "AMT": amt,
-                                     "RATE": round(amt / (dur / 60.0), 6) if dur else 0.0,
-                                     "CMT": 1, "DV": 0.0, "DVID": 0,
-                                     "ROUTE": e.data.get("route", "")}))
-                elif e.kind in ("predose", "vitals"):
-                    for name in ("sbp", "dbp", "hr", "spo2", "moaas", "cadss"):
-                        if e.data.get(name) is not None:
-                            recs.append((t, {"EVID": 0, "MDV": 0, "AMT": 0.0, "RATE": 0.0,
-                                             "CMT": 0, "DV": float(e.data[name]),
-                                             "DVID": DVID[name], "ROUTE": ""}))
-        for q in db.scalars(select(QuestionnaireResponse).where(
-                QuestionnaireResponse.patient_id == pid)):
+        for _, e in _session_events(db, pid):
+            t = utc(e.at)
+            if e.kind == "dose":
+                dur = e.data.get("duration_min")
+                amt = float(e.data["dose_mg"])
+                recs.append((t, {"EVID": 1, "MDV": 1, "AMT": amt,
+                                 "RATE": round(amt / (dur / 60.0), 6) if dur else 0.0,
+                                 "CMT": 1, "DV": 0.0, "DVID": 0,
+                                 "ROUTE": e.data.get("route", "")}))
+            elif e.kind in ("predose", "vitals"):
+                for name in ("sbp", "dbp", "hr", "spo2", "moaas", "cadss"):
+                    if e.data.get(name) is not None:
+                        recs.append((t, {"EVID": 0, "MDV": 0, "AMT": 0.0, "RATE": 0.0,
+                                         "CMT": 0, "DV": float(e.data[name]),
+                                         "DVID": DVID[name], "ROUTE": ""}))
+        for q in _questionnaires(db, pid):
             if q.instrument in DVID:
-                recs.append((_utc(q.submitted_at), {"EVID": 0, "MDV": 0, "AMT": 0.0,
+                recs.append((utc(q.submitted_at), {"EVID": 0, "MDV": 0, "AMT": 0.0,
                                                     "RATE": 0.0, "CMT": 0,
                                                     "DV": float(q.total),
                                                     "DVID": DVID[q.instrument], "ROUTE": ""}))

@@ -22,7 +22,7 @@ from ketasim.outcomes.indications import load_indications
 from ketasim.scales import get_instrument
 from ketasim.storage.models import QuestionnaireResponse, TreatmentPlan, User, WebSession
 from ketasim.web.charts import trend_svg
-from ketasim.web.sessions import Deps, FormError, parse_number
+from ketasim.web.sessions import Deps, FormError, parse_number, utc
 
 PLANNERS = ("prescriber",)
 
@@ -40,14 +40,12 @@ def chart_context(db: Session, patient_id: int) -> dict[str, Any]:
     if plans:
         plan = plans[0]
         f = plan.forecast
-        start = plan.created_at if plan.created_at.tzinfo else plan.created_at.replace(
-            tzinfo=UTC)
+        start = utc(plan.created_at)
         measured = []
         for q in db.scalars(select(QuestionnaireResponse).where(
                 QuestionnaireResponse.patient_id == patient_id,
                 QuestionnaireResponse.instrument == f["instrument"])):
-            t = q.submitted_at if q.submitted_at.tzinfo else q.submitted_at.replace(tzinfo=UTC)
-            day = (t - start).total_seconds() / 86400.0
+            day = (utc(q.submitted_at) - start).total_seconds() / 86400.0
             if day >= -1.0:
                 measured.append((max(day, 0.0), float(q.total)))
         inst = get_instrument(f["instrument"])
@@ -64,9 +62,7 @@ def register(app: FastAPI, d: Deps) -> None:
     async def create_plan(request: Request, patient_id: int,
                           who: tuple[User, WebSession] | None = Depends(d.current),
                           db: Session = Depends(d.db_session)) -> Response:
-        user, ws = d.require(who)
-        form = await request.form()
-        d.check_csrf(form.get("csrf_token"), ws)
+        user, _, form = await d.posted(request, who)
         p = d.patient_in_reach(db, user, patient_id)
         if user.role not in PLANNERS:
             raise HTTPException(status_code=404, detail="no such page")

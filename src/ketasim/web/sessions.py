@@ -105,7 +105,8 @@ def rules_of(clinic: Clinic) -> MonitoringRules:
     return MonitoringRules(spo2_min=clinic.spo2_min, moaas_alert_max=clinic.moaas_alert_max)
 
 
-def _utc(t: datetime) -> datetime:
+def utc(t: datetime) -> datetime:
+    """A stored time as timezone-aware UTC (SQLite returns naive datetimes)."""
     return t if t.tzinfo else t.replace(tzinfo=UTC)
 
 
@@ -114,7 +115,7 @@ def replay(row: MonitoredSessionRow, events: list[SessionEvent],
     """Rebuild the session from its stored steps (the rules run again on each)."""
     s = MonitoredSession(row.compound, rules, rems_enrolled=row.rems_enrolled)  # type: ignore[arg-type]
     for e in events:
-        apply(s, e.kind, _utc(e.at), e.data)
+        apply(s, e.kind, utc(e.at), e.data)
     return s
 
 
@@ -151,21 +152,32 @@ class Deps:
     patient_in_reach: Callable[[Session, User, int], Patient]
     auditor: Any
 
+    async def posted(self, request: Request, who: tuple[User, WebSession] | None
+                     ) -> tuple[User, WebSession, Any]:
+        """The logged-in user, their session and the form of a state change whose CSRF
+        token has been checked."""
+        user, ws = self.require(who)
+        form = await request.form()
+        self.check_csrf(form.get("csrf_token"), ws)
+        return user, ws, form
+
 
 def register(app: FastAPI, d: Deps) -> None:
     """Add the monitored-session routes to ``app``."""
 
     def load(db: Session, user: User, session_id: int
-             ) -> tuple[MonitoredSessionRow, Patient, list[SessionEvent]]:
+             ) -> tuple[MonitoredSessionRow, Patient, Clinic, list[SessionEvent]]:
         row = db.get(MonitoredSessionRow, session_id)
         if row is None or user.role not in SESSION_READ:
             d.auditor.record(db, f"user:{user.id}", "denied", f"session:{session_id}")
             db.commit()
             raise HTTPException(status_code=404, detail="no such session")
         p = d.patient_in_reach(db, user, row.patient_id)
+        clinic = db.get(Clinic, p.clinic_id)
+        assert clinic is not None
         events = list(db.scalars(select(SessionEvent).where(
             SessionEvent.session_id == row.id).order_by(SessionEvent.id)))
-        return row, p, events
+        return row, p, clinic, events
 
     def show(request: Request, who: tuple[User, WebSession], clinic: Clinic,
              row: MonitoredSessionRow, p: Patient, events: list[SessionEvent],
@@ -181,9 +193,7 @@ def register(app: FastAPI, d: Deps) -> None:
     async def start(request: Request, patient_id: int,
                     who: tuple[User, WebSession] | None = Depends(d.current),
                     db: Session = Depends(d.db_session)) -> Response:
-        user, ws = d.require(who)
-        form = await request.form()
-        d.check_csrf(form.get("csrf_token"), ws)
+        user, _, form = await d.posted(request, who)
         p = d.patient_in_reach(db, user, patient_id)
         if user.role not in SESSION_WRITE:
             raise HTTPException(status_code=404, detail="no such page")
@@ -213,9 +223,7 @@ def register(app: FastAPI, d: Deps) -> None:
                      who: tuple[User, WebSession] | None = Depends(d.current),
                      db: Session = Depends(d.db_session)) -> HTMLResponse:
         user, _ = d.require(who)
-        row, p, events = load(db, user, session_id)
-        clinic = db.get(Clinic, p.clinic_id)
-        assert clinic is not None
+        row, p, clinic, events = load(db, user, session_id)
         d.auditor.record(db, f"user:{user.id}", "read", f"patient:{p.id}",
                          {"session": row.id})
         db.commit()
@@ -225,15 +233,11 @@ def register(app: FastAPI, d: Deps) -> None:
     async def record(request: Request, session_id: int, step: str,
                      who: tuple[User, WebSession] | None = Depends(d.current),
                      db: Session = Depends(d.db_session)) -> Response:
-        user, ws = d.require(who)
-        form = await request.form()
-        d.check_csrf(form.get("csrf_token"), ws)
-        row, p, events = load(db, user, session_id)
+        user, ws, form = await d.posted(request, who)
+        row, p, clinic, events = load(db, user, session_id)
         if user.role not in SESSION_WRITE or step not in (
                 "predose", "dose", "vitals", "ack", "discharge", "form"):
             raise HTTPException(status_code=404, detail="no such page")
-        clinic = db.get(Clinic, p.clinic_id)
-        assert clinic is not None
         now = datetime.now(UTC)
         try:
             if step == "form":
@@ -268,9 +272,7 @@ def register(app: FastAPI, d: Deps) -> None:
                         who: tuple[User, WebSession] | None = Depends(d.current),
                         db: Session = Depends(d.db_session)) -> HTMLResponse:
         user, ws = d.require(who)
-        row, p, events = load(db, user, session_id)
-        clinic = db.get(Clinic, p.clinic_id)
-        assert clinic is not None
+        row, p, clinic, events = load(db, user, session_id)
         s = replay(row, events, rules_of(clinic))
         first = s.first_administration
         near40 = None
@@ -365,7 +367,7 @@ def _dose_data(form: Any, user: User, db: Session, p: Patient, state: MonitoredS
     if not product or not lot:
         raise FormError("product and lot", "are required", "record the product and its lot")
     previous = _previous_weight(db, p.id)
-    sessions = tuple(_utc(r.started_at) for r in db.scalars(select(MonitoredSessionRow).where(
+    sessions = tuple(utc(r.started_at) for r in db.scalars(select(MonitoredSessionRow).where(
         MonitoredSessionRow.patient_id == p.id, MonitoredSessionRow.discharged_at.is_not(None))))
     order = DoseOrder(compound=compound, route=route, amount=amount, unit=unit,  # type: ignore[arg-type]
                       time=at, duration_min=duration)
@@ -416,6 +418,17 @@ def _previous_weight(db: Session, patient_id: int) -> float | None:
     return float(rows[0].data["weight_kg"]) if rows else None
 
 
-__all__ = ["SESSION_READ", "SESSION_WRITE", "Deps", "FormError", "apply", "clinic_limits",
-           "parse_number",
-           "parse_time", "register", "replay", "rules_of"]
+__all__ = [
+    "SESSION_READ",
+    "SESSION_WRITE",
+    "Deps",
+    "FormError",
+    "apply",
+    "clinic_limits",
+    "parse_number",
+    "parse_time",
+    "register",
+    "replay",
+    "rules_of",
+    "utc",
+]
