@@ -17,7 +17,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-from pydantic import BaseModel, ConfigDict, Field, field_validator
+from pydantic import BaseModel, ConfigDict, Field, ValidationInfo, field_validator
 
 from ketasim.outcomes.indications import Indication, get_indication
 from ketasim.scales import Score, score
@@ -103,20 +103,14 @@ class ScreeningAnswers(BaseModel):
             raise ValueError(f"choose one of {', '.join(CONDITIONS)}")
         return v
 
-    @field_validator("prior_treatments")
+    @field_validator("prior_treatments", "cautions")
     @classmethod
-    def _prior(cls, v: list[str]) -> list[str]:
-        bad = [x for x in v if x not in PRIOR_TREATMENTS]
+    def _known(cls, v: list[str], info: ValidationInfo) -> list[str]:
+        known, what = ((PRIOR_TREATMENTS, "treatment") if info.field_name == "prior_treatments"
+                       else (CAUTIONS, "caution"))
+        bad = [x for x in v if x not in known]
         if bad:
-            raise ValueError(f"unknown treatment {bad[0]!r}")
-        return v
-
-    @field_validator("cautions")
-    @classmethod
-    def _cautions(cls, v: list[str]) -> list[str]:
-        bad = [x for x in v if x not in CAUTIONS]
-        if bad:
-            raise ValueError(f"unknown caution {bad[0]!r}")
+            raise ValueError(f"unknown {what} {bad[0]!r}")
         return v
 
 

@@ -120,13 +120,12 @@ def _key(settings: Mapping[str, float]) -> tuple[tuple[str, float], ...]:
     return tuple(sorted(merged.items()))
 
 
-def _raw(inp: CascadeInputs, s: Mapping[str, float], branches: Branches,
-         gate: np.ndarray | float) -> dict[str, np.ndarray]:
+def _raw(inp: CascadeInputs, s: Mapping[str, float], branches: Branches
+         ) -> dict[str, np.ndarray]:
     t = inp.times
     glu = glutamate_surge(t, inp.nmda, s["o_zero"], s["t_half_glutamate_h"],
                           s["t_half_adaptation_h"])
     out = {"glutamate": glu, "hnk": inp.hnk_2r6r_um}
-    out["bdnf_main"] = bdnf_translation(t, glu, s["t_half_bdnf_h"], gate)
     if branches.lhb or branches == _ALL:
         out["lhb"] = trapped_block(t, inp.nmda, s["t_half_untrap_h"])
     if branches.inflammation or branches == _ALL:
@@ -146,8 +145,8 @@ def _reference(key: tuple[tuple[str, float], ...]) -> dict[str, float]:
     t = course_grid([0.0], 24.0 * 21)
     run = run_pk(REFERENCE_REGIMEN, covariates={"weight": REFERENCE_WEIGHT_KG}, times=t)
     inp = cascade_inputs(run)
-    raw = _raw(inp, s, _ALL, 1.0)
-    b = raw["bdnf_main"]
+    raw = _raw(inp, s, _ALL)
+    b = bdnf_translation(t, raw["glutamate"], s["t_half_bdnf_h"])
     m = mtorc1(t, b, s["t_half_mtor_h"])
     p = synaptic_proteins(t, m, s["t_half_protein_h"])
     sp = spines(t, p, s["t_half_spine_h"])
@@ -172,7 +171,7 @@ def run_cascade(inp: CascadeInputs, settings: Mapping[str, float] | None = None,
     ref = _reference(key)
     t = inp.times
     gate = 1.0 - np.asarray(opioid_block, dtype=float) if br.opioid else 1.0
-    raw = _raw(inp, s, br, gate)
+    raw = _raw(inp, s, br)
     glu_n = raw["glutamate"] / ref["glutamate"]
     hnk_n = raw["hnk"] / ref["hnk"] if br.hnk and ref["hnk"] > 0 else None
     share = s["branch_share"]

@@ -96,16 +96,18 @@ class Arm:
     def session_times(self) -> list[float]:
         """Treatment (or sham) session times: doses, the ``sham`` schedule of a control arm,
         or one visit at 0."""
-        text = self.regimen or self.sham
-        if text is None:
-            return [0.0]
-        return [t for t, _, _ in parse_regimen(text).administrations(70.0)]
+        return _times(self.regimen or self.sham) or [0.0]
 
     def dose_times(self) -> list[float]:
         """Administration times (h)."""
-        if self.regimen is None:
-            return []
-        return [t for t, _, _ in parse_regimen(self.regimen).administrations(70.0)]
+        return _times(self.regimen)
+
+
+def _times(regimen: str | None) -> list[float]:
+    """Administration times (h) of a regimen text (none for no regimen)."""
+    if regimen is None:
+        return []
+    return [t for t, _, _ in parse_regimen(regimen).administrations(70.0)]
 
 
 @lru_cache(maxsize=64)

@@ -16,7 +16,7 @@ matplotlib.use("Agg")
 import matplotlib.pyplot as plt
 import numpy as np
 
-from ketasim.mechanism.cascade import course_grid, run_cascade
+from ketasim.mechanism.cascade import cascade_inputs, course_grid, run_cascade
 from ketasim.mechanism.parameters import BRANCHES, CASCADE, Branches
 from ketasim.outcomes import endpoints as ep
 from ketasim.outcomes.course import Arm, simulate_course
@@ -78,7 +78,6 @@ def explain(regimen: str, indication: str, path: str | Path, *, weight_kg: float
     horizon = last + 24.0 * 14
     t = course_grid(arm.dose_times(), horizon)
     typical = run_pk(regimen, covariates={"weight": weight_kg}, times=t)
-    from ketasim.mechanism.cascade import cascade_inputs
     inp = cascade_inputs(typical)
     casc = run_cascade(inp)
     days = t / 24.0

@@ -317,7 +317,7 @@ def _ratio(a: Compute, b: Compute) -> Compute:
     return lambda s: a(s) / b(s)
 
 
-def _mtor(at: str, sim_branch: bool) -> Compute:
+def _mtor(at: str) -> Compute:
     def f(s: Sim) -> float:
         off = Sim(s.overrides, s.n, s.seed, Branches(mtor=False))
         e_on = _eff("trd", K, PLACEBO, at, "day 8")(s)
@@ -364,10 +364,10 @@ QUALITATIVE_TARGETS = [
                    "day 8"), E24), "qualitative"),
     _t("mtor_sustained", "trd", "mTORC1 blocked: day-3 effect / intact", 0.0, (-0.1, 0.35),
        "ratio", f"{PDC} §B1 rows 6, 8b (Li 2010; Moda-Sava 2019) [V]",
-       _mtor("day 3", True), "qualitative"),
+       _mtor("day 3"), "qualitative"),
     _t("mtor_immediate", "trd", "mTORC1 blocked: effect at 110 min (the onset window) / intact",
        1.0, (0.6, 1.01), "ratio", f"{PDC} §B1 row 8b (initial effect kept) [V]; §B2 onset",
-       _mtor("110 min", True), "qualitative"),
+       _mtor("110 min"), "qualitative"),
 ]
 
 # the time-course facts of §B2/§H are fitted with the TRD trials (they are data too)
