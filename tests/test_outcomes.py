@@ -15,7 +15,7 @@ from ketasim.outcomes import Arm, get_indication, hours, simulate_course
 from ketasim.outcomes import endpoints as ep
 from ketasim.outcomes.longterm import summarise_regimen, tolerance_factors
 from ketasim.outcomes.parameters import fitted_values, outcome_parameters
-from ketasim.outcomes.trial import DesignError, parse_design, run_trial
+from ketasim.outcomes.trial import DesignError, load_design, parse_design, run_trial
 from ketasim.validation.outcomes import (
     ALL_TARGETS,
     KNOWN,
@@ -128,11 +128,74 @@ def test_bad_designs_are_typed_errors(patch: dict, field: str) -> None:
     assert info.value.field.startswith(field)
 
 
-def test_cssrs_ideation_is_not_forecast_from_mood() -> None:
-    d = {**DESIGN, "indication": "suicidal_ideation",
-         "endpoint": {"instrument": "cssrs_ideation", "time": "24 h", "measure": "remission"}}
+SI_DESIGN = {**DESIGN, "indication": "suicidal_ideation", "n_per_arm": 400,
+             "endpoint": {"instrument": "cssrs_ideation", "time": "day 3",
+                          "measure": "remission"}}
+
+
+def test_cssrs_ideation_trial_separates_ketamine_from_midazolam() -> None:
+    res = run_trial(parse_design(SI_DESIGN)).to_json()["arms"]
+    k, m = res["ketamine"], res["midazolam"]
+    assert k["ci95"][0] > m["ci95"][1]          # remission = 0 on the ideation item
+    change = {**SI_DESIGN, "endpoint": {**SI_DESIGN["endpoint"], "measure": "mean_change"}}
+    res = run_trial(parse_design(change)).to_json()["arms"]
+    assert res["ketamine"]["estimate"] < res["midazolam"]["estimate"] < 0
+    with pytest.raises(DesignError, match="no response definition"):
+        parse_design({**SI_DESIGN, "endpoint": {**SI_DESIGN["endpoint"],
+                                                "measure": "response"}})
+
+
+def test_example_designs_are_valid() -> None:
+    found = sorted((Path(__file__).resolve().parents[1] / "examples").glob("trial_*.toml"))
+    assert len(found) >= 2
+    for f in found:
+        assert load_design(f).n_per_arm > 0
+
+
+def test_cssrs_ideation_needs_an_indication_with_an_ideation_baseline() -> None:
+    d = {**DESIGN, "endpoint": {"instrument": "cssrs", "time": "24 h", "measure": "remission"}}
     with pytest.raises(DesignError, match="not modelled"):
         parse_design(d)
+    c = simulate_course(Arm(control="placebo"), "trd", n=5, seed=1, horizon_h=24)
+    with pytest.raises(ModelError, match="not forecast"):
+        c.scores("cssrs_ideation")
+
+
+def test_ideation_component_follows_its_equation_and_leaves_mood_alone() -> None:
+    from dataclasses import replace
+    ind = get_indication("suicidal_ideation")
+    arm = Arm(control="midazolam")
+    c = simulate_course(arm, ind, n=300, seed=8, horizon_h=24 * 15)
+    v = {k: p.value for k, p in outcome_parameters().items()}
+    natural = v["ideation_natural"] * (1 - 2 ** (-c.times / v["t_half_ideation_natural_h"]))
+    expected = c.baseline_of("cssrs_ideation")[:, None] * (1 - c.parts["placebo"]) \
+        * (1 - natural)[None, :]
+    np.testing.assert_allclose(c.scores("cssrs_ideation", noise=False),
+                               np.clip(expected, 0, 5), rtol=1e-12)
+    observed = c.scores("cssrs_ideation")
+    assert np.array_equal(observed, np.rint(observed)) and observed.min() >= 0
+    assert observed.max() <= 5
+    assert abs(c.baseline_of("cssrs_ideation").mean() - 3.06) < 0.15
+    # the mood course does not change when ideation is added (drawn after everything else)
+    plain = simulate_course(arm, replace(ind, ideation_baseline_mean=0.0), n=300, seed=8,
+                            horizon_h=24 * 15)
+    assert plain.ideation is None
+    np.testing.assert_array_equal(plain.scores(), c.scores())
+
+
+def test_ideation_effect_is_quick_and_fades_before_mood() -> None:
+    """Su 2023: ideation remits within hours, and its advantage fades sooner than the
+    MADRS one (ideation separated to day 5, MADRS to day 14)."""
+    s = Sim(n=600)
+    k = s.course("suicidal_ideation", Arm(regimen="0.5 mg/kg IV over 40 min"), "day 15")
+    m = s.course("suicidal_ideation", Arm(control="midazolam"), "day 15")
+    def gap(at: float, inst: str) -> float:
+        return float(m.scores(inst, noise=False)[:, m.index(at)].mean()
+                     - k.scores(inst, noise=False)[:, k.index(at)].mean()) / \
+            float(k.baseline_of(inst).mean())
+    assert gap(280 / 60, "cssrs_ideation") > 0.5 * gap(72.0, "cssrs_ideation")
+    assert gap(168.0, "cssrs_ideation") / gap(72.0, "cssrs_ideation") \
+        < 0.85 * gap(168.0, "madrs") / gap(72.0, "madrs")
 
 
 def test_observed_ratings_are_whole_numbers() -> None:

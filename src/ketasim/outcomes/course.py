@@ -20,6 +20,18 @@ An instrument's score is baseline · (1 − Y) plus rating noise, clipped to its
 of other instruments are taken at the same fraction of their range as the primary one
 (assumed).
 
+C-SSRS ideation severity (0-5) has a component of its own, for indications that give an
+ideation baseline (suicidal ideation improves partly independently of mood, Wilkinson 2018):
+
+    1 − Y_SI = (1 − P(t)) · (1 − A(t)) · (1 − E_SI(t)),   E_SI = Eᵢ' · D/(d50_SI + D)
+
+with the same expectancy P, antidepressant A and cascade drive D as mood, and Eᵢ' logit-normal
+around ``emax_ideation`` with the same patient draw as Eᵢ (a patient who responds in mood
+tends to respond in ideation). ``emax_ideation`` and ``d50_ideation`` are calibrated on the
+Taiwan RCT's ideation remission (Su et al. 2023). The ideation rating is the baseline (from
+the indication's distribution, independent of the mood baseline) times 1 − Y_SI plus its own
+rating noise, rounded to a whole level.
+
 >>> c = simulate_course(Arm(regimen="0.5 mg/kg IV over 40 min"), "trd", n=200, seed=1,
 ...                     horizon_h=24 * 7)
 >>> s = c.scores(); s.shape == (200, len(c.times))
@@ -56,6 +68,7 @@ from ketasim.population.pkrun import run_pk
 from ketasim.scales import get_instrument
 
 Control = Literal["placebo", "midazolam"]
+IDEATION = "cssrs_ideation"
 PSYCHOTHERAPIES = ("cbt", "mbrp", "psychotherapy")
 
 
@@ -122,6 +135,17 @@ def _pk_inputs(regimen: str, model: str | None, n: int, seed: int, grid: bytes,
 
 
 @dataclass(frozen=True, eq=False)
+class Ideation:
+    """C-SSRS ideation of the same patients: improvement fraction (patients, times), latent
+    baselines, and rating noise (standard normal, patients × times)."""
+
+    improvement: np.ndarray
+    baseline: np.ndarray
+    noise: np.ndarray
+    noise_sd: float
+
+
+@dataclass(frozen=True, eq=False)
 class Course:
     """Symptom trajectories of ``n`` virtual patients on one arm."""
 
@@ -135,6 +159,7 @@ class Course:
     drive: np.ndarray | None = None
     cascade: Cascade | None = None
     parts: dict[str, np.ndarray] = field(default_factory=dict)
+    ideation: Ideation | None = None
 
     @property
     def n(self) -> int:
@@ -145,12 +170,22 @@ class Course:
         """Index of the grid time nearest ``time_h``."""
         return int(np.argmin(np.abs(self.times - time_h)))
 
+    def _ideation(self) -> Ideation:
+        if self.ideation is None:
+            raise ModelError("instrument", "cssrs_ideation is not forecast for "
+                             f"{self.indication.name}",
+                             "use an indication with an ideation baseline "
+                             "(suicidal_ideation) or another instrument")
+        return self.ideation
+
     def baseline_of(self, instrument: str | None = None) -> np.ndarray:
         """Baselines on ``instrument`` (default: the indication's)."""
         inst = get_instrument(instrument or self.indication.instrument)
         prim = get_instrument(self.indication.instrument)
         if inst.id == prim.id:
             return self.baseline
+        if inst.id == IDEATION:
+            return self._ideation().baseline
         lo, hi = prim.total_range
         frac = (self.baseline - lo) / (hi - lo)
         lo2, hi2 = inst.total_range
@@ -162,9 +197,15 @@ class Course:
         inst = get_instrument(instrument or self.indication.instrument)
         base = self.baseline_of(inst.id)
         lo, hi = inst.total_range
-        s = lo + (base[:, None] - lo) * (1.0 - self.improvement)
+        if inst.id == IDEATION:
+            si = self._ideation()
+            improvement, z, sd = si.improvement, si.noise, si.noise_sd
+        else:
+            improvement, z = self.improvement, self.noise
+            sd = self.residual_fraction * float(np.mean(base - lo))
+        s = lo + (base[:, None] - lo) * (1.0 - improvement)
         if noise:
-            s = np.rint(s + self.residual_fraction * float(np.mean(base - lo)) * self.noise)
+            s = np.rint(s + sd * z)
         return np.clip(s, lo, hi)
 
 
@@ -209,6 +250,7 @@ def simulate_course(arm: Arm, indication: str | Indication, *, n: int, seed: int
         ad = a_i[:, None] * (1.0 - 2.0 ** (-t / v["t_half_antidepressant_h"]))[None, :]
         parts["antidepressant"] = ad
         one_minus = one_minus * (1.0 - ad)
+    not_drug = one_minus  # what placebo and antidepressant leave (ideation shares it)
     drive = None
     cascade = None
     if arm.regimen is not None:
@@ -231,8 +273,25 @@ def simulate_course(arm: Arm, indication: str | Indication, *, n: int, seed: int
             effect = e_i[:, None] * drive / (v["d50"] + drive)
         parts["ketamine"] = effect
         one_minus = one_minus * (1.0 - effect)
+    ideation = None
+    if ind.forecasts_ideation:
+        # drawn after everything else: adding ideation leaves the mood course unchanged
+        si_lo, si_hi = get_instrument(IDEATION).total_range
+        si_base = np.clip(ind.ideation_baseline_mean
+                          + ind.ideation_baseline_sd * rng.standard_normal(n), si_lo + 0.5,
+                          si_hi)
+        si_noise = rng.standard_normal((n, len(t)))
+        course_si = v["ideation_natural"] * (1.0 - 2.0 ** (-t / v["t_half_ideation_natural_h"]))
+        si_keep = not_drug * (1.0 - course_si)[None, :]
+        if cascade is not None:
+            w = v["w_fast_ideation"]
+            d_si = np.maximum(w * cascade.fast + (1.0 - w) * cascade.slow, 0.0)
+            e_si = expit(logit(min(max(v["emax_ideation"], 1e-4), 0.999))
+                         + v["omega_emax"] * z_e)
+            si_keep = si_keep * (1.0 - e_si[:, None] * d_si / (v["d50_ideation"] + d_si))
+        ideation = Ideation(1.0 - si_keep, si_base, si_noise, v["ideation_visit_sd"])
     return Course(arm, ind, t, 1.0 - one_minus, baseline, noise, v["residual_fraction"],
-                  drive, cascade if keep_cascade else None, parts)
+                  drive, cascade if keep_cascade else None, parts, ideation)
 
 
 def _expectancy(t: np.ndarray, dose_times: list[float], t_half_h: float,
@@ -266,4 +325,4 @@ def hours(text: str) -> float:
     return value * units[unit]
 
 
-__all__ = ["Arm", "Course", "hours", "simulate_course"]
+__all__ = ["IDEATION", "Arm", "Course", "Ideation", "hours", "simulate_course"]

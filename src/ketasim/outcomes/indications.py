@@ -39,6 +39,14 @@ class Indication:
     baseline_source: str = ""
     pathway: str = "cascade"
     reason: str = ""
+    ideation_baseline_mean: float = 0.0
+    ideation_baseline_sd: float = 0.0
+    ideation_baseline_source: str = ""
+
+    @property
+    def forecasts_ideation(self) -> bool:
+        """Whether C-SSRS ideation is forecast (an ideation baseline is given)."""
+        return self.ideation_baseline_mean > 0.0
 
 
 @cache
@@ -51,7 +59,9 @@ def load_indications() -> dict[str, Indication]:
                               row["grade"], row["predicts_efficacy"], row["evidence"],
                               row.get("baseline_mean", 0.0), row.get("baseline_sd", 0.0),
                               row.get("baseline_source", ""), row.get("pathway", "cascade"),
-                              row.get("reason", ""))
+                              row.get("reason", ""), row.get("ideation_baseline_mean", 0.0),
+                              row.get("ideation_baseline_sd", 0.0),
+                              row.get("ideation_baseline_source", ""))
     return out
 
 

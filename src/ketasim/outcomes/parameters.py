@@ -37,6 +37,12 @@ FIXED: dict[str, Parameter] = {
         168.0, "h", "onset half-life of a newly started oral antidepressant",
         "oral antidepressants act over weeks; only used for designs with background = "
         "'oral_antidepressant' (TRANSFORM-2 arms)"),
+    "t_half_ideation_natural_h": assumed(
+        168.0, "h", "half-life of the fall of suicidal ideation under usual care (regression "
+        "from the high point at which patients enrol)",
+        "trials enrol at high ideation (Su 2023: MADRS item 10 ≥ 4) and ideation then falls "
+        "in the control arm over two weeks (Taiwan RCT midazolam remission 7 % → 17 % by day "
+        "14, PDC §E); the reference has no time constant, one week"),
     "residual_fraction": assumed(
         0.09, "fraction of the baseline mean", "rating noise (SD) at each visit",
         "≈3 MADRS points at a baseline of 32 (typical inter-visit rating noise); "
@@ -65,7 +71,18 @@ DESCRIPTIONS = {
                       "an inert placebo",
     "ad_max": "maximal improvement from a newly started oral antidepressant",
     "psychotherapy_persistence": "factor on spine persistence with psychotherapy",
+    "emax_ideation": "maximal improvement fraction of C-SSRS suicidal ideation (all "
+                     "indications that forecast it)",
+    "d50_ideation": "ideation drive (reference units) giving half the maximal ideation effect",
+    "w_fast_ideation": "weight of the fast component in the ideation drive (ideation "
+                       "responds within hours and its effect fades sooner than mood's)",
+    "ideation_visit_sd": "visit-to-visit variability of a C-SSRS ideation rating (points)",
+    "ideation_natural": "fall of suicidal ideation under usual care from the high point at "
+                        "enrolment (fraction reached over weeks)",
 }
+
+UNITS = {"d50": "drive (reference units)", "d50_ideation": "drive (reference units)",
+         "t_half_spine_h": "h", "ideation_visit_sd": "C-SSRS ideation points"}
 
 
 @cache
@@ -91,7 +108,7 @@ def outcome_parameters(overrides: dict[str, float] | None = None) -> dict[str, P
             desc = f"weight of the fast component, {k[7:]} (onset differs by indication)"
         else:
             desc = f"inert-placebo improvement fraction, {k[8:]}"
-        out[k] = calibrated(float(v), "", desc, CALIBRATION_RUN)
+        out[k] = calibrated(float(v), UNITS.get(k, ""), desc, CALIBRATION_RUN)
     for k, v in (overrides or {}).items():
         base = out.get(k)
         out[k] = Parameter(float(v), base.unit if base else "", base.description if base else k,

@@ -19,7 +19,7 @@ import numpy as np
 from ketasim.mechanism.cascade import cascade_inputs, course_grid, run_cascade
 from ketasim.mechanism.parameters import BRANCHES, CASCADE, Branches
 from ketasim.outcomes import endpoints as ep
-from ketasim.outcomes.course import Arm, simulate_course
+from ketasim.outcomes.course import IDEATION, Arm, simulate_course
 from ketasim.outcomes.indications import get_indication
 from ketasim.outcomes.longterm import summarise_regimen
 from ketasim.outcomes.trial import TrialResult
@@ -165,8 +165,16 @@ def explain(regimen: str, indication: str, path: str | Path, *, weight_kg: float
     ax.legend(fontsize=8)
     ax.grid(alpha=0.3)
     visits = np.arange(0, horizon, 6.0)
-    ax2.plot(visits / 24, [ep.responders(base, v).mean() for v in visits])
-    ax2.set_ylabel("P(response)")
+    ax2.plot(visits / 24, [ep.responders(base, v).mean() for v in visits],
+             label=f"response ({inst.id})")
+    ideation = ""
+    if base.ideation is not None:
+        ax2.plot(visits / 24, [ep.remitters(base, v, IDEATION).mean() for v in visits],
+                 label="no suicidal ideation (C-SSRS 0)")
+        ideation = (" Suicidal ideation has its own component (it can lift within hours and "
+                    "fade sooner than mood), calibrated on the Taiwan RCT (Su 2023).")
+    ax2.legend(fontsize=8)
+    ax2.set_ylabel("probability")
     ax2.set_xlabel("days")
     ax2.grid(alpha=0.3)
     check = [("24 h after the first dose", 24.0), ("24 h after the last dose", last + 24.0),
@@ -189,7 +197,7 @@ def explain(regimen: str, indication: str, path: str | Path, *, weight_kg: float
         "6. Symptoms and response",
         f"These synaptic changes lower the {inst.name} score; the band shows how {n} virtual "
         "patients differ, and the table shows how each disputed hypothesis would change the "
-        "forecast.", f"{ind.evidence}; calibration: ketasim validate outcomes",
+        f"forecast.{ideation}", f"{ind.evidence}; calibration: ketasim validate outcomes",
         _png(fig), f"<table><tr><th>model</th>{head}</tr>{''.join(trows)}</table>"
         f"<ul>{ev}</ul>"))
     # 7. risks

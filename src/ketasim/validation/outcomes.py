@@ -117,6 +117,11 @@ def _ci20(v: float) -> tuple[float, float]:
     return (v * 0.8, v * 1.2) if v >= 0 else (v * 1.2, v * 0.8)
 
 
+def _wilson(k: int, n: int) -> tuple[float, float]:
+    ci = ep.proportion(np.arange(n) < k)[1]
+    return round(ci[0], 3), round(ci[1], 3)
+
+
 def _ci_sd(mean: float, sd: float, n: int) -> tuple[float, float]:
     half = 1.96 * sd / math.sqrt(n)
     return mean - half, mean + half
@@ -134,6 +139,12 @@ def _resp(ind: str, arm: Arm, at: str, instrument: str | None = None,
                                          instrument).mean())
 
 
+def _remit(ind: str, arm: Arm, at: str, instrument: str | None = None,
+           horizon: str | None = None) -> Compute:
+    return lambda s: float(ep.remitters(s.course(ind, arm, horizon or at), hours(at),
+                                        instrument).mean())
+
+
 def _diff(a: Compute, b: Compute) -> Compute:
     return lambda s: a(s) - b(s)
 
@@ -145,12 +156,13 @@ def _ever_resp(ind: str, arm: Arm, visits_h: Sequence[float], horizon: str) -> C
     return f
 
 
-def _cohen_d(ind: str, arm: Arm, ctrl: Arm, at: str, horizon: str) -> Compute:
+def _cohen_d(ind: str, arm: Arm, ctrl: Arm, at: str, horizon: str,
+             instrument: str | None = None) -> Compute:
     """Difference in mean score over the pooled SD of the scores at that time."""
     def f(s: Sim) -> float:
         a, c = s.course(ind, arm, horizon), s.course(ind, ctrl, horizon)
-        x = a.scores()[:, a.index(hours(at))]
-        y = c.scores()[:, c.index(hours(at))]
+        x = a.scores(instrument)[:, a.index(hours(at))]
+        y = c.scores(instrument)[:, c.index(hours(at))]
         sd = math.sqrt((x.var(ddof=1) + y.var(ddof=1)) / 2.0)
         return float((y.mean() - x.mean()) / sd)
     return f
@@ -248,6 +260,23 @@ INDICATION_TARGETS = [
     _t("wilkinson18_c", "suicidal_ideation", "Wilkinson 2018: MADRS change at day 1, control "
        "(32.9 → 29.2; saline stands in for the mixed controls)", -3.7, _ci20(-3.7),
        "MADRS points", f"{PDC} §E [V]", _change("suicidal_ideation", PLACEBO, "24 h")),
+    _t("su23_madrs_resp_k", "suicidal_ideation", "Taiwan RCT (Su 2023): MADRS response at "
+       "day 2 or 3, ketamine (15/42)", 0.357, _wilson(15, 42), "fraction",
+       f"{PDC} §E [V]; Wilson 95 % CI", _ever_resp("suicidal_ideation", K, [48, 72], "day 15")),
+    _t("su23_madrs_resp_m", "suicidal_ideation", "Taiwan RCT (Su 2023): MADRS response at "
+       "day 2 or 3, midazolam (5/42)", 0.119, _wilson(5, 42), "fraction",
+       f"{PDC} §E [V]; Wilson 95 % CI",
+       _ever_resp("suicidal_ideation", MIDAZOLAM, [48, 72], "day 15")),
+    *[_t(f"su23_si_{arm_id}_{label}", "suicidal_ideation", f"Taiwan RCT (Su 2023): C-SSRS "
+         f"ideation remission (score 0) at {label.replace('_', ' ')}, {arm_name} ({k}/42; "
+         "240 min read 240 min after the 40-min infusion)", k / 42, _wilson(k, 42), "fraction",
+         f"{PDC} §E [V]; Wilson 95 % CI",
+         _remit("suicidal_ideation", arm, at, "cssrs_ideation", horizon="day 15"))
+      for arm_id, arm_name, arm, counts in (("k", "ketamine", K, (14, 14, 8, 7)),
+                                            ("m", "midazolam", MIDAZOLAM, (3, 3, 5, 7)))
+      for (label, at), k in zip((("240_min", "280 min"), ("day_3", "day 3"),
+                                 ("day_7", "day 7"), ("day_14", "day 14")), counts,
+                                strict=True)],
     _t("abdallah22_diff", "ptsd", "Abdallah 2022: PCL-5 difference after 8 infusions vs "
        "placebo (no group x time effect); tolerance ±5 points (half the ~10-point meaningful "
        "change)", 0.0, (-5.0, 5.0), "PCL-5 points", f"{PDC} §E [V]; §G [M]",
@@ -370,6 +399,13 @@ QUALITATIVE_TARGETS = [
        _mtor("110 min"), "qualitative"),
 ]
 
+QUALITATIVE_TARGETS.append(
+    _t("wilkinson18_si_d", "suicidal_ideation", "suicidal ideation effect size at day 1 vs "
+       "placebo (C-SSRS ideation stands in for the pooled SI measures; not fitted)", 0.665,
+       (0.48, 0.85), "Cohen's d", f"{PDC} §E (Wilkinson 2018: d = 0.48-0.85 over days 1-7) [V]",
+       _cohen_d("suicidal_ideation", K, PLACEBO, "24 h", "day 8", "cssrs_ideation"),
+       "qualitative"))
+
 # the time-course facts of §B2/§H are fitted with the TRD trials (they are data too)
 SHAPE_IN_FIT = ("peak_near_24h", "fades_in_a_week", "dose_01_weaker", "dose_02_weaker",
                 "dose_10_similar", "mtor_immediate")
@@ -381,10 +417,15 @@ SHARED = {"w_fast": (0.05, 0.95), "t_half_spine_h": (12.0, 720.0), "d50": (0.02,
           "omega_emax": (0.1, 3.0), "omega_placebo": (0.1, 3.0),
           "active_placebo": (1.0, 8.0), "ad_max": (0.01, 0.8)}
 STAGE1 = {**SHARED, "emax_trd": (0.05, 0.99), "placebo_trd": (0.01, 0.6)}
+IDEATION_BOUNDS = {"emax_ideation": (0.005, 0.99), "d50_ideation": (0.005, 2.0),
+                   "w_fast_ideation": (0.02, 0.98), "ideation_visit_sd": (0.1, 2.5),
+                   "ideation_natural": (0.005, 0.9)}
 INDICATION_PARAMS = {
     # §B2: onset 40 min in bipolar depression (Zarate 2012) vs ≤110 min in unipolar TRD
     "bipolar": ("emax_bipolar", "placebo_bipolar", "w_fast_bipolar"),
-    "suicidal_ideation": ("emax_suicidal_ideation", "placebo_suicidal_ideation"),
+    # C-SSRS ideation's own component (ketasim.outcomes.course) is fitted with it
+    "suicidal_ideation": ("emax_suicidal_ideation", "placebo_suicidal_ideation",
+                          *IDEATION_BOUNDS),
     "ptsd": ("emax_ptsd",), "ocd": ("emax_ocd", "placebo_ocd"),
     "social_anxiety": ("emax_social_anxiety", "placebo_social_anxiety"),
     "gad": ("emax_gad",),
@@ -443,7 +484,8 @@ def calibrate(*, n: int = 600, seed: int = 20261126, max_nfev: int = 60,
         say(f"stage 3: {ind}")
         if ind in SHARED_PLACEBO:
             params[f"placebo_{ind}"] = params[SHARED_PLACEBO[ind]]
-        bounds = {k: (0.005, 0.99) if k.startswith("emax") else
+        bounds = {k: IDEATION_BOUNDS[k] if k in IDEATION_BOUNDS else
+                  (0.005, 0.99) if k.startswith("emax") else
                   (0.02, 0.95) if k.startswith("w_fast") else (0.005, 0.6) for k in names}
         if f"w_fast_{ind}" in names:
             params.setdefault(f"w_fast_{ind}", params["w_fast"])
