@@ -23,6 +23,7 @@ from ketasim.validation.outcomes import (
     STAGE1_TARGETS,
     Sim,
     calibrate,
+    repeat_stored_fit,
     run_outcome_validation,
 )
 
@@ -74,6 +75,26 @@ def test_fast_calibration_never_worsens_the_stored_fit() -> None:
     sim0 = Sim(start, 150)
     cost0 = 0.5 * sum(t.residual(t.compute(sim0)) ** 2 for t in STAGE1_TARGETS)
     assert res["diagnostics"]["stage1_trd"]["cost"] <= cost0 + 1e-9
+
+
+def test_stored_fit_can_be_repeated_exactly() -> None:
+    """The fit file records its start and stages: running them again gives the stored
+    parameters (the calibration is a repeatable run, not a hand edit)."""
+    stored = fitted_values()
+    again = repeat_stored_fit()
+    assert again["parameters"] == stored["parameters"]
+    run = stored["diagnostics"]["stages_run"]
+    for stage in run:
+        key = next(k for k in stored["diagnostics"] if k.endswith(f"_{stage}"))
+        assert again["diagnostics"][key]["residuals"] == pytest.approx(
+            stored["diagnostics"][key]["residuals"], abs=1e-9)
+
+
+def test_calibrate_rejects_unknown_stages() -> None:
+    with pytest.raises(ModelError, match="unknown stage"):
+        calibrate(n=10, max_nfev=1, only=["tdr"])
+    r = runner.invoke(app, ["calibrate", "outcomes", "--only", "tdr"])
+    assert isinstance(r.exception, ModelError) and r.exception.field == "only"
 
 
 def test_trial_is_reproducible_and_seed_sensitive() -> None:

@@ -433,14 +433,27 @@ def calibrate_outcomes(
     write: Annotated[bool, typer.Option(help="store the result in the package's fit file")]
     = False,
     out: Annotated[Path | None, typer.Option(help="also write the result (JSON) here")] = None,
+    only: Annotated[str | None, typer.Option(
+        help="comma-separated stages to fit, the others kept as stored: trd, psychotherapy "
+             "or an indication (e.g. suicidal_ideation)")] = None,
+    repeat: Annotated[bool, typer.Option(
+        help="run the stored fit's calibration again from its recorded start and settings")]
+    = False,
 ) -> None:
-    """Fit the outcome model to the calibration trials (one parameter set per indication)."""
+    """Fit the outcome model to the calibration trials (one parameter set per indication).
+    Without --repeat it continues from the stored fit."""
     import json
 
-    from ketasim.validation.outcomes import calibrate, write_fit
+    from ketasim.validation.outcomes import calibrate, repeat_stored_fit, write_fit
     n, nfev = (150, 3) if fast else (600, 60)
+    stages = [x.strip() for x in only.split(",") if x.strip()] if only else None
     with console.status("calibrating…") as status:
-        result = calibrate(n=n, max_nfev=nfev, progress=lambda m: status.update(m))
+        if repeat:
+            result = repeat_stored_fit(progress=lambda m: status.update(m))
+        else:
+            result = calibrate(n=n, max_nfev=nfev, only=stages,
+                               progress=lambda m: status.update(m))
+    n = result["diagnostics"]["n_per_arm"]
     table = Table(title=f"outcome calibration (n={n}/arm)")
     for col in ("parameter", "value"):
         table.add_column(col)

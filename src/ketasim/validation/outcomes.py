@@ -17,6 +17,7 @@ from __future__ import annotations
 
 import json
 import math
+import re
 import time
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
@@ -26,6 +27,7 @@ from typing import Any
 import numpy as np
 from scipy.optimize import least_squares
 
+from ketasim.errors import ModelError
 from ketasim.mechanism.parameters import Branches
 from ketasim.outcomes import endpoints as ep
 from ketasim.outcomes.course import Arm, Course, hours, simulate_course
@@ -457,30 +459,54 @@ def _fit(names: Sequence[str], bounds: Mapping[str, tuple[float, float]],
     return fitted, diag
 
 
+STAGES = ("trd", "psychotherapy", *INDICATION_PARAMS)
+# first guesses for parameters a stored fit may not have yet (C-SSRS ideation: from a coarse
+# grid on the Taiwan RCT targets, 2026-11-26)
+INITIAL = {"emax_ideation": 0.85, "d50_ideation": 0.06, "w_fast_ideation": 0.8,
+           "ideation_visit_sd": 1.2, "ideation_natural": 0.4}
+
+
 def calibrate(*, n: int = 600, seed: int = 20261126, max_nfev: int = 60,
-              start: Mapping[str, float] | None = None,
+              start: Mapping[str, float] | None = None, only: Sequence[str] | None = None,
               progress: Callable[[str], None] | None = None) -> dict[str, Any]:
-    """Fit all stages from ``start`` (default: the stored fit); returns the new fit file
-    content (parameters + diagnostics)."""
-    params = dict(start or fitted_values()["parameters"])
+    """Fit the stages (all, or ``only`` those named: ``trd``, ``psychotherapy`` or an
+    indication of stage 3) from ``start`` (default: the stored fit); returns the new fit file
+    content (parameters + diagnostics). The diagnostics record the start and the stages run,
+    so ``repeat_stored_fit`` can run the same calibration again. Stages not run keep their
+    stored diagnostics."""
+    stored = fitted_values()
+    params = {**INITIAL, **dict(start if start is not None else stored["parameters"])}
+    run = list(STAGES if only is None else only)
+    unknown = [x for x in run if x not in STAGES]
+    if unknown:
+        raise ModelError("only", f"unknown stage {unknown[0]!r}", f"use {', '.join(STAGES)}")
     t0 = time.perf_counter()
-    diagnostics: dict[str, Any] = {"n_per_arm": n, "seed": seed, "max_nfev": max_nfev}
+    diagnostics: dict[str, Any] = {
+        k: v for k, v in stored["diagnostics"].items()
+        if only is not None and re.match(r"stage\d_", k) and k.split("_", 1)[1] not in run}
+    diagnostics.update({"n_per_arm": n, "seed": seed, "max_nfev": max_nfev,
+                        "stages_run": run,
+                        "start": {k: round(float(v), 5) for k, v in sorted(params.items())}})
     say = progress or (lambda _m: None)
-    say("stage 1: shared + TRD")
-    fit, diagnostics["stage1_trd"] = _fit(list(STAGE1), STAGE1, STAGE1_TARGETS, params, n,
-                                          seed, max_nfev)
-    params.update(fit)
-    say("stage 2: psychotherapy persistence")
-    # one parameter, a step-like objective (relapse is read at weekly visits): a log grid
-    grid = np.geomspace(1.0, 100.0, 25)
-    target = PSYCHOTHERAPY_TARGETS[0]
-    errs = [abs(target.residual(target.compute(
-        Sim({**params, "psychotherapy_persistence": float(g)}, n, seed)))) for g in grid]
-    best = int(np.argmin(errs))
-    params["psychotherapy_persistence"] = float(grid[best])
-    diagnostics["stage2_psychotherapy"] = {
-        "method": "log grid 1-100 (25 points)", "residuals": {target.id: float(errs[best])}}
+    if "trd" in run:
+        say("stage 1: shared + TRD")
+        fit, diagnostics["stage1_trd"] = _fit(list(STAGE1), STAGE1, STAGE1_TARGETS, params,
+                                              n, seed, max_nfev)
+        params.update(fit)
+    if "psychotherapy" in run:
+        say("stage 2: psychotherapy persistence")
+        # one parameter, a step-like objective (relapse is read at weekly visits): a log grid
+        grid = np.geomspace(1.0, 100.0, 25)
+        target = PSYCHOTHERAPY_TARGETS[0]
+        errs = [abs(target.residual(target.compute(
+            Sim({**params, "psychotherapy_persistence": float(g)}, n, seed)))) for g in grid]
+        best = int(np.argmin(errs))
+        params["psychotherapy_persistence"] = float(grid[best])
+        diagnostics["stage2_psychotherapy"] = {
+            "method": "log grid 1-100 (25 points)", "residuals": {target.id: float(errs[best])}}
     for ind, names in INDICATION_PARAMS.items():
+        if ind not in run:
+            continue
         say(f"stage 3: {ind}")
         if ind in SHARED_PLACEBO:
             params[f"placebo_{ind}"] = params[SHARED_PLACEBO[ind]]
@@ -496,6 +522,18 @@ def calibrate(*, n: int = 600, seed: int = 20261126, max_nfev: int = 60,
     diagnostics["seconds"] = round(time.perf_counter() - t0, 1)
     return {"parameters": {k: round(v, 5) for k, v in params.items()},
             "diagnostics": diagnostics}
+
+
+def repeat_stored_fit(progress: Callable[[str], None] | None = None) -> dict[str, Any]:
+    """Run the stored fit's calibration again, from its recorded start, with its settings
+    (the result should equal the stored parameters)."""
+    d = fitted_values()["diagnostics"]
+    if "start" not in d:
+        raise ModelError("fit file", "records no start", "run ketasim calibrate outcomes")
+    stages = d.get("stages_run")
+    return calibrate(n=d["n_per_arm"], seed=d["seed"], max_nfev=d["max_nfev"],
+                     start=d["start"], only=None if stages == list(STAGES) else stages,
+                     progress=progress)
 
 
 def write_fit(result: Mapping[str, Any], path: Path | None = None) -> Path:
@@ -535,6 +573,7 @@ def run_outcome_validation(*, n: int = 1000, seed: int = 20261126,
     return [OutcomeVerdict(t, float(t.compute(sim))) for t in chosen]
 
 
-__all__ = ["ALL_TARGETS", "INDICATION_TARGETS", "KNOWN", "QUALITATIVE_TARGETS",
-           "STAGE1_TARGETS", "TRD_TARGETS", "OutcomeTarget", "OutcomeVerdict", "Sim",
-           "apply_known", "calibrate", "run_outcome_validation", "write_fit"]
+__all__ = ["ALL_TARGETS", "INDICATION_TARGETS", "INITIAL", "KNOWN", "QUALITATIVE_TARGETS",
+           "STAGE1_TARGETS", "STAGES", "TRD_TARGETS", "OutcomeTarget", "OutcomeVerdict", "Sim",
+           "apply_known", "calibrate", "repeat_stored_fit", "run_outcome_validation",
+           "write_fit"]
