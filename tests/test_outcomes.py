@@ -95,6 +95,10 @@ def test_calibrate_rejects_unknown_stages() -> None:
         calibrate(n=10, max_nfev=1, only=["tdr"])
     r = runner.invoke(app, ["calibrate", "outcomes", "--only", "tdr"])
     assert isinstance(r.exception, ModelError) and r.exception.field == "only"
+    r = runner.invoke(app, ["calibrate", "outcomes", "--fast", "--only", "gad"])
+    assert r.exit_code == 0, r.output
+    assert "stage3_gad: largest scaled residual glue17_resp" in r.output
+    assert "stage1_trd: largest" in r.output      # kept as stored, still reported
 
 
 def test_trial_is_reproducible_and_seed_sensitive() -> None:

@@ -461,7 +461,7 @@ def calibrate_outcomes(
         table.add_row(k, f"{v:.4g}")
     console.print(table)
     for stage, diag in result["diagnostics"].items():
-        if isinstance(diag, dict):
+        if stage.startswith(("stage1", "stage2", "stage3")):
             worst = max(diag["residuals"].items(), key=lambda kv: abs(kv[1]))
             console.print(f"{stage}: largest scaled residual {worst[0]} {worst[1]:+.2f}")
     if out is not None:
