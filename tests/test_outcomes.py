@@ -179,11 +179,38 @@ def test_example_designs_are_valid() -> None:
 
 def test_cssrs_ideation_needs_an_indication_with_an_ideation_baseline() -> None:
     d = {**DESIGN, "endpoint": {"instrument": "cssrs", "time": "24 h", "measure": "remission"}}
-    with pytest.raises(DesignError, match="not modelled"):
+    with pytest.raises(DesignError, match="needs the population's baseline") as info:
         parse_design(d)
+    assert info.value.field == "ideation_baseline_mean"
+    with pytest.raises(DesignError, match="not modelled"):
+        parse_design({**d, "indication": "crps"})
     c = simulate_course(Arm(control="placebo"), "trd", n=5, seed=1, horizon_h=24)
     with pytest.raises(ModelError, match="not forecast"):
         c.scores("cssrs_ideation")
+
+
+def test_ideation_baseline_can_come_from_the_design() -> None:
+    zhou = {**DESIGN, "indication": "adolescent_depression", "n_per_arm": 300,
+            "arms": [{"name": "esketamine",
+                      "regimen": "14 mg esketamine IV over 40 min every other day for 6 days"},
+                     {"name": "midazolam", "control": "midazolam"}],
+            "endpoint": {"instrument": "cssrs_ideation", "time": "day 6",
+                         "measure": "mean_change"}}
+    with pytest.raises(DesignError) as info:
+        parse_design(zhou)
+    assert info.value.field == "ideation_baseline_mean"
+    lo = run_trial(parse_design({**zhou, "ideation_baseline_mean": 2.0})).to_json()["arms"]
+    hi = run_trial(parse_design({**zhou, "ideation_baseline_mean": 4.0})).to_json()["arms"]
+    # improvement is a fraction of the baseline: a higher baseline, a larger fall in points
+    assert hi["esketamine"]["estimate"] < lo["esketamine"]["estimate"] < 0
+    assert hi["esketamine"]["estimate"] < hi["midazolam"]["estimate"]
+    for bad, field in (({"ideation_baseline_mean": 7.0}, "ideation_baseline_mean"),
+                       ({"indication": "crps", "ideation_baseline_mean": 3.0,
+                         "endpoint": {"instrument": "nrs_pain", "time": "day 6",
+                                      "measure": "mean_change"}}, "ideation_baseline_mean")):
+        with pytest.raises(DesignError) as info:
+            parse_design({**zhou, **bad})
+        assert info.value.field == field
 
 
 def test_ideation_component_follows_its_equation_and_leaves_mood_alone() -> None:

@@ -214,12 +214,15 @@ def simulate_course(arm: Arm, indication: str | Indication, *, n: int, seed: int
                     branches: Branches | None = None,
                     overrides: Mapping[str, float] | None = None,
                     baseline_mean: float | None = None, baseline_sd: float | None = None,
-                    weight_kg: float | None = None, keep_cascade: bool = False) -> Course:
+                    weight_kg: float | None = None, keep_cascade: bool = False,
+                    ideation_baseline_mean: float | None = None) -> Course:
     """Simulate ``n`` patients of ``indication`` on ``arm`` from a seed (reproducible).
 
     ``weight_kg`` fixes every virtual patient's weight (a forecast for one person: the band
     is then the between-patient variability of response at that weight); ``baseline_mean``
-    and ``baseline_sd`` override the indication's baseline distribution."""
+    and ``baseline_sd`` override the indication's baseline distribution;
+    ``ideation_baseline_mean`` sets (or, for a depression indication without one, gives) the
+    mean C-SSRS ideation baseline, with the spread of the suicidal-ideation population."""
     ind = indication if isinstance(indication, Indication) else get_indication(indication)
     require_efficacy(ind)
     if n < 1:
@@ -274,12 +277,16 @@ def simulate_course(arm: Arm, indication: str | Indication, *, n: int, seed: int
         parts["ketamine"] = effect
         one_minus = one_minus * (1.0 - effect)
     ideation = None
-    if ind.forecasts_ideation:
+    if ideation_baseline_mean is not None and ind.pathway != "cascade":
+        raise ModelError("ideation_baseline_mean", f"ideation is not modelled for {ind.name}",
+                         "leave it out")
+    if ind.forecasts_ideation or ideation_baseline_mean is not None:
         # drawn after everything else: adding ideation leaves the mood course unchanged
         si_lo, si_hi = get_instrument(IDEATION).total_range
-        si_base = np.clip(ind.ideation_baseline_mean
-                          + ind.ideation_baseline_sd * rng.standard_normal(n), si_lo + 0.5,
-                          si_hi)
+        spread = ind if ind.forecasts_ideation else get_indication("suicidal_ideation")
+        si_mean = ideation_baseline_mean or ind.ideation_baseline_mean
+        si_base = np.clip(si_mean + spread.ideation_baseline_sd * rng.standard_normal(n),
+                          si_lo + 0.5, si_hi)
         si_noise = rng.standard_normal((n, len(t)))
         course_si = v["ideation_natural"] * (1.0 - 2.0 ** (-t / v["t_half_ideation_natural_h"]))
         si_keep = not_drug * (1.0 - course_si)[None, :]

@@ -4,7 +4,9 @@ A design names the indication, patients per arm, a seed, the arms (a ketamine re
 regimen language, or ``control = "placebo" | "midazolam"``; optional ``psychotherapy``,
 ``naltrexone``) and one endpoint (instrument, time, measure). Optional: ``background =
 "oral_antidepressant"`` (every arm starts one, as in TRANSFORM-2), ``baseline_mean`` (the
-inclusion criterion's mean baseline on the endpoint's indication instrument), ``branches``
+inclusion criterion's mean baseline on the endpoint's indication instrument),
+``ideation_baseline_mean`` (mean C-SSRS ideation severity at entry, 1-5: lets a depression
+indication without its own ideation baseline forecast C-SSRS ideation), ``branches``
 (hypotheses switched on).
 
 >>> d = TrialDesign.model_validate({"indication": "trd", "n_per_arm": 50, "seed": 1,
@@ -30,7 +32,7 @@ from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_valida
 from ketasim.errors import KetasimError, ModelError
 from ketasim.mechanism.parameters import Branches
 from ketasim.outcomes import endpoints as ep
-from ketasim.outcomes.course import Arm, Course, hours, simulate_course
+from ketasim.outcomes.course import IDEATION, Arm, Course, hours, simulate_course
 from ketasim.outcomes.indications import get_indication, require_efficacy
 from ketasim.scales import get_instrument
 
@@ -90,6 +92,7 @@ class TrialDesign(BaseModel):
     endpoint: Endpoint
     background: Literal["oral_antidepressant"] | None = None
     baseline_mean: float | None = None
+    ideation_baseline_mean: float | None = Field(default=None, ge=1.0, le=5.0)
     branches: list[str] = Field(default_factory=list)
 
     @field_validator("indication")
@@ -160,9 +163,18 @@ def parse_design(raw: dict[str, Any]) -> TrialDesign:
     ind = get_indication(design.indication)
     require_efficacy(ind)
     inst = get_instrument(design.endpoint.instrument)
-    if inst.id not in ind.instruments:
+    if inst.id == IDEATION and not ind.forecasts_ideation and ind.pathway == "cascade":
+        if design.ideation_baseline_mean is None:
+            raise DesignError("ideation_baseline_mean", "C-SSRS ideation needs the "
+                              f"population's baseline, which {ind.name} does not give",
+                              "give ideation_baseline_mean (mean C-SSRS ideation severity "
+                              'at entry, 1-5) or use indication = "suicidal_ideation"')
+    elif inst.id not in ind.instruments:
         raise DesignError("endpoint.instrument", f"{inst.id} is not modelled for {ind.name}",
                           f"use one of {', '.join(ind.instruments)}")
+    if design.ideation_baseline_mean is not None and ind.pathway != "cascade":
+        raise DesignError("ideation_baseline_mean", f"ideation is not modelled for {ind.name}",
+                          "leave ideation_baseline_mean out")
     m = design.endpoint.measure
     if m in ("response", "median_time_to_relapse") and inst.response_fall is None:
         raise DesignError("endpoint.measure", f"{inst.id} has no response definition",
@@ -219,7 +231,8 @@ def run_trial(design: TrialDesign, *,
         try:
             course = simulate_course(arm, design.indication, n=design.n_per_arm,
                                      seed=design.seed + 7919 * k, horizon_h=horizon,
-                                     branches=branches, baseline_mean=design.baseline_mean)
+                                     branches=branches, baseline_mean=design.baseline_mean,
+                                     ideation_baseline_mean=design.ideation_baseline_mean)
         except ModelError as exc:
             raise DesignError(f"arms.{spec.name}.{exc.field}", exc.problem, exc.fix) from None
         out[spec.name] = _summarise(course, design, arm)
