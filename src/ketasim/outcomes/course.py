@@ -21,16 +21,17 @@ of other instruments are taken at the same fraction of their range as the primar
 (assumed).
 
 C-SSRS ideation severity (0-5) has a component of its own, for indications that give an
-ideation baseline (suicidal ideation improves partly independently of mood, Wilkinson 2018):
+ideation baseline or designs that supply one (suicidal ideation improves partly independently
+of mood, Wilkinson 2018; remission means a score of 0):
 
-    1 − Y_SI = (1 − P(t)) · (1 − A(t)) · (1 − E_SI(t)),   E_SI = Eᵢ' · D/(d50_SI + D)
+    1 − Y_SI = (1 − P) · (1 − A) · (1 − N) · (1 − E_SI),   E_SI = Eᵢ' · D_SI/(d50_SI + D_SI)
 
-with the same expectancy P, antidepressant A and cascade drive D as mood, and Eᵢ' logit-normal
-around ``emax_ideation`` with the same patient draw as Eᵢ (a patient who responds in mood
-tends to respond in ideation). ``emax_ideation`` and ``d50_ideation`` are calibrated on the
-Taiwan RCT's ideation remission (Su et al. 2023). The ideation rating is the baseline (from
-the indication's distribution, independent of the mood baseline) times 1 − Y_SI plus its own
-rating noise, rounded to a whole level.
+with the mood model's P and A; N(t) = ``ideation_natural`` · (1 − 2^(−t/t½)), the fall under
+usual care from the high point at which patients enrol; D_SI the cascade's fast and slow
+components weighted by ``w_fast_ideation``; Eᵢ' logit-normal around ``emax_ideation`` with
+the same patient draw as Eᵢ. The rating is the baseline (independent of the mood baseline)
+times 1 − Y_SI plus visit-to-visit variability (``ideation_visit_sd`` points), rounded to a
+level. Calibrated on the Taiwan RCT (Su et al. 2023, ketamine-pd-clinical.md §E).
 
 >>> c = simulate_course(Arm(regimen="0.5 mg/kg IV over 40 min"), "trd", n=200, seed=1,
 ...                     horizon_h=24 * 7)
@@ -174,8 +175,8 @@ class Course:
         if self.ideation is None:
             raise ModelError("instrument", "cssrs_ideation is not forecast for "
                              f"{self.indication.name}",
-                             "use an indication with an ideation baseline "
-                             "(suicidal_ideation) or another instrument")
+                             "use suicidal_ideation, give ideation_baseline_mean, or "
+                             "choose another instrument")
         return self.ideation
 
     def baseline_of(self, instrument: str | None = None) -> np.ndarray:
@@ -227,6 +228,9 @@ def simulate_course(arm: Arm, indication: str | Indication, *, n: int, seed: int
     require_efficacy(ind)
     if n < 1:
         raise ModelError("n", f"is {n}", "simulate at least one patient")
+    if ideation_baseline_mean is not None and ind.pathway != "cascade":
+        raise ModelError("ideation_baseline_mean", f"ideation is not modelled for {ind.name}",
+                         "leave it out")
     v = values(dict(overrides or {}))
     t = times if times is not None else course_grid(arm.dose_times() or [0.0], horizon_h)
     ss = np.random.SeedSequence(seed)
@@ -277,28 +281,31 @@ def simulate_course(arm: Arm, indication: str | Indication, *, n: int, seed: int
         parts["ketamine"] = effect
         one_minus = one_minus * (1.0 - effect)
     ideation = None
-    if ideation_baseline_mean is not None and ind.pathway != "cascade":
-        raise ModelError("ideation_baseline_mean", f"ideation is not modelled for {ind.name}",
-                         "leave it out")
     if ind.forecasts_ideation or ideation_baseline_mean is not None:
         # drawn after everything else: adding ideation leaves the mood course unchanged
-        si_lo, si_hi = get_instrument(IDEATION).total_range
-        spread = ind if ind.forecasts_ideation else get_indication("suicidal_ideation")
-        si_mean = ideation_baseline_mean or ind.ideation_baseline_mean
-        si_base = np.clip(si_mean + spread.ideation_baseline_sd * rng.standard_normal(n),
-                          si_lo + 0.5, si_hi)
-        si_noise = rng.standard_normal((n, len(t)))
-        course_si = v["ideation_natural"] * (1.0 - 2.0 ** (-t / v["t_half_ideation_natural_h"]))
-        si_keep = not_drug * (1.0 - course_si)[None, :]
-        if cascade is not None:
-            w = v["w_fast_ideation"]
-            d_si = np.maximum(w * cascade.fast + (1.0 - w) * cascade.slow, 0.0)
-            e_si = expit(logit(min(max(v["emax_ideation"], 1e-4), 0.999))
-                         + v["omega_emax"] * z_e)
-            si_keep = si_keep * (1.0 - e_si[:, None] * d_si / (v["d50_ideation"] + d_si))
-        ideation = Ideation(1.0 - si_keep, si_base, si_noise, v["ideation_visit_sd"])
+        ideation = _ideation(ind, ideation_baseline_mean, v, t, rng, not_drug, cascade, z_e)
     return Course(arm, ind, t, 1.0 - one_minus, baseline, noise, v["residual_fraction"],
                   drive, cascade if keep_cascade else None, parts, ideation)
+
+
+def _ideation(ind: Indication, baseline_mean: float | None, v: Mapping[str, float],
+              t: np.ndarray, rng: np.random.Generator, not_drug: np.ndarray,
+              cascade: Cascade | None, z_e: np.ndarray) -> Ideation:
+    """The C-SSRS ideation component (module docstring) for the same patients."""
+    n = z_e.size
+    lo, hi = get_instrument(IDEATION).total_range
+    spread = ind if ind.forecasts_ideation else get_indication("suicidal_ideation")
+    mean = baseline_mean if baseline_mean is not None else ind.ideation_baseline_mean
+    base = np.clip(mean + spread.ideation_baseline_sd * rng.standard_normal(n), lo + 0.5, hi)
+    noise = rng.standard_normal((n, len(t)))
+    natural = v["ideation_natural"] * (1.0 - 2.0 ** (-t / v["t_half_ideation_natural_h"]))
+    keep = not_drug * (1.0 - natural)[None, :]
+    if cascade is not None:
+        w = v["w_fast_ideation"]
+        d_si = np.maximum(w * cascade.fast + (1.0 - w) * cascade.slow, 0.0)
+        e_si = expit(logit(min(max(v["emax_ideation"], 1e-4), 0.999)) + v["omega_emax"] * z_e)
+        keep = keep * (1.0 - e_si[:, None] * d_si / (v["d50_ideation"] + d_si))
+    return Ideation(1.0 - keep, base, noise, v["ideation_visit_sd"])
 
 
 def _expectancy(t: np.ndarray, dose_times: list[float], t_half_h: float,
