@@ -19,13 +19,14 @@ import numpy as np
 from ketasim.mechanism.cascade import cascade_inputs, course_grid, run_cascade
 from ketasim.mechanism.parameters import BRANCHES, CASCADE, Branches
 from ketasim.outcomes import endpoints as ep
-from ketasim.outcomes.course import IDEATION, Arm, simulate_course
+from ketasim.outcomes.course import IDEATION, Arm, hours, simulate_course
 from ketasim.outcomes.indications import get_indication
 from ketasim.outcomes.longterm import summarise_regimen
 from ketasim.outcomes.trial import TrialResult
 from ketasim.pd.effect_site import T_HALF_KE0_MIN, effect_site
 from ketasim.pd.exposure import target_exposure
 from ketasim.population.pkrun import DISCLAIMER, run_pk
+from ketasim.report.plots import save_figure
 from ketasim.scales import get_instrument
 
 
@@ -37,7 +38,6 @@ def plot_trial(result: TrialResult, path: str | Path) -> Path:
     for name, arm in result.arms.items():
         est = "" if arm.estimate is None else f" — {arm.estimate:.3g}"
         ax.plot(arm.times_h / 24.0, arm.mean_score, lw=1.6, label=f"{name}{est}")
-    from ketasim.outcomes.course import hours
     ax.axvline(hours(d.endpoint.time) / 24.0, color="0.5", ls=":", lw=1)
     ax.set_xlabel("days after the first dose")
     ax.set_ylabel(f"mean {inst.id} score")
@@ -45,12 +45,7 @@ def plot_trial(result: TrialResult, path: str | Path) -> Path:
                  f"{d.endpoint.measure} at {d.endpoint.time}", fontsize=10)
     ax.grid(alpha=0.3)
     ax.legend(fontsize=8)
-    fig.text(0.01, 0.005, DISCLAIMER, fontsize=7, color="0.35")
-    fig.tight_layout(rect=(0, 0.03, 1, 1))
-    p = Path(path)
-    fig.savefig(p, dpi=110)
-    plt.close(fig)
-    return p
+    return save_figure(fig, path, DISCLAIMER)
 
 
 def _png(fig: Any) -> str:

@@ -13,6 +13,7 @@ import numpy as np
 from ketasim.pd.exposure import MEANINGFUL, TargetExposure
 from ketasim.pd.targets import load_target_data
 from ketasim.population.pkrun import DISCLAIMER
+from ketasim.report.plots import save_figure
 
 
 def plot_occupancy(tx: TargetExposure, title: str, path: str | Path) -> Path:
@@ -50,13 +51,8 @@ def plot_occupancy(tx: TargetExposure, title: str, path: str | Path) -> Path:
     ax2.grid(alpha=0.3)
     ax2.legend(fontsize=7)
     fig.suptitle(title, fontsize=10)
-    fig.text(0.01, 0.01, "Competitive binding of unbound effect-site concentrations "
-             "(t½ke0 8.3 min). " + DISCLAIMER, fontsize=7, color="0.35")
-    fig.tight_layout(rect=(0, 0.04, 1, 0.96))
-    p = Path(path)
-    fig.savefig(p, dpi=110)
-    plt.close(fig)
-    return p
+    return save_figure(fig, path, "Competitive binding of unbound effect-site concentrations "
+                       "(t½ke0 8.3 min). " + DISCLAIMER, footer_y=0.01, rect=(0, 0.04, 1, 0.96))
 
 
 __all__ = ["plot_occupancy"]

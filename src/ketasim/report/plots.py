@@ -10,6 +10,7 @@ import matplotlib
 matplotlib.use("Agg")
 import matplotlib.pyplot as plt
 import numpy as np
+from matplotlib.figure import Figure
 
 from ketasim.engine.result import Result
 
@@ -43,12 +44,19 @@ def plot_result(result: Result, path: str | Path, *, outputs: Sequence[str] | No
         ax.grid(alpha=0.3)
     axes[-1, 0].set_xlabel("time (h)")
     fig.suptitle(title or result.model_name, fontsize=11)
-    fig.text(0.01, 0.005, DISCLAIMER, fontsize=7, color="0.35")
-    fig.tight_layout(rect=(0, 0.03, 1, 1))
+    return save_figure(fig, path)
+
+
+def save_figure(fig: Figure, path: str | Path, footer: str = DISCLAIMER, *,
+                footer_y: float = 0.005,
+                rect: tuple[float, float, float, float] = (0, 0.03, 1, 1)) -> Path:
+    """Write ``fig`` as a PNG (110 dpi) with the footer (the disclaimer) and close it."""
+    fig.text(0.01, footer_y, footer, fontsize=7, color="0.35")
+    fig.tight_layout(rect=rect)
     p = Path(path)
     fig.savefig(p, dpi=110)
     plt.close(fig)
     return p
 
 
-__all__ = ["DISCLAIMER", "plot_result"]
+__all__ = ["DISCLAIMER", "plot_result", "save_figure"]

@@ -10,6 +10,7 @@ failure and patient read.
 
 from __future__ import annotations
 
+from collections.abc import Collection
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from importlib import resources
@@ -282,12 +283,17 @@ def create_app(database_url: str, *, audit_key: bytes, settings: Settings | None
             return p.clinic_id == user.clinic_id
         return user.role == "patient" and user.patient_id == p.id
 
-    def patient_in_reach(db: Session, user: User, patient_id: int) -> Patient:
+    def patient_in_reach(db: Session, user: User, patient_id: int,
+                         roles: Collection[str] | None = None) -> Patient:
+        """The patient, if this user may see them (and, given ``roles``, has one of them:
+        otherwise the page does not exist for them)."""
         p = db.get(Patient, patient_id)
         if p is None or not sees(user, p):
             auditor.record(db, f"user:{user.id}", "denied", f"patient:{patient_id}")
             db.commit()
             raise HTTPException(status_code=404, detail="no such patient")
+        if roles is not None and user.role not in roles:
+            raise HTTPException(status_code=404, detail="no such page")
         return p
 
     deps = Deps(page, current, db_session, require, check_csrf, patient_in_reach, auditor)

@@ -16,6 +16,7 @@ from __future__ import annotations
 import hashlib
 import hmac
 import io
+from collections.abc import Callable
 from datetime import datetime
 from typing import Any
 
@@ -125,35 +126,30 @@ def _csv(frame: pd.DataFrame, name: str) -> Response:
 def register(app: FastAPI, d: Deps, key: bytes) -> None:
     """Add the export routes."""
 
-    def reach(db: Session, user: User, patient_id: int) -> Patient:
-        p = d.patient_in_reach(db, user, patient_id)
-        if user.role not in PATIENT_EXPORT:
-            raise HTTPException(status_code=404, detail="no such page")
-        return p
+    def patient_export(who: tuple[User, WebSession] | None, db: Session, patient_id: int,
+                       fmt: str, build: Callable[[Session, int], pd.DataFrame],
+                       name: str) -> Response:
+        """One patient's export in ``fmt``: role and reach checked, audited."""
+        user, _ = d.require(who)
+        p = d.patient_in_reach(db, user, patient_id, PATIENT_EXPORT)
+        frame = build(db, p.id)
+        d.auditor.record(db, f"user:{user.id}", "export", f"patient:{p.id}",
+                         {"format": fmt, "rows": len(frame)})
+        db.commit()
+        return _csv(frame, f"patient-{p.id}{name}.csv")
 
     @app.get("/patients/{patient_id}/export.csv")
     def export_patient(request: Request, patient_id: int,
                        who: tuple[User, WebSession] | None = Depends(d.current),
                        db: Session = Depends(d.db_session)) -> Response:
-        user, _ = d.require(who)
-        p = reach(db, user, patient_id)
-        frame = patient_records(db, p.id)
-        d.auditor.record(db, f"user:{user.id}", "export", f"patient:{p.id}",
-                         {"format": "csv", "rows": len(frame)})
-        db.commit()
-        return _csv(frame, f"patient-{p.id}.csv")
+        return patient_export(who, db, patient_id, "csv", patient_records, "")
 
     @app.get("/patients/{patient_id}/export.nmtran.csv")
     def export_nmtran(request: Request, patient_id: int,
                       who: tuple[User, WebSession] | None = Depends(d.current),
                       db: Session = Depends(d.db_session)) -> Response:
-        user, _ = d.require(who)
-        p = reach(db, user, patient_id)
-        frame = nmtran_dataset(db, [p.id])
-        d.auditor.record(db, f"user:{user.id}", "export", f"patient:{p.id}",
-                         {"format": "nmtran", "rows": len(frame)})
-        db.commit()
-        return _csv(frame, f"patient-{p.id}-nmtran.csv")
+        return patient_export(who, db, patient_id, "nmtran",
+                              lambda db_, pid: nmtran_dataset(db_, [pid]), "-nmtran")
 
     @app.get("/export/clinic.csv")
     def export_clinic(request: Request,

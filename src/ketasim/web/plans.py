@@ -63,9 +63,7 @@ def register(app: FastAPI, d: Deps) -> None:
                           who: tuple[User, WebSession] | None = Depends(d.current),
                           db: Session = Depends(d.db_session)) -> Response:
         user, _, form = await d.posted(request, who)
-        p = d.patient_in_reach(db, user, patient_id)
-        if user.role not in PLANNERS:
-            raise HTTPException(status_code=404, detail="no such page")
+        p = d.patient_in_reach(db, user, patient_id, PLANNERS)
         try:
             protocol = PROTOCOLS.get(str(form.get("protocol") or ""))
             if protocol is None:

@@ -149,7 +149,7 @@ class Deps:
     db_session: Callable[..., Any]
     require: Callable[..., tuple[User, WebSession]]
     check_csrf: Callable[[object, WebSession], None]
-    patient_in_reach: Callable[[Session, User, int], Patient]
+    patient_in_reach: Callable[..., Patient]
     auditor: Any
 
     async def posted(self, request: Request, who: tuple[User, WebSession] | None
@@ -194,9 +194,7 @@ def register(app: FastAPI, d: Deps) -> None:
                     who: tuple[User, WebSession] | None = Depends(d.current),
                     db: Session = Depends(d.db_session)) -> Response:
         user, _, form = await d.posted(request, who)
-        p = d.patient_in_reach(db, user, patient_id)
-        if user.role not in SESSION_WRITE:
-            raise HTTPException(status_code=404, detail="no such page")
+        p = d.patient_in_reach(db, user, patient_id, SESSION_WRITE)
         compound = str(form.get("compound") or "")
         clinic = db.get(Clinic, p.clinic_id)
         assert clinic is not None
