@@ -5,7 +5,18 @@ from __future__ import annotations
 
 from datetime import datetime
 
-from sqlalchemy import JSON, DateTime, Float, ForeignKey, Integer, String, Text
+from sqlalchemy import (
+    JSON,
+    Boolean,
+    DateTime,
+    Float,
+    ForeignKey,
+    Index,
+    Integer,
+    String,
+    Text,
+    text,
+)
 from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column
 
 
@@ -22,6 +33,8 @@ class Clinic(Base):
     # monitoring thresholds have no default: the clinic must set them before sessions
     spo2_min: Mapped[float | None] = mapped_column(Float, nullable=True)
     moaas_alert_max: Mapped[int | None] = mapped_column(Integer, nullable=True)
+    # clinical roles must sign in with a second factor (TOTP) when set
+    require_mfa: Mapped[bool] = mapped_column(Boolean, default=False)
 
 
 class User(Base):
@@ -37,6 +50,11 @@ class User(Base):
     failed_logins: Mapped[int] = mapped_column(Integer, default=0)
     locked_until: Mapped[datetime | None] = mapped_column(DateTime(timezone=True), nullable=True)
     patient_id: Mapped[int | None] = mapped_column(ForeignKey("patients.id"), nullable=True)
+    # TOTP second factor (RFC 6238): the shared secret, whether it is confirmed, and the
+    # SHA-256 hashes of the unused one-time recovery codes
+    totp_secret: Mapped[str | None] = mapped_column(String(64), nullable=True)
+    totp_enabled: Mapped[bool] = mapped_column(Boolean, default=False)
+    recovery_codes: Mapped[list | None] = mapped_column(JSON, nullable=True)
 
 
 class Patient(Base):
@@ -58,6 +76,8 @@ class WebSession(Base):
     csrf_token: Mapped[str] = mapped_column(String(64))
     created_at: Mapped[datetime] = mapped_column(DateTime(timezone=True))
     last_seen: Mapped[datetime] = mapped_column(DateTime(timezone=True))
+    # False while a password was given but the second factor is still owed
+    mfa_passed: Mapped[bool] = mapped_column(Boolean, default=True)
 
 
 class QuestionnaireResponse(Base):
@@ -72,6 +92,9 @@ class QuestionnaireResponse(Base):
     band: Mapped[str] = mapped_column(String(40))
     submitted_by: Mapped[int] = mapped_column(ForeignKey("users.id"))
     submitted_at: Mapped[datetime] = mapped_column(DateTime(timezone=True))
+    # "patient" (portal) or "clinician_for_patient" (a clinician entering the patient's answers)
+    entered_as: Mapped[str] = mapped_column(String(30), default="patient")
+    form_token: Mapped[str | None] = mapped_column(String(64), unique=True, nullable=True)
 
 
 class SafetyAlert(Base):
@@ -104,6 +127,14 @@ class MonitoredSessionRow(Base):
     form_due_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True), nullable=True)
     form_submitted_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True),
                                                                nullable=True)
+    # a session started by mistake and closed before any dose
+    cancelled_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True),
+                                                          nullable=True)
+    # at most one open session per patient (partial unique index, migration 0008)
+    __table_args__ = (Index("uq_open_session_per_patient", "patient_id", unique=True,
+                            sqlite_where=text("discharged_at IS NULL AND cancelled_at IS NULL"),
+                            postgresql_where=text(
+                                "discharged_at IS NULL AND cancelled_at IS NULL")),)
 
 
 class SessionEvent(Base):
@@ -114,10 +145,12 @@ class SessionEvent(Base):
     id: Mapped[int] = mapped_column(Integer, primary_key=True)
     session_id: Mapped[int] = mapped_column(ForeignKey("monitored_sessions.id"), index=True)
     kind: Mapped[str] = mapped_column(String(20))
-    at: Mapped[datetime] = mapped_column(DateTime(timezone=True))
+    at: Mapped[datetime] = mapped_column(DateTime(timezone=True))  # the stated clinical time
     data: Mapped[dict] = mapped_column(JSON)
     recorded_by: Mapped[int] = mapped_column(ForeignKey("users.id"))
-    recorded_at: Mapped[datetime] = mapped_column(DateTime(timezone=True))
+    recorded_at: Mapped[datetime] = mapped_column(DateTime(timezone=True))  # server time
+    # one-use token of the form that submitted this step (a double-click records once)
+    form_token: Mapped[str | None] = mapped_column(String(64), unique=True, nullable=True)
 
 
 class ConsultationRequest(Base):
@@ -170,6 +203,30 @@ class DoseLimitsVersion(Base):
     created_at: Mapped[datetime] = mapped_column(DateTime(timezone=True))
 
 
+class AuditHead(Base):
+    """The chain's anchored end: one row (id 1) with the last entry's sequence number and MAC,
+    sealed by an HMAC under the audit key and updated in the same transaction as each append,
+    so deleting the last entries is detected without an external ``--head``."""
+
+    __tablename__ = "audit_head"
+    id: Mapped[int] = mapped_column(Integer, primary_key=True, autoincrement=False)
+    seq: Mapped[int] = mapped_column(Integer)
+    mac: Mapped[str] = mapped_column(String(64))
+    seal: Mapped[str] = mapped_column(String(64))
+
+
+class LoginThrottle(Base):
+    """Failed log-ins per client address (and per address and user name): exponential
+    back-off instead of locking an account, so nobody can lock another user out."""
+
+    __tablename__ = "login_throttle"
+    key: Mapped[str] = mapped_column(String(200), primary_key=True)
+    failures: Mapped[int] = mapped_column(Integer, default=0)
+    last_failure: Mapped[datetime] = mapped_column(DateTime(timezone=True))
+    blocked_until: Mapped[datetime | None] = mapped_column(DateTime(timezone=True),
+                                                           nullable=True)
+
+
 class AuditRow(Base):
     """One entry of the HMAC audit chain (see ketasim.clinic.audit)."""
 
@@ -185,7 +242,7 @@ class AuditRow(Base):
     note: Mapped[str | None] = mapped_column(Text, nullable=True)
 
 
-__all__ = ["AuditRow", "Base", "Clinic", "ConsultationRequest", "DoseLimitsVersion",
-           "MonitoredSessionRow", "Patient",
+__all__ = ["AuditHead", "AuditRow", "Base", "Clinic", "ConsultationRequest", "DoseLimitsVersion",
+           "LoginThrottle", "MonitoredSessionRow", "Patient",
            "QuestionnaireResponse", "SafetyAlert", "SessionEvent", "TreatmentPlan", "User",
            "WebSession"]
