@@ -54,6 +54,7 @@ def test_concurrent_reads_extend_one_valid_chain(backend: str, tmp_path: Path) -
     with ThreadPoolExecutor(8) as pool:
         codes = [x for xs in pool.map(hammer, clients * 2) for x in xs]
     srv.should_exit = True
+    app.state.engine.dispose()
     assert codes == [200] * 120
     with app.state.sessions() as db:
         rows = db.scalars(select(AuditRow).order_by(AuditRow.seq)).all()

@@ -1,5 +1,8 @@
 """Monitored sessions in the web app: the REMS/IV rules end to end, dose-range checks, bad
-input storing nothing, and who may see or record what (SQLite and PostgreSQL)."""
+input storing nothing, and who may see or record what (SQLite and PostgreSQL).
+
+The server clock is the app's ``ctx.clock``; these tests drive it (a session is run over two
+hours of server time in a second), and every stated time is checked against it."""
 
 from __future__ import annotations
 
@@ -15,8 +18,33 @@ from ketasim.storage.models import AuditRow, Clinic, Patient, SessionEvent
 T0 = datetime.now(UTC).replace(microsecond=0) - timedelta(hours=4)
 
 
+class Clock:
+    """The server clock, moved by the tests."""
+
+    def __init__(self) -> None:
+        self.t = T0 - timedelta(minutes=5)
+
+    def __call__(self) -> datetime:
+        return self.t
+
+
+@pytest.fixture(autouse=True)
+def server_clock(app):  # noqa: F811
+    from ketasim.web.deps import Settings
+    clock = Clock()
+    app.state.ctx.clock = clock
+    # the clock jumps minutes between requests here: keep the log-in alive meanwhile
+    app.state.ctx.settings = Settings(idle_timeout=timedelta(days=20),
+                                      absolute_timeout=timedelta(days=30))
+    return clock
+
+
 def at(minutes: float) -> str:
     return (T0 + timedelta(minutes=minutes)).strftime("%Y-%m-%dT%H:%M:%S")
+
+
+def set_clock(app, when: datetime) -> None:  # noqa: F811
+    app.state.ctx.clock.t = when
 
 
 def ids(app) -> dict[str, int]:  # noqa: F811
@@ -36,9 +64,27 @@ def start(c, pid: int, compound: str = "racemic", rems: bool = False):
     return c.post(f"/patients/{pid}/sessions", data=data)
 
 
+def form_token(c, path: str) -> str:
+    return re.search(r'name="form_token" value="([^"]+)"', c.get(path).text).group(1)
+
+
 def post(c, sid: int, step: str, **fields):
-    tok = token(c, f"/sessions/{sid}")
-    return c.post(f"/sessions/{sid}/{step}", data={"csrf_token": tok, **fields})
+    """Post a step with the page's CSRF and one-use form tokens; a stated time also moves
+    the server clock to 30 s after it (the entry is made as it happens)."""
+    page = c.get(f"/sessions/{sid}").text
+    tok = re.search(r'name="csrf_token" value="([^"]+)"', page).group(1)
+    ft = re.search(r'name="form_token" value="([^"]+)"', page)
+    stated = fields.get("time")
+    try:
+        when = datetime.fromisoformat(stated).replace(tzinfo=UTC) if stated else None
+    except ValueError:
+        when = None
+    if when is not None and abs(when - T0) < timedelta(days=30):
+        c.app.state.ctx.clock.t = when + timedelta(seconds=30)
+    data = {"csrf_token": tok, **fields}
+    if ft and "form_token" not in fields:
+        data["form_token"] = ft.group(1)
+    return c.post(f"/sessions/{sid}/{step}", data=data)
 
 
 VITALS_OK = {"sbp": "128", "dbp": "80", "hr": "70", "spo2": "98"}
@@ -84,7 +130,8 @@ def test_a_nurse_runs_a_session_from_check_to_discharge(app) -> None:  # noqa: F
     assert post(c, sid, "ack", alert="0").status_code == 303
     assert post(c, sid, "discharge", effects_resolved="yes", time=at(126)).status_code == 303
     page = c.get(f"/sessions/{sid}").text
-    due = (T0 + timedelta(minutes=126) + timedelta(days=7)).strftime("%Y-%m-%d %H:%M")
+    # discharge is at the server's time (the stated 126 min moved the clock to 126.5 min)
+    due = (app.state.ctx.clock.t + timedelta(days=7)).strftime("%Y-%m-%d %H:%M")
     assert "Discharged" in page and due in page
     form = c.get(f"/sessions/{sid}/form").text
     assert "128/80" in form and "170/100" in form
@@ -100,12 +147,21 @@ def test_a_nurse_runs_a_session_from_check_to_discharge(app) -> None:  # noqa: F
 
 
 @pytest.mark.parametrize(("fields", "message"), [
-    ({**VITALS_OK, "sbp": "abc"}, "is not a number"),
+    ({**VITALS_OK, "sbp": "abc"}, "cannot read"),
     ({**VITALS_OK, "spo2": "150"}, "outside 50-100"),
-    ({**VITALS_OK, "hr": ""}, "is missing"),
+    ({**VITALS_OK, "hr": ""}, "is empty"),
     ({**VITALS_OK, "moaas": "2.5"}, "whole number"),
+    ({**VITALS_OK, "cadss": "3.0"}, "trailing zero"),
+    # strict number entry (issue #11 item 4): nothing coerced
+    ({**VITALS_OK, "sbp": "128.0"}, "trailing zero"),
+    ({**VITALS_OK, "spo2": "9.8e1"}, "scientific notation"),
+    ({**VITALS_OK, "sbp": "１２８"}, "cannot read"),  # full-width digits
+    ({**VITALS_OK, "sbp": "١٢٨"}, "cannot read"),  # Arabic-Indic digits
+    ({**VITALS_OK, "hr": "+70"}, "has a sign"),
     ({**VITALS_OK, "time": "yesterday"}, "not a date and time"),
     ({**VITALS_OK, "time": "2999-01-01T00:00"}, "in the future"),
+    # back-dating (item 3): vitals dated 2001, or more than an hour back, are refused
+    ({**VITALS_OK, "time": "2001-01-01T09:00"}, "more than 60 min before now"),
 ])
 def test_bad_vitals_get_a_message_and_store_nothing(app, fields, message) -> None:  # noqa: F811
     c = client(app)
@@ -143,13 +199,15 @@ def test_dose_range_checks(app, fields, status, message) -> None:  # noqa: F811
     assert post(c, sid, "vitals", **VITALS_OK, time=at(45)).status_code == 303
     assert post(c, sid, "vitals", **VITALS_OK, time=at(124)).status_code == 303
     assert post(c, sid, "discharge", effects_resolved="yes", time=at(126)).status_code == 303
+    later = 3 * 24 * 60  # the next session, three days later (outside the 24-h total)
+    set_clock(app, T0 + timedelta(minutes=later - 2))
     r = start(c, pid)
     sid2 = int(r.headers["location"].rsplit("/", 1)[1])
     assert post(c, sid2, "predose", **VITALS_OK, contraindications_confirmed="yes",
-                time=at(200)).status_code == 303
+                time=at(later)).status_code == 303
     before = n_events(app)
     base = {"product": "ketamine", "lot": "L1", "route": "iv_infusion", "duration_min": "40",
-            "weight_kg": "70", "weight_date": T0.date().isoformat(), "time": at(205)}
+            "weight_kg": "70", "weight_date": T0.date().isoformat(), "time": at(later + 5)}
     r = post(c, sid2, "dose", **{**base, **fields})
     assert r.status_code == status, r.text
     assert message in r.text
@@ -314,7 +372,7 @@ def test_clinic_owned_versioned_dose_limits_and_thresholds(app) -> None:  # noqa
     for text, message in (("{not json", "not valid JSON"),
                           (json.dumps({**limits, "racemic_iv_mg_per_kg_hard": 0.5}),
                            "hard limit"),
-                          (json.dumps(limits), "exists")):
+                          (json.dumps(limits), "built-in")):
         r = a.post("/admin/dose-limits", data={"csrf_token": tok, "limits": text})
         assert r.status_code == 400 and message in r.text, message
     r = a.post("/admin/thresholds", data={"csrf_token": tok, "spo2_min": "120",

@@ -478,8 +478,14 @@ def serve(
     database: Annotated[str, typer.Option(help="database URL")] = "sqlite:///ketasim.db",
     demo: Annotated[bool, typer.Option(help="seed demonstration data and print log-ins")] = False,
     audit_key_file: Annotated[Path, typer.Option(help="HMAC key for the audit chain, kept "
-                                                 "outside the database (created if missing)")]
+                                                 "outside the database (created only while "
+                                                 "the audit trail is empty)")]
     = Path("ketasim-audit.key"),
+    trusted_proxy: Annotated[list[str] | None, typer.Option(
+        "--trusted-proxy", help="address of a reverse proxy whose X-Forwarded-For/-Proto "
+        "headers are believed (repeatable); without it those headers are ignored")] = None,
+    workers: Annotated[int, typer.Option(min=1, max=64, help="server processes (one per CPU "
+                                         "core serves the most requests)")] = 1,
 ) -> None:
     """Start the clinic web application (migrating the database first); --demo seeds a
     demonstration clinic and prints its log-ins."""
@@ -488,6 +494,7 @@ def serve(
 
     import uvicorn
 
+    from ketasim.storage.audit_store import load_or_create_key
     from ketasim.web.app import (
         ROLES,
         create_app,
@@ -495,23 +502,32 @@ def serve(
         seed_demo,
         seed_demo_activity,
     )
-    if not audit_key_file.exists():
-        audit_key_file.write_bytes(secrets.token_bytes(32))
-        os.chmod(audit_key_file, 0o600)
-    key = audit_key_file.read_bytes()
+    key = load_or_create_key(audit_key_file, database)
     application = create_app(database, audit_key=key)
     if demo:
         passwords = {r: secrets.token_urlsafe(9) for r in ROLES}
         if not seed_demo(application.state.sessions, passwords):
             reset_demo_passwords(application.state.sessions, passwords)
-        seed_demo_activity(application.state.sessions)
+        seed_demo_activity(application.state.sessions, application.state.auditor)
         console.print("[bold]demo log-ins[/bold] (user name = role; new passwords each start):")
         for r in ROLES:
             console.print(f"  {r:<14} password {passwords[r]}")
     shown = "localhost" if host in ("127.0.0.1", "::1") else host
     console.print(f"ketasim clinic on http://{shown}:{port}/  (database {database}); the "
                   "public screening form is at /consult", soft_wrap=True)
-    uvicorn.run(application, host=host, port=port, log_level="warning")
+    proxies = list(trusted_proxy or [])
+    options: dict[str, Any] = {"host": host, "port": port, "log_level": "warning",
+                               "proxy_headers": bool(proxies),
+                               "forwarded_allow_ips": proxies or None}
+    if workers == 1:
+        uvicorn.run(application, **options)
+        return
+    # several processes: each builds the app from the environment (the database is migrated
+    # and seeded above, once); the audit chain stays one chain across them (see docs/clinic.md)
+    os.environ["KETASIM_DATABASE"] = database
+    os.environ["KETASIM_AUDIT_KEY_FILE"] = str(audit_key_file.resolve())
+    uvicorn.run("ketasim.web.app:app_from_environment", factory=True, workers=workers,
+                **options)
 
 
 audit_app = typer.Typer(help="The clinic's audit trail.", no_args_is_help=True)
@@ -524,30 +540,79 @@ def audit_verify(
     audit_key_file: Annotated[Path, typer.Option(help="the HMAC key the server uses")]
     = Path("ketasim-audit.key"),
     head: Annotated[str | None, typer.Option(help="an anchored chain head (MAC of the last "
-                                             "entry kept elsewhere): detects truncation")]
+                                             "entry kept outside the database): also detects "
+                                             "a database rolled back as a whole")]
     = None,
 ) -> None:
-    """Check the audit chain: every MAC, link and sequence number (exit 1 when broken)."""
-    from sqlalchemy import select
-
-    from ketasim.clinic.audit import AuditEntry, AuditError, verify
-    from ketasim.storage.db import make_engine, session_factory
-    from ketasim.storage.models import AuditRow
-    if not audit_key_file.is_file():
-        raise AuditError("audit_key_file", f"{audit_key_file} does not exist",
-                         "give the key file the server was started with")
-    key = audit_key_file.read_bytes()
-    with session_factory(make_engine(database))() as db:
-        rows = db.scalars(select(AuditRow).order_by(AuditRow.seq)).all()
-        entries = [AuditEntry(r.seq, r.at, r.actor, r.action, r.subject, r.detail, r.prev,
-                              r.mac) for r in rows]
-    report = verify(entries, key, head=head)
+    """Check the audit trail: every entry's MAC, link and sequence number, the sealed head, and
+    that every session event and questionnaire response matches its audit entry (exit 1 when
+    anything is broken, 2 when the database or key cannot be read)."""
+    from ketasim.storage.audit_store import open_existing, read_key, verify_database
+    from ketasim.storage.db import StorageError, session_factory
+    key = read_key(audit_key_file)
+    engine = open_existing(database)
+    try:
+        from sqlalchemy import inspect
+        if "audit_entries" not in inspect(engine).get_table_names():
+            raise StorageError("database", f"{database} has no audit_entries table",
+                               "give the database URL the clinic server uses")
+        with session_factory(engine)() as db:
+            report = verify_database(db, key, head=head)
+    finally:
+        engine.dispose()
+    console.print(f"audit chain: {report.entries} entries checked (MACs, links, sequence "
+                  "numbers" + (", anchored head" if head else "") + ")"
+                  + (f"; last MAC {report.last_mac}" if report.last_mac else ""))
+    console.print("sealed head: " + ("matches the last entry" if report.head_problem is None
+                                     else "PROBLEM"))
+    console.print(f"clinical rows: {report.rows_checked} session events and questionnaire "
+                  "responses checked against their audit entries")
+    for note in report.notes:
+        console.print(f"[yellow]note:[/yellow] {note}")
     if report.ok:
-        console.print(f"audit chain intact: {report.checked} entries"
-                      + (f"; last MAC {entries[-1].mac}" if entries else ""))
+        console.print("[green]audit chain intact[/green]")
         return
-    console.print(f"[red]audit chain BROKEN[/red] at entry {report.first_bad}: "
-                  f"{report.problem}")
+    for problem in report.problems():
+        console.print(f"[red]{problem}[/red]", soft_wrap=True)
+    raise typer.Exit(1)
+
+
+@app.command("backup")
+def backup_cmd(
+    out: Annotated[Path, typer.Argument(help="the backup file to write")],
+    database: Annotated[str, typer.Option(help="database URL")] = "sqlite:///ketasim.db",
+) -> None:
+    """Back up the database while the server runs (SQLite: online backup API; PostgreSQL:
+    pg_dump -Fc)."""
+    from ketasim.storage.backup import backup
+    result = backup(database, out)
+    console.print(f"wrote {result.path} ({result.kind}, {result.size_bytes} bytes)")
+
+
+@app.command("restore")
+def restore_cmd(
+    archive: Annotated[Path, typer.Argument(help="a file written by 'ketasim backup'")],
+    database: Annotated[str, typer.Option(help="database URL to restore into")]
+    = "sqlite:///ketasim.db",
+    force: Annotated[bool, typer.Option(help="replace a database that already has tables")]
+    = False,
+    audit_key_file: Annotated[Path | None, typer.Option(help="verify the restored audit trail "
+                                                        "with this key")] = None,
+) -> None:
+    """Restore a backup into a database (empty unless --force), migrate it, and verify its
+    audit trail when a key file is given (exit 1 when broken). Stop the server first."""
+    from ketasim.storage.backup import restore
+    result = restore(archive, database, force=force, key_file=audit_key_file)
+    console.print(f"restored {archive} into {database} ({result.tables} tables, migrated)")
+    if result.audit is None:
+        console.print("audit trail not checked (give --audit-key-file to verify it)")
+        return
+    if result.audit.ok:
+        console.print(f"audit chain intact: {result.audit.entries} entries, "
+                      f"{result.audit.rows_checked} clinical rows covered")
+        return
+    for problem in result.audit.problems():
+        console.print(f"[red]{problem}[/red]", soft_wrap=True)
     raise typer.Exit(1)
 
 
@@ -596,12 +661,16 @@ def validate_pk(
 
 @validate_app.command("pd")
 def validate_pd() -> None:
-    """Run the PD validation targets (receptor occupancy so far); exit 1 on a failure."""
-    from ketasim.validation.pd import run_pd_validation
-    outcomes = run_pd_validation()
-    _validation_table("PD validation (occupancy)", outcomes)
-    console.print("[dim]Acute effect models (dissociation, sedation, blood pressure, adverse "
-                  "events) and their targets are not implemented yet.[/dim]")
+    """Run the PD validation targets (occupancy and acute effects); exit 1 on a failure."""
+    from ketasim.validation.pd import run_acute_validation, run_pd_validation
+    with console.status("simulating the acute-effect targets…"):
+        outcomes = run_pd_validation() + run_acute_validation()
+    _validation_table("PD validation (occupancy, acute effects)", outcomes)
+    console.print("[dim]kind 'calibration': a number the acute calibration was fitted to "
+                  "(ketasim.validation.acute_calibration), shown to hold — not a validation. "
+                  "Calibrated parameters: see docs/pd.md.[/dim]")
+    fitted = [o.target.id for o in outcomes if o.target.kind == "calibration"]
+    console.print(f"calibrated targets: {', '.join(fitted)}")
     if not all(o.ok for o in outcomes):
         raise typer.Exit(1)
 
@@ -642,9 +711,11 @@ def validate_outcomes(
 
 
 def main() -> None:
-    """Entry point: run the app, turning ketasim errors into one line and exit code 2."""
+    """Entry point: run the app and pass its exit code to the shell; ketasim errors become one
+    line on stderr and exit code 2."""
     try:
-        app(standalone_mode=False)
+        # standalone_mode=False: click RETURNS the code of typer.Exit instead of raising it
+        rc = app(standalone_mode=False)
     except KetasimError as exc:
         err_console.print(f"error: {exc}", highlight=False, soft_wrap=True)
         sys.exit(2)
@@ -653,12 +724,14 @@ def main() -> None:
     except (typer.Abort, KeyboardInterrupt):
         err_console.print("aborted")
         sys.exit(130)
-    except Exception as exc:  # click usage errors
-        import click
-        if isinstance(exc, click.ClickException):
-            exc.show()
-            sys.exit(exc.exit_code)
+    except Exception as exc:  # usage errors (typer's vendored click, or click itself)
+        show, code = getattr(exc, "show", None), getattr(exc, "exit_code", None)
+        if type(exc).__module__.startswith(("typer", "click")) and callable(show) \
+                and isinstance(code, int):
+            show()
+            sys.exit(code)
         raise
+    sys.exit(rc if isinstance(rc, int) else 0)
 
 
 __all__ = ["app", "main"]

@@ -3,8 +3,10 @@
 Each entry's MAC covers its own canonical JSON and the previous entry's MAC, under a key kept
 outside the database (shared/reference/reliability-security.md §2.1 lesson from OpenEMR: an
 unkeyed checksum that nothing verifies does not protect anything). :func:`verify` detects an
-edited, deleted, inserted or reordered entry; with the last MAC anchored elsewhere (``head``)
-it also detects a truncated tail. Entries hold identifiers and actions, never PHI values.
+edited, deleted, inserted or reordered entry; with a MAC anchored elsewhere (``head``) it also
+detects a tail truncated up to that entry. Entries hold identifiers and actions, never PHI
+values. :func:`seal_head` seals the chain's end (sequence number and MAC) so the storage layer
+can keep it next to the chain and detect a removed tail without an external anchor.
 
 >>> key = b"k" * 32
 >>> log = AuditLog(key)
@@ -55,6 +57,30 @@ class AuditEntry:
 
 def _mac(key: bytes, entry: AuditEntry) -> str:
     return hmac.new(key, entry.body(), hashlib.sha256).hexdigest()
+
+
+def mac_ok(key: bytes, entry: AuditEntry) -> bool:
+    """Whether ``entry``'s MAC is right under ``key`` (checks one entry, not the chain).
+
+    >>> e = next_entry(b"k" * 32, None, at="2026-03-02T09:00:00Z", actor="a", action="read",
+    ...                subject="patient:1")
+    >>> mac_ok(b"k" * 32, e), mac_ok(b"x" * 32, e)
+    (True, False)
+    """
+    return hmac.compare_digest(_mac(key, entry), entry.mac)
+
+
+HEAD_CONTEXT = b"ketasim-audit-head:"
+
+
+def seal_head(key: bytes, seq: int, mac: str) -> str:
+    """HMAC-SHA256 seal of the chain's end: ``HMAC(key, b"ketasim-audit-head:" + f"{seq}:{mac}")``
+    (a domain prefix, so a seal can never be mistaken for an entry's MAC).
+
+    >>> len(seal_head(b"k" * 32, 1, GENESIS))
+    64
+    """
+    return hmac.new(key, HEAD_CONTEXT + f"{seq}:{mac}".encode(), hashlib.sha256).hexdigest()
 
 
 def _utc(at: str) -> str:
@@ -120,7 +146,10 @@ class VerifyReport:
 
 def verify(entries: Sequence[AuditEntry], key: bytes, *, head: str | None = None
            ) -> VerifyReport:
-    """Check every MAC, the chain links and the sequence numbers (and the anchored head)."""
+    """Check every MAC, the chain links and the sequence numbers. ``head``: a MAC anchored
+    outside the storage earlier (the chain's end at that time); the chain must still contain
+    it, so removing entries up to and past it, or rolling the whole chain back to before it,
+    is detected while entries appended since do not matter (GENESIS: the empty chain)."""
     prev = GENESIS
     for i, e in enumerate(entries):
         if e.seq != i + 1:
@@ -130,11 +159,13 @@ def verify(entries: Sequence[AuditEntry], key: bytes, *, head: str | None = None
         if not hmac.compare_digest(_mac(key, e), e.mac):
             return VerifyReport(False, i, e.seq, "entry content does not match its MAC")
         prev = e.mac
-    if head is not None and not hmac.compare_digest(prev, head):
+    if head is not None and not (hmac.compare_digest(head, GENESIS) or
+                                 any(hmac.compare_digest(e.mac, head) for e in entries)):
         return VerifyReport(False, len(entries), len(entries) + 1,
-                            "the chain does not end at the anchored head (entries removed)")
+                            "the anchored head is not in the chain (entries removed, or the "
+                            "database rolled back to before the head was anchored)")
     return VerifyReport(True, len(entries))
 
 
-__all__ = ["GENESIS", "AuditEntry", "AuditError", "AuditLog", "VerifyReport", "next_entry",
-           "verify"]
+__all__ = ["GENESIS", "HEAD_CONTEXT", "AuditEntry", "AuditError", "AuditLog", "VerifyReport",
+           "mac_ok", "next_entry", "seal_head", "verify"]

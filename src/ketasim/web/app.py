@@ -1,7 +1,11 @@
-"""The FastAPI application: log in and out, sessions with idle and absolute timeouts, CSRF on
-every state change, throttled failed log-ins without permanent lock-out, security headers,
-clinic-scoped authorization checked on the server, and an audit entry for every log-in,
-failure and patient read.
+"""The FastAPI application: log in (with a TOTP second factor for clinical roles when the
+clinic requires it) and out, sessions with idle and absolute timeouts, CSRF on every state
+change, log-in back-off per client address instead of account lock-outs, security headers,
+clinic-scoped authorization checked on the server, load shedding (503 + Retry-After), capped
+request bodies, HTML error pages naming the field, and an audit entry for every log-in,
+failure, denial and patient read.
+
+The request/transaction model is described in :mod:`ketasim.web.deps`.
 
 >>> app = create_app("sqlite://", audit_key=b"k" * 32, migrate_first=False)
 >>> app.title
@@ -10,27 +14,34 @@ failure and patient read.
 
 from __future__ import annotations
 
-from collections.abc import Collection
-from dataclasses import dataclass
-from datetime import UTC, datetime, timedelta
+import hashlib
+import re
+import secrets
+from contextlib import asynccontextmanager
+from datetime import timedelta
 from importlib import resources
 from typing import Any
 
-from fastapi import Depends, FastAPI, Form, HTTPException, Query, Request
+import anyio
+from fastapi import FastAPI, Form, HTTPException, Query, Request
+from fastapi.exceptions import RequestValidationError
 from fastapi.responses import HTMLResponse, RedirectResponse, Response
 from fastapi.templating import Jinja2Templates
-from sqlalchemy import select, text
+from sqlalchemy import event, select
+from sqlalchemy.exc import IntegrityError, OperationalError
+from sqlalchemy.exc import TimeoutError as PoolTimeout
 from sqlalchemy.orm import Session, sessionmaker
+from starlette.exceptions import HTTPException as StarletteHTTPException
+from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
-from ketasim.clinic.audit import AuditEntry, next_entry
 from ketasim.clinic.mbc import questionnaires_due
 from ketasim.errors import KetasimError
 from ketasim.scales.instruments import Instrument, ScaleError, get_instrument, score
-from ketasim.storage.db import make_engine, migrate, session_factory
+from ketasim.storage.db import make_engine, migrate, session_factory, write_session_factory
 from ketasim.storage.models import (
-    AuditRow,
     Base,
     Clinic,
+    LoginThrottle,
     MonitoredSessionRow,
     Patient,
     QuestionnaireResponse,
@@ -40,6 +51,34 @@ from ketasim.storage.models import (
 )
 from ketasim.web.admin import register as register_admin
 from ketasim.web.consult import register as register_consult
+from ketasim.web.deps import (
+    CLINICIANS,
+    COOKIE,
+    MAX_BODY,
+    MAX_ID,
+    MAX_IN_FLIGHT,
+    STAFF_READ,
+    WORKERS,
+    AlertId,
+    AppContext,
+    AuditBatcher,
+    LoadShedder,
+    MaybeWho,
+    PatientId,
+    Posted,
+    ReadDb,
+    Settings,
+    SignedIn,
+    Who,
+    client_address,
+    deny,
+    patient_in_reach,
+    sees,
+    utc,
+)
+from ketasim.web.deps import (
+    Form as FormBody,
+)
 from ketasim.web.exports import register as register_exports
 from ketasim.web.plans import chart_context
 from ketasim.web.plans import register as register_plans
@@ -51,13 +90,17 @@ from ketasim.web.security import (
     same,
     token_hash,
 )
-from ketasim.web.sessions import SESSION_READ, SESSION_WRITE, Deps, register, utc
+from ketasim.web.sessions import SESSION_READ, SESSION_WRITE, register
 
 ROLES = ("administrator", "prescriber", "nurse", "front_desk", "patient", "researcher")
-STAFF_READ = ("administrator", "prescriber", "nurse", "front_desk")
-CLINICIANS = ("prescriber", "nurse")
+MFA_ROLES = ("administrator", "prescriber", "nurse")  # clinical roles: a clinic may require TOTP
 PORTAL_INSTRUMENTS = ("phq9", "gad7", "qids_sr16", "pcl5", "cssrs_ideation")
 CLINICIAN_INSTRUMENTS = ("madrs",)  # rated by a clinician, never in the portal
+# who submits patient-reported measures: the patient, or a clinician entering for them
+PRO_SUBMITTERS = ("patient", *CLINICIANS)
+PAGE_SIZE = 50  # patients per list page
+PRE_CSRF = "ketasim_precsrf"
+_DIGIT = re.compile(r"[0-9]{1,2}")
 
 
 def _portal_instrument(name: str, role: str) -> Instrument:
@@ -67,199 +110,394 @@ def _portal_instrument(name: str, role: str) -> Instrument:
 
 
 def _item(raw: object, k: int) -> int:
-    """One answer: a whole number typed as digits, nothing else accepted."""
-    text_ = str(raw).strip() if raw is not None else ""
+    """One answer: a whole number typed as ASCII digits, nothing else accepted."""
+    text_ = raw.strip() if isinstance(raw, str) else ""
     if not text_:
         raise ScaleError(f"item {k}", "is missing", "answer every item")
-    if not text_.isdigit() or len(text_) > 2:
-        raise ScaleError(f"item {k}", f"{text_!r} is not a whole number",
+    if not _DIGIT.fullmatch(text_):
+        raise ScaleError(f"item {k}", f"{text_[:20]!r} is not a whole number",
                          "answer with the number shown for your choice")
     return int(text_)
-COOKIE = "ketasim_session"
-PAGE_SIZE = 50  # patients per list page
-# last-seen time is refreshed at most this often (idle timeouts are minutes; one commit less
-# per request)
-SESSION_TOUCH = timedelta(seconds=30)
-PRE_CSRF = "ketasim_precsrf"
 
 
-@dataclass(frozen=True)
-class Settings:
-    """Timeouts and throttling (ASVS-style defaults; a clinic may tighten them)."""
+class Headers:
+    """Pure ASGI middleware adding the security headers to every response."""
 
-    idle_timeout: timedelta = timedelta(minutes=15)
-    absolute_timeout: timedelta = timedelta(hours=8)
-    max_failed_logins: int = 5
-    lockout: timedelta = timedelta(minutes=15)
+    def __init__(self, app: ASGIApp) -> None:
+        self.app = app
+        self.headers = [(k.lower().encode(), v.encode()) for k, v in SECURITY_HEADERS.items()]
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] != "http":
+            await self.app(scope, receive, send)
+            return
+
+        async def add(message: Message) -> None:
+            if message["type"] == "http.response.start":
+                have = {k.lower() for k, _ in message.get("headers", [])}
+                message["headers"] = [*message.get("headers", []),
+                                      *[(k, v) for k, v in self.headers if k not in have]]
+            await send(message)
+
+        await self.app(scope, receive, add)
 
 
-def _now() -> datetime:
-    return datetime.now(UTC)
-
-
-class Auditor:
-    """Appends to the HMAC chain stored in the database. The chain's end is read inside the
-    writing transaction (PostgreSQL: under an advisory lock; SQLite: transactions begin
-    IMMEDIATE, holding the write lock), so concurrent requests and several server processes
-    extend one consistent chain."""
-
-    def __init__(self, key: bytes) -> None:
-        if len(key) < 32:
-            from ketasim.clinic.audit import AuditError
-            raise AuditError("audit_key", "is shorter than 32 bytes",
-                             "use a random 32-byte key kept outside the database")
-        self.key = key
-
-    def record(self, db: Session, actor: str, action: str, subject: str,
-               detail: dict[str, Any] | None = None) -> None:
-        if db.get_bind().dialect.name == "postgresql":
-            db.execute(text("SELECT pg_advisory_xact_lock(7304551)"))
-        last = db.scalar(select(AuditRow).order_by(AuditRow.seq.desc()).limit(1))
-        prev = None if last is None else AuditEntry(last.seq, last.at, last.actor, last.action,
-                                                    last.subject, last.detail, last.prev,
-                                                    last.mac)
-        e = next_entry(self.key, prev, at=_now().strftime("%Y-%m-%dT%H:%M:%S.%fZ"),
-                       actor=actor, action=action, subject=subject, detail=detail)
-        db.add(AuditRow(seq=e.seq, at=e.at, actor=e.actor, action=e.action,
-                        subject=e.subject, detail=dict(e.detail), prev=e.prev, mac=e.mac))
-        db.flush()
+def _recovery_hash(code: str) -> str:
+    return hashlib.sha256(code.strip().lower().replace("-", "").encode()).hexdigest()
 
 
 def create_app(database_url: str, *, audit_key: bytes, settings: Settings | None = None,
-               migrate_first: bool = True) -> FastAPI:
+               migrate_first: bool = True, workers: int = WORKERS,
+               max_in_flight: int = MAX_IN_FLIGHT) -> FastAPI:
     """Build the app on ``database_url`` (migrated first unless told otherwise)."""
+    from limits import parse as parse_rate
+    from limits.storage import MemoryStorage
+    from limits.strategies import MovingWindowRateLimiter
+
+    from ketasim.storage.audit_store import Auditor
+
     cfg = settings or Settings()
     if migrate_first:
         migrate(database_url)
-    engine = make_engine(database_url)
+    engine = make_engine(database_url, pool_size=2 * workers + 2)
     if not migrate_first:
         Base.metadata.create_all(engine)
-    sessions = session_factory(engine)
-    auditor = Auditor(audit_key)
     templates = Jinja2Templates(
         directory=str(resources.files("ketasim.web").joinpath("templates")))
-    app = FastAPI(title="ketasim clinic", docs_url=None, redoc_url=None, openapi_url=None)
-    app.state.sessions = sessions
-    app.state.auditor = auditor
+    reader = session_factory(engine)
+    reader.configure(autoflush=False)
+
+    @event.listens_for(reader, "before_flush")
+    def _read_only(session: Session, *_: Any) -> None:
+        if session.new or session.dirty or session.deleted:
+            raise RuntimeError("a change was made in a read session; write with ctx.write()")
+
+    ctx = AppContext(reader=reader, writer=write_session_factory(engine),
+                     auditor=Auditor(audit_key), templates=templates, settings=cfg,
+                     key=audit_key,
+                     limiter=(MovingWindowRateLimiter(MemoryStorage()),
+                              parse_rate(cfg.consult_rate)))
+
+    @asynccontextmanager
+    async def lifespan(_: FastAPI) -> Any:
+        # the worker pool matches the connection pool (two connections per request)
+        anyio.to_thread.current_default_thread_limiter().total_tokens = workers
+        yield
+
+    app = FastAPI(title="ketasim clinic", docs_url=None, redoc_url=None, openapi_url=None,
+                  lifespan=lifespan)
+    ctx.batcher = AuditBatcher(ctx)
+    app.state.ctx = ctx
+    app.state.engine = engine  # dispose() when an app is thrown away (tests)
+    app.state.sessions = ctx.writer  # for scripts and tests: writes begin IMMEDIATE
+    app.state.auditor = ctx.auditor
+    busy = {"count": 0}
+    app.state.busy = busy
+
+    def error_page(request: Request, title: str, message: str, status: int,
+                   headers: dict[str, str] | None = None) -> HTMLResponse:
+        resp = templates.TemplateResponse(request, "error.html", {
+            "user": None, "csrf_token": "", "title": title, "message": message},
+            status_code=status)
+        for k, v in (headers or {}).items():
+            resp.headers[k] = v
+        return resp
 
     @app.exception_handler(KetasimError)
-    async def bad_input(request: Request, exc: KetasimError) -> Response:
+    def bad_input(request: Request, exc: KetasimError) -> Response:
         """Any typed ketasim error that reaches the top is the user's to fix: a 400 page."""
-        return templates.TemplateResponse(request, "error.html", {
-            "user": None, "csrf_token": "", "title": "Cannot do that", "message": str(exc)},
-            status_code=400)
+        return error_page(request, "Cannot do that", str(exc), 400)
 
-    @app.middleware("http")
-    async def headers(request: Request, call_next: Any) -> Response:
-        response: Response = await call_next(request)
-        for k, v in SECURITY_HEADERS.items():
-            response.headers.setdefault(k, v)
-        return response
+    @app.exception_handler(RequestValidationError)
+    def invalid(request: Request, exc: RequestValidationError) -> Response:
+        """A malformed path, query or form value: name the field on a page (a path id that
+        cannot exist is a 404)."""
+        errors = exc.errors()
+        first = errors[0] if errors else {"loc": ("request",), "msg": "is not valid"}
+        loc = [str(x) for x in first.get("loc", ()) if x not in ("body",)]
+        where = loc[0] if loc else "request"
+        name = loc[-1] if loc else "request"
+        if where == "path" and first.get("type") in ("less_than_equal", "greater_than_equal"):
+            return error_page(request, "Not found", "There is no such page.", 404)
+        msg = str(first.get("msg", "is not valid"))
+        return error_page(request, "Cannot do that",
+                          f"{name}: {msg} (fix: correct the {name} and try again)", 422)
 
-    def db_session() -> Any:
-        with sessions() as db:
-            yield db
+    @app.exception_handler(StarletteHTTPException)
+    def http_error(request: Request, exc: StarletteHTTPException) -> Response:
+        if exc.status_code in (301, 302, 303, 307):
+            return Response(status_code=exc.status_code, headers=exc.headers)
+        titles = {400: "Cannot do that", 403: "Not allowed", 404: "Not found",
+                  405: "Not allowed", 413: "Too large", 429: "Too many requests"}
+        detail = exc.detail if isinstance(exc.detail, str) else "The request was refused."
+        return error_page(request, titles.get(exc.status_code, "Cannot do that"), detail,
+                          exc.status_code, dict(exc.headers or {}))
 
-    def current(request: Request, db: Session = Depends(db_session)
-                ) -> tuple[User, WebSession] | None:
-        token = request.cookies.get(COOKIE)
-        if not token:
-            return None
-        ws = db.scalar(select(WebSession).where(WebSession.token_hash == token_hash(token)))
-        if ws is None:
-            return None
-        now = _now()
-        if now - utc(ws.last_seen) > cfg.idle_timeout or \
-                now - utc(ws.created_at) > cfg.absolute_timeout:
-            db.delete(ws)
-            db.commit()
-            return None
-        user = db.get(User, ws.user_id)
-        if user is None or not user.active:
-            db.delete(ws)
-            db.commit()
-            return None
-        if now - utc(ws.last_seen) > SESSION_TOUCH:
-            ws.last_seen = now  # committed with the request's own changes or audit entry
-            db.flush()
-        return user, ws
+    def overloaded(request: Request, exc: Exception) -> Response:
+        """Pool exhausted or the write lock not granted in time: busy, never a 500."""
+        busy["count"] += 1
+        return error_page(request, "Busy", "The clinic server is busy; nothing was saved. "
+                          "Please retry in a moment.", 503, {"Retry-After": "2"})
 
-    def require(who: tuple[User, WebSession] | None) -> tuple[User, WebSession]:
-        if who is None:
-            raise HTTPException(status_code=303, headers={"Location": "/login"})
-        return who
+    app.add_exception_handler(PoolTimeout, overloaded)
 
-    def page(request: Request, name: str, who: tuple[User, WebSession] | None,
-             status: int = 200, **ctx: Any) -> HTMLResponse:
-        user, ws = who if who else (None, None)
-        return templates.TemplateResponse(request, name, {"user": user, "csrf_token":
-                                          ws.csrf_token if ws else "", **ctx},
-                                          status_code=status)
+    @app.exception_handler(OperationalError)
+    def db_error(request: Request, exc: OperationalError) -> Response:
+        text = str(exc.orig) if exc.orig is not None else str(exc)
+        if exc.connection_invalidated or "locked" in text or "busy" in text \
+                or "could not obtain lock" in text:  # lock wait, or the database restarted
+            return overloaded(request, exc)
+        raise exc
 
-    def check_csrf(given: object, ws: WebSession) -> None:
-        if not same(str(given or ""), ws.csrf_token):
-            raise HTTPException(status_code=403, detail="missing or wrong CSRF token")
+    @app.exception_handler(IntegrityError)
+    def conflict(request: Request, exc: IntegrityError) -> Response:
+        """A uniqueness rule caught a concurrent duplicate (e.g. a second open session)."""
+        return error_page(request, "Already recorded",
+                          "That was already recorded (or conflicts with what was just "
+                          "recorded); reload the page to see the current state.", 409)
+
+    app.add_middleware(Headers)
+    app.add_middleware(LoadShedder, limit=max_in_flight, max_body=MAX_BODY,
+                       on_busy=lambda: busy.__setitem__("count", busy["count"] + 1))
 
     def login_page(request: Request, error: str = "", status: int = 200) -> HTMLResponse:
         form_csrf = new_token()
-        resp = page(request, "login.html", None, status, title="Log in", error=error,
-                    form_csrf=form_csrf)
+        resp = ctx.page(request, "login.html", None, status, title="Log in", error=error,
+                        form_csrf=form_csrf)
         resp.set_cookie(PRE_CSRF, form_csrf, httponly=True, secure=True, samesite="strict",
                         max_age=1800)
         return resp
+
+    def throttle_keys(request: Request, username: str) -> list[str]:
+        addr = client_address(request)[:100]
+        return [f"addr:{addr}", f"acct:{addr}:{username.strip().lower()[:100]}"]
+
+    def blocked_for(db: Session, keys: list[str]) -> timedelta | None:
+        t = ctx.clock()
+        waits = [utc(r.blocked_until) - t for r in db.scalars(
+            select(LoginThrottle).where(LoginThrottle.key.in_(keys)))
+            if r.blocked_until is not None and utc(r.blocked_until) > t]
+        return max(waits) if waits else None
+
+    def count_failure(w: Session, keys: list[str]) -> None:
+        t = ctx.clock()
+        for k in keys:
+            row = w.get(LoginThrottle, k)
+            if row is None:
+                row = LoginThrottle(key=k, failures=0, last_failure=t)
+                w.add(row)
+            if t - utc(row.last_failure) > cfg.max_backoff * 4:
+                row.failures = 0  # a quiet period forgives earlier failures
+            row.failures += 1
+            row.last_failure = t
+            over = row.failures - cfg.free_failures
+            if over > 0:
+                wait = min(timedelta(seconds=2 ** min(over, 20)), cfg.max_backoff)
+                row.blocked_until = t + wait
+
+    def needs_mfa(db: Session, user: User) -> bool:
+        if user.totp_enabled:
+            return True
+        clinic = db.get(Clinic, user.clinic_id)
+        return bool(clinic and clinic.require_mfa and user.role in MFA_ROLES)
 
     @app.get("/login", response_class=HTMLResponse)
     def login_form(request: Request) -> HTMLResponse:
         return login_page(request)
 
     @app.post("/login")
-    def login(request: Request, username: str = Form(..., max_length=100),
-              password: str = Form(..., max_length=1024),
-              csrf_token: str = Form(..., max_length=100),
-              db: Session = Depends(db_session)) -> Response:
+    def login(request: Request, db: ReadDb, username: str = Form("", max_length=100),
+              password: str = Form("", max_length=1024),
+              csrf_token: str = Form("", max_length=100)) -> Response:
         if not same(csrf_token, request.cookies.get(PRE_CSRF)):
             return login_page(request, "The form expired; please log in again.", 400)
+        keys = throttle_keys(request, username)
+        wait = blocked_for(db, keys)
+        if wait is not None:
+            ctx.audit("anonymous", "login_throttled", "login",
+                      {"ip": client_address(request)[:100]})
+            minutes = max(1, round(wait.total_seconds() / 60))
+            return login_page(request, "Too many failed attempts from this address; try "
+                              f"again in about {minutes} min.", 429)
         user = db.scalar(select(User).where(User.username == username))
-        now = _now()
-        if user is not None and user.locked_until and now < utc(user.locked_until):
-            auditor.record(db, f"user:{user.id}", "login_throttled", f"user:{user.id}")
-            db.commit()
-            return login_page(request, "Too many failed attempts; try again later.", 429)
         ok = check_password(user.password_hash if user else None, password)
         if not ok or user is None or not user.active:
-            if user is not None:
-                user.failed_logins += 1
-                if user.failed_logins >= cfg.max_failed_logins:
-                    user.locked_until = now + cfg.lockout
-                    user.failed_logins = 0
-            auditor.record(db, "anonymous", "login_failed",
-                           f"user:{user.id}" if user else "unknown-user",
-                           {"ip": request.client.host if request.client else ""})
-            db.commit()
+            with ctx.write() as w:
+                count_failure(w, keys)
+                ctx.auditor.record(w, "anonymous", "login_failed",
+                                   f"user:{user.id}" if user else "unknown-user",
+                                   {"ip": client_address(request)[:100]})
             return login_page(request, "Wrong user name or password.", 401)
-        user.failed_logins = 0
-        user.locked_until = None
         token = new_token()
-        db.add(WebSession(token_hash=token_hash(token), user_id=user.id, csrf_token=new_token(),
-                          created_at=now, last_seen=now))
-        auditor.record(db, f"user:{user.id}", "login", f"user:{user.id}")
-        db.commit()
-        resp = RedirectResponse("/patients", status_code=303)
+        old = request.cookies.get(COOKIE)
+        mfa_owed = needs_mfa(db, user)
+        t = ctx.clock()
+        with ctx.write() as w:
+            if old:  # a new log-in in this browser ends the session it had
+                for ws in w.scalars(select(WebSession).where(
+                        WebSession.token_hash == token_hash(old[:200]))):
+                    w.delete(ws)
+            row = w.get(LoginThrottle, keys[1])
+            if row is not None:
+                w.delete(row)
+            w.add(WebSession(token_hash=token_hash(token), user_id=user.id,
+                             csrf_token=new_token(), created_at=t, last_seen=t,
+                             mfa_passed=not mfa_owed))
+            ctx.auditor.record(w, f"user:{user.id}", "login" if not mfa_owed
+                               else "login_password", f"user:{user.id}")
+        target = "/patients"
+        if mfa_owed:
+            target = "/login/mfa" if user.totp_enabled else "/account/mfa"
+        resp = RedirectResponse(target, status_code=303)
         resp.set_cookie(COOKIE, token, httponly=True, secure=True, samesite="strict")
         resp.delete_cookie(PRE_CSRF)
         return resp
 
+    def pending(who: Who | None) -> Who:
+        """A user who gave their password (the second factor may still be owed)."""
+        if who is None:
+            raise HTTPException(status_code=303, headers={"Location": "/login"})
+        return who
+
+    @app.get("/login/mfa", response_class=HTMLResponse)
+    def mfa_form(request: Request, who: MaybeWho) -> HTMLResponse:
+        w = pending(who)
+        if w.ws.mfa_passed:
+            return RedirectResponse("/patients", status_code=303)  # type: ignore[return-value]
+        return ctx.page(request, "mfa.html", w, title="Second factor", mode="verify",
+                        error="")
+
+    @app.post("/login/mfa")
+    def mfa_submit(request: Request, who: MaybeWho, form: FormBody) -> Response:
+        w = pending(who)
+        given = form.get("csrf_token")
+        if not same(given if isinstance(given, str) else "", w.ws.csrf_token):
+            raise HTTPException(status_code=403, detail="missing or wrong CSRF token")
+        code = form.get("code")
+        return _mfa_check(request, w, code if isinstance(code, str) else "")
+
+    def _mfa_check(request: Request, w: Who, code: str) -> Response:
+        import pyotp
+        keys = [f"mfa:{w.user.id}"]
+        with ctx.reader() as db:
+            if blocked_for(db, keys) is not None:
+                return ctx.page(request, "mfa.html", w, 429, title="Second factor",
+                                mode="verify", error="Too many wrong codes; wait a few "
+                                "minutes and try again.")
+        code = code.strip()[:40]
+        with ctx.write() as db:
+            user = db.get(User, w.user.id)
+            assert user is not None
+            ok, used = False, "totp"
+            if user.totp_enabled and user.totp_secret and re.fullmatch(r"[0-9]{6}", code):
+                ok = pyotp.TOTP(user.totp_secret).verify(code, valid_window=1)
+            elif user.recovery_codes and len(code) >= 10:
+                h = _recovery_hash(code)
+                if h in user.recovery_codes:
+                    user.recovery_codes = [x for x in user.recovery_codes if x != h]
+                    ok, used = True, "recovery_code"
+            if not ok:
+                count_failure(db, keys)
+                ctx.auditor.record(db, f"user:{user.id}", "mfa_failed", f"user:{user.id}")
+            else:
+                live = db.get(WebSession, w.ws.id)
+                if live is not None:
+                    live.mfa_passed = True
+                ctx.auditor.record(db, f"user:{user.id}", "login", f"user:{user.id}",
+                                   {"second_factor": used})
+        if not ok:
+            return ctx.page(request, "mfa.html", w, 401, title="Second factor",
+                            mode="verify", error="That code is not valid.")
+        return RedirectResponse("/patients", status_code=303)
+
+    @app.get("/account/mfa", response_class=HTMLResponse)
+    def mfa_account(request: Request, who: MaybeWho) -> HTMLResponse:
+        w = pending(who)
+        if not w.ws.mfa_passed and w.user.totp_enabled:
+            return RedirectResponse("/login/mfa", status_code=303)  # type: ignore[return-value]
+        return ctx.page(request, "mfa.html", w, title="Second factor (TOTP)", mode="account",
+                        enabled=w.user.totp_enabled, error="", secret=None, uri=None,
+                        codes=None)
+
+    @app.post("/account/mfa/{action}")
+    def mfa_change(request: Request, action: str, who: MaybeWho, form: FormBody) -> Response:
+        w = pending(who)
+        if not w.ws.mfa_passed and w.user.totp_enabled:
+            raise HTTPException(status_code=303, headers={"Location": "/login/mfa"})
+        given = form.get("csrf_token")
+        if not same(given if isinstance(given, str) else "", w.ws.csrf_token):
+            raise HTTPException(status_code=403, detail="missing or wrong CSRF token")
+        if action not in ("setup", "confirm", "disable"):
+            raise HTTPException(status_code=404, detail="no such page")
+        code = form.get("code")
+        return _mfa_change(request, w, action, code if isinstance(code, str) else "")
+
+    def _mfa_change(request: Request, w: Who, action: str, code: str) -> Response:
+        import pyotp
+
+        def show(status: int = 200, error: str = "", **extra: Any) -> HTMLResponse:
+            with ctx.reader() as db:
+                user = db.get(User, w.user.id)
+            return ctx.page(request, "mfa.html", w, status, title="Second factor (TOTP)",
+                            mode="account", enabled=bool(user and user.totp_enabled),
+                            error=error, **{"secret": None, "uri": None, "codes": None,
+                                            **extra})
+        secret = uri = ""
+        codes: list[str] = []
+        valid = False
+        with ctx.write() as db:
+            user = db.get(User, w.user.id)
+            clinic = db.get(Clinic, w.user.clinic_id)
+            assert user is not None
+            if action == "setup":
+                if user.totp_enabled:
+                    return show(400, "A second factor is already set up; disable it first.")
+                user.totp_secret = pyotp.random_base32()
+                ctx.auditor.record(db, f"user:{user.id}", "mfa_setup", f"user:{user.id}")
+                secret = user.totp_secret
+                uri = pyotp.TOTP(secret).provisioning_uri(name=user.username,
+                                                          issuer_name="ketasim clinic")
+            else:
+                valid = bool(user.totp_secret and re.fullmatch(r"[0-9]{6}", code.strip())
+                             and pyotp.TOTP(user.totp_secret).verify(code.strip(),
+                                                                     valid_window=1))
+                if not valid:
+                    ctx.auditor.record(db, f"user:{user.id}", "mfa_failed", f"user:{user.id}")
+                elif action == "confirm":
+                    codes = [secrets.token_hex(5) for _ in range(10)]
+                    user.totp_enabled = True
+                    user.recovery_codes = [_recovery_hash(c) for c in codes]
+                    live = db.get(WebSession, w.ws.id)
+                    if live is not None:
+                        live.mfa_passed = True
+                    ctx.auditor.record(db, f"user:{user.id}", "mfa_enabled", f"user:{user.id}",
+                                       {"recovery_codes": len(codes)})
+                else:
+                    if clinic is not None and clinic.require_mfa and user.role in MFA_ROLES:
+                        return show(400, "Your clinic requires a second factor for your role.")
+                    user.totp_enabled = False
+                    user.totp_secret = None
+                    user.recovery_codes = None
+                    ctx.auditor.record(db, f"user:{user.id}", "mfa_disabled",
+                                       f"user:{user.id}")
+        if action == "setup":
+            return show(secret=secret, uri=uri)
+        if not valid:
+            return show(400, "That code is not valid; check the device clock and try again.")
+        if action == "confirm":
+            return show(codes=codes)
+        return show()
+
     @app.post("/logout")
-    def logout(csrf_token: str = Form("", max_length=100),
-               who: tuple[User, WebSession] | None = Depends(current),
-               db: Session = Depends(db_session)) -> Response:
-        user, ws = require(who)
-        check_csrf(csrf_token, ws)
-        live = db.get(WebSession, ws.id)
-        if live is not None:
-            db.delete(live)
-        auditor.record(db, f"user:{user.id}", "logout", f"user:{user.id}")
-        db.commit()
+    def logout(who: MaybeWho, csrf_token: str = Form("", max_length=100)) -> Response:
+        w = pending(who)
+        if not same(csrf_token, w.ws.csrf_token):
+            raise HTTPException(status_code=403, detail="missing or wrong CSRF token")
+        with ctx.write() as db:
+            live = db.get(WebSession, w.ws.id)
+            if live is not None:
+                db.delete(live)
+            ctx.auditor.record(db, f"user:{w.user.id}", "logout", f"user:{w.user.id}")
         resp = RedirectResponse("/login", status_code=303)
         resp.delete_cookie(COOKIE)
         return resp
@@ -278,48 +516,26 @@ def create_app(database_url: str, *, audit_key: bytes, settings: Settings | None
             return [p] if p is not None else []
         return []
 
-    def sees(user: User, p: Patient) -> bool:
-        if user.role in STAFF_READ:
-            return p.clinic_id == user.clinic_id
-        return user.role == "patient" and user.patient_id == p.id
-
-    def patient_in_reach(db: Session, user: User, patient_id: int,
-                         roles: Collection[str] | None = None) -> Patient:
-        """The patient, if this user may see them (and, given ``roles``, has one of them:
-        otherwise the page does not exist for them)."""
-        p = db.get(Patient, patient_id)
-        if p is None or not sees(user, p):
-            auditor.record(db, f"user:{user.id}", "denied", f"patient:{patient_id}")
-            db.commit()
-            raise HTTPException(status_code=404, detail="no such patient")
-        if roles is not None and user.role not in roles:
-            raise HTTPException(status_code=404, detail="no such page")
-        return p
-
-    deps = Deps(page, current, db_session, require, check_csrf, patient_in_reach, auditor)
-
     @app.get("/patients", response_class=HTMLResponse)
-    def patients(request: Request, q: str = Query("", max_length=100),
-                 page_no: int = Query(1, alias="page", ge=1, le=100_000),
-                 who: tuple[User, WebSession] | None = Depends(current),
-                 db: Session = Depends(db_session)) -> HTMLResponse:
-        user, _ = require(who)
+    def patients(request: Request, who: SignedIn, db: ReadDb,
+                 q: str = Query("", max_length=100),
+                 page_no: int = Query(1, alias="page", ge=1, le=100_000)) -> HTMLResponse:
+        user = who.user
         query = q.strip().replace("%", "").replace("_", "")
         found = visible_patients(db, user, query, page_no)
         more = len(found) > PAGE_SIZE
         found = found[:PAGE_SIZE]
-        auditor.record(db, f"user:{user.id}", "read", "patients",
-                       {"count": len(found), "page": page_no, "search": bool(query)})
-        db.commit()
-        return page(request, "patients.html", who, title="Patients", patients=found, q=query,
-                    page_no=page_no, more=more, searchable=user.role in STAFF_READ)
+        ctx.audit(f"user:{user.id}", "read", "patients",
+                  {"count": len(found), "page": page_no, "search": bool(query)})
+        return ctx.page(request, "patients.html", who, title="Patients", patients=found,
+                        q=query, page_no=page_no, more=more,
+                        searchable=user.role in STAFF_READ)
 
     @app.get("/patients/{patient_id}", response_class=HTMLResponse)
-    def patient(request: Request, patient_id: int,
-                who: tuple[User, WebSession] | None = Depends(current),
-                db: Session = Depends(db_session)) -> HTMLResponse:
-        user, _ = require(who)
-        p = patient_in_reach(db, user, patient_id)
+    def patient(request: Request, patient_id: PatientId, who: SignedIn, db: ReadDb
+                ) -> HTMLResponse:
+        user = who.user
+        p = patient_in_reach(ctx, db, user, patient_id)
         responses = db.scalars(select(QuestionnaireResponse).where(
             QuestionnaireResponse.patient_id == patient_id).order_by(
             QuestionnaireResponse.submitted_at.desc())).all()
@@ -331,86 +547,108 @@ def create_app(database_url: str, *, audit_key: bytes, settings: Settings | None
             MonitoredSessionRow.patient_id == patient_id).order_by(
             MonitoredSessionRow.id.desc())).all() if show_sessions else []
         chart = chart_context(db, patient_id) if show_sessions else {}
-        due = questionnaires_due([(r.instrument, r.submitted_at) for r in responses], _now())
-        auditor.record(db, f"user:{user.id}", "read", f"patient:{patient_id}")
-        db.commit()
-        return page(request, "patient.html", who, title="Patient", patient=p, **chart,
-                    responses=responses, alerts=alerts, can_ack=user.role in CLINICIANS,
-                    show_sessions=show_sessions, sessions=sessions_,
-                    can_start=user.role in SESSION_WRITE, can_plan=user.role == "prescriber",
-                    due=due, instruments=[get_instrument(i) for i in PORTAL_INSTRUMENTS],
-                    clinician_instruments=[get_instrument(i) for i in CLINICIAN_INSTRUMENTS]
-                    if user.role in CLINICIANS else [],
-                    can_export=user.role in ("administrator", "prescriber", "nurse", "patient"))
+        due = questionnaires_due([(r.instrument, r.submitted_at) for r in responses], ctx.clock())
+        ctx.audit(f"user:{user.id}", "read", f"patient:{patient_id}")
+        return ctx.page(request, "patient.html", who, title="Patient", patient=p, **chart,
+                        responses=responses, alerts=alerts, can_ack=user.role in CLINICIANS,
+                        show_sessions=show_sessions, sessions=sessions_,
+                        can_start=user.role in SESSION_WRITE,
+                        can_plan=user.role == "prescriber", due=due,
+                        can_report=user.role in PRO_SUBMITTERS,
+                        instruments=[get_instrument(i) for i in PORTAL_INSTRUMENTS],
+                        clinician_instruments=[get_instrument(i) for i in
+                                               CLINICIAN_INSTRUMENTS]
+                        if user.role in CLINICIANS else [],
+                        can_export=user.role in ("administrator", "prescriber", "nurse",
+                                                 "patient"))
 
     @app.get("/patients/{patient_id}/questionnaires/{instrument}",
              response_class=HTMLResponse)
-    def questionnaire_form(request: Request, patient_id: int, instrument: str,
-                           who: tuple[User, WebSession] | None = Depends(current),
-                           db: Session = Depends(db_session)) -> HTMLResponse:
-        user, _ = require(who)
-        p = patient_in_reach(db, user, patient_id)
-        inst = _portal_instrument(instrument, user.role)
-        return page(request, "questionnaire.html", who, title=inst.name, patient=p,
-                    instrument=inst, error="")
+    def questionnaire_form(request: Request, patient_id: PatientId, instrument: str,
+                           who: SignedIn, db: ReadDb) -> HTMLResponse:
+        user = who.user
+        p = patient_in_reach(ctx, db, user, patient_id, PRO_SUBMITTERS)
+        inst = _portal_instrument(instrument[:40], user.role)
+        return ctx.page(request, "questionnaire.html", who, title=inst.name, patient=p,
+                        instrument=inst, error="", form_token=new_token())
 
     @app.post("/patients/{patient_id}/questionnaires/{instrument}")
-    async def questionnaire_submit(request: Request, patient_id: int, instrument: str,
-                                   who: tuple[User, WebSession] | None = Depends(current),
-                                   db: Session = Depends(db_session)) -> Response:
-        user, _, form = await deps.posted(request, who)
-        p = patient_in_reach(db, user, patient_id)
-        inst = _portal_instrument(instrument, user.role)
+    def questionnaire_submit(request: Request, patient_id: PatientId, instrument: str,
+                             post: Posted, db: ReadDb) -> Response:
+        user = post.user
+        p = patient_in_reach(ctx, db, user, patient_id, PRO_SUBMITTERS)
+        inst = _portal_instrument(instrument[:40], user.role)
+        token = post.get("form_token").strip()
         try:
-            items = [_item(form.get(f"item_{k}"), k) for k in range(1, inst.n_items + 1)]
+            if len(token) > 64:
+                raise ScaleError("form_token", "is not valid", "reload the form")
+            items = [_item(post.form.get(f"item_{k}"), k) for k in range(1, inst.n_items + 1)]
             scored = score(inst.id, items)
         except ScaleError as exc:
-            return page(request, "questionnaire.html", who, 400, title=inst.name, patient=p,
-                        instrument=inst, error=str(exc))
-        now = _now()
-        resp = QuestionnaireResponse(patient_id=p.id, instrument=inst.id, items=items,
-                                     total=scored.total, band=scored.band,
-                                     submitted_by=user.id, submitted_at=now)
-        db.add(resp)
-        db.flush()
-        for flag in scored.flags:
-            db.add(SafetyAlert(patient_id=p.id, kind=flag, response_id=resp.id,
-                               created_at=now))
-        auditor.record(db, f"user:{user.id}", "write", f"patient:{p.id}",
-                       {"questionnaire": inst.id, "alerts": len(scored.flags)})
-        db.commit()
+            return ctx.page(request, "questionnaire.html", post.who, 400, title=inst.name,
+                            patient=p, instrument=inst, error=str(exc),
+                            form_token=token or new_token())
+        from ketasim.storage.audit_store import clinical_digest
+        t = ctx.clock()
+        if token and db.scalar(select(QuestionnaireResponse.id).where(
+                QuestionnaireResponse.form_token == token)) is not None:
+            return RedirectResponse(f"/patients/{p.id}", status_code=303)  # already saved
+        with ctx.write() as w:
+            resp = QuestionnaireResponse(
+                patient_id=p.id, instrument=inst.id, items=items, total=scored.total,
+                band=scored.band, submitted_by=user.id, submitted_at=t,
+                entered_as="patient" if user.role == "patient" else "clinician_for_patient",
+                form_token=token or None)
+            w.add(resp)
+            w.flush()
+            for flag in scored.flags:
+                w.add(SafetyAlert(patient_id=p.id, kind=flag, response_id=resp.id,
+                                  created_at=t))
+            ctx.auditor.record(w, f"user:{user.id}", "write", f"patient:{p.id}",
+                               {"questionnaire": inst.id, "alerts": len(scored.flags),
+                                "entered_as": resp.entered_as,
+                                "row": f"questionnaire:{resp.id}",
+                                "digest": clinical_digest(resp)})
         return RedirectResponse(f"/patients/{p.id}", status_code=303)
 
     @app.post("/alerts/{alert_id}/acknowledge")
-    async def acknowledge(request: Request, alert_id: int,
-                          who: tuple[User, WebSession] | None = Depends(current),
-                          db: Session = Depends(db_session)) -> Response:
-        user, _, _ = await deps.posted(request, who)
+    def acknowledge(alert_id: AlertId, post: Posted, db: ReadDb) -> Response:
+        user = post.user
         alert = db.get(SafetyAlert, alert_id)
         owner = db.get(Patient, alert.patient_id) if alert is not None else None
         if alert is None or owner is None or user.role not in CLINICIANS \
                 or not sees(user, owner):
-            auditor.record(db, f"user:{user.id}", "denied", f"alert:{alert_id}")
-            db.commit()
-            raise HTTPException(status_code=404, detail="no such alert")
-        if alert.acknowledged_by is None:
-            alert.acknowledged_by = user.id
-            alert.acknowledged_at = _now()
-            auditor.record(db, f"user:{user.id}", "acknowledge", f"alert:{alert_id}",
-                           {"patient": alert.patient_id})
-            db.commit()
+            deny(ctx, user, f"alert:{alert_id}", "alert")
+        with ctx.write() as w:
+            live = w.get(SafetyAlert, alert_id)
+            if live is not None and live.acknowledged_by is None:
+                live.acknowledged_by = user.id
+                live.acknowledged_at = ctx.clock()
+                ctx.auditor.record(w, f"user:{user.id}", "acknowledge", f"alert:{alert_id}",
+                                   {"patient": alert.patient_id})
         return RedirectResponse(f"/patients/{alert.patient_id}", status_code=303)
 
     @app.get("/")
     def root() -> Response:
         return RedirectResponse("/patients", status_code=303)
 
-    register(app, deps)
-    register_exports(app, deps, audit_key)
-    register_consult(app, deps)
-    register_plans(app, deps)
-    register_admin(app, deps)
+    register(app, ctx)
+    register_exports(app, ctx)
+    register_consult(app, ctx)
+    register_plans(app, ctx)
+    register_admin(app, ctx)
+    assert MAX_ID < 2**63
     return app
+
+
+def app_from_environment() -> FastAPI:
+    """The app of one server process of ``ketasim serve --workers N``: the database URL and
+    the audit-key file come from ``KETASIM_DATABASE`` and ``KETASIM_AUDIT_KEY_FILE`` (the
+    parent process has migrated the database already)."""
+    import os
+    from pathlib import Path
+    key = Path(os.environ["KETASIM_AUDIT_KEY_FILE"]).read_bytes()
+    return create_app(os.environ["KETASIM_DATABASE"], audit_key=key, migrate_first=False)
 
 
 def seed_demo(sessions: sessionmaker, passwords: dict[str, str]) -> bool:
@@ -438,12 +676,17 @@ def seed_demo(sessions: sessionmaker, passwords: dict[str, str]) -> bool:
     return True
 
 
-def seed_demo_activity(sessions: sessionmaker) -> None:
+def seed_demo_activity(sessions: sessionmaker, auditor: Any | None = None) -> None:
     """Example activity for the demo clinic (run once, by ``ketasim serve --demo``): Demo
     Patient B's PHQ-9 over three weeks and a completed monitored session, and a consultation
-    request waiting in the queue. Built through the same rules as real entries."""
+    request waiting in the queue. Built through the same rules as real entries, each clinical
+    row covered by the audit chain as the app does (pass the app's ``auditor``; without one
+    the rows are not covered and ``ketasim audit verify`` reports them)."""
+    from datetime import UTC, datetime
+
     from ketasim.clinic.screening import ScreeningAnswers, screen
     from ketasim.clinic.session import MonitoredSession, MonitoringRules
+    from ketasim.storage.audit_store import clinical_digest
     from ketasim.storage.models import ConsultationRequest, MonitoredSessionRow, SessionEvent
     with sessions() as db:
         clinic = db.scalar(select(Clinic).where(Clinic.name == "Demo Clinic"))
@@ -453,15 +696,22 @@ def seed_demo_activity(sessions: sessionmaker) -> None:
         b = db.scalar(select(Patient).where(Patient.display_name == "Demo Patient B"))
         nurse = db.scalar(select(User).where(User.username == "nurse"))
         assert b is not None and nurse is not None
-        now = _now().replace(microsecond=0)
+        t_now = datetime.now(UTC).replace(microsecond=0)
         history = ((21, [2, 2, 3, 2, 2, 2, 2, 1, 0]), (14, [1, 1, 2, 2, 1, 1, 1, 1, 0]),
                    (7, [1, 1, 1, 1, 0, 1, 1, 0, 0]))
         for days_ago, items in history:
             sc = score("phq9", items)
-            db.add(QuestionnaireResponse(patient_id=b.id, instrument="phq9", items=items,
-                                         total=sc.total, band=sc.band, submitted_by=nurse.id,
-                                         submitted_at=now - timedelta(days=days_ago)))
-        t0 = now - timedelta(days=20)
+            q = QuestionnaireResponse(patient_id=b.id, instrument="phq9", items=items,
+                                      total=sc.total, band=sc.band, submitted_by=nurse.id,
+                                      submitted_at=t_now - timedelta(days=days_ago),
+                                      entered_as="clinician_for_patient")
+            db.add(q)
+            db.flush()
+            if auditor is not None:
+                auditor.record(db, f"user:{nurse.id}", "write", f"patient:{b.id}",
+                               {"questionnaire": "phq9", "demo": True,
+                                "row": f"questionnaire:{q.id}", "digest": clinical_digest(q)})
+        t0 = t_now - timedelta(days=20)
         rules = MonitoringRules(spo2_min=clinic.spo2_min or 92.0,
                                 moaas_alert_max=clinic.moaas_alert_max or 2)
         s = MonitoredSession("racemic", rules)
@@ -485,15 +735,22 @@ def seed_demo_activity(sessions: sessionmaker) -> None:
         due = None
         for kind, at, data in steps:
             due = apply(s, kind, at, data)
-            db.add(SessionEvent(session_id=row.id, kind=kind, at=at, data=data,
-                                recorded_by=nurse.id, recorded_at=at))
+            ev = SessionEvent(session_id=row.id, kind=kind, at=at, data=data,
+                              recorded_by=nurse.id, recorded_at=at)
+            db.add(ev)
+            db.flush()
+            if auditor is not None:
+                auditor.record(db, f"user:{nurse.id}", "write", f"patient:{b.id}",
+                               {"session": row.id, "step": kind, "demo": True,
+                                "row": f"session_event:{ev.id}",
+                                "digest": clinical_digest(ev)})
         row.discharged_at = t0 + timedelta(minutes=130)
         row.form_due_at = due
         answers = ScreeningAnswers(condition="depression", prior_treatments=["antidepressants_2"],
                                    cautions=[], phq9=[2, 2, 2, 2, 1, 2, 1, 1, 0],
                                    gad7=[1, 1, 2, 1, 1, 1, 1])
         summary = screen(answers)
-        db.add(ConsultationRequest(clinic_id=clinic.id, created_at=now, name="Sam Example",
+        db.add(ConsultationRequest(clinic_id=clinic.id, created_at=t_now, name="Sam Example",
                                    contact="sam@example.org", condition="depression",
                                    answers=answers.model_dump(),
                                    phq9_total=summary.phq9.total,
@@ -517,5 +774,5 @@ def reset_demo_passwords(sessions: sessionmaker, passwords: dict[str, str]) -> b
     return True
 
 
-__all__ = ["ROLES", "Settings", "create_app", "reset_demo_passwords", "seed_demo",
-           "seed_demo_activity"]
+__all__ = ["ROLES", "Settings", "app_from_environment", "create_app", "reset_demo_passwords",
+           "seed_demo", "seed_demo_activity"]

@@ -1,6 +1,16 @@
 """Exports: a patient's data as CSV, an NM-TRAN dataset of doses and observations for
 pharmacometric analysis, and the clinic's data as CSV (de-identified for researchers).
 
+Every text cell that a spreadsheet would run as a formula (starting with ``=``, ``+``, ``-``,
+``@``, a tab or a carriage return) is prefixed with ``'`` (OWASP CSV injection advice), so
+public input such as a consultation name cannot become a formula.
+
+The researcher export is de-identified: a keyed pseudonym instead of the patient, every date
+shifted by a per-patient offset (−365 … +365 days, derived from the audit key, so intervals
+within a patient are kept and the offset cannot be recomputed without the key), no record
+numbers, no free text (override and late-entry reasons, product and lot), no weights (the dose
+per kilogram is kept), only the structured clinical values listed in ``RESEARCH_FIELDS``.
+
 NM-TRAN layout: one row per dose (EVID 1, AMT in mg, RATE in mg/h for infusions, CMT 1) and
 per observation (EVID 0, MDV 0, DV with DVID: 1 SBP, 2 DBP, 3 HR, 4 SpO₂, 5 MOAA/S, 6 CADSS,
 10+ questionnaire totals, see ``DVID``); TIME in hours from the patient's first record (so a
@@ -17,11 +27,11 @@ import hashlib
 import hmac
 import io
 from collections.abc import Callable
-from datetime import datetime
+from datetime import datetime, timedelta
 from typing import Any
 
 import pandas as pd
-from fastapi import Depends, FastAPI, HTTPException, Request
+from fastapi import FastAPI
 from fastapi.responses import Response
 from sqlalchemy import select
 from sqlalchemy.orm import Session
@@ -31,10 +41,17 @@ from ketasim.storage.models import (
     Patient,
     QuestionnaireResponse,
     SessionEvent,
-    User,
-    WebSession,
 )
-from ketasim.web.sessions import Deps, utc
+from ketasim.web.deps import (
+    AppContext,
+    PatientId,
+    ReadDb,
+    SignedIn,
+    Who,
+    patient_in_reach,
+    require_role,
+    utc,
+)
 
 DVID = {"sbp": 1, "dbp": 2, "hr": 3, "spo2": 4, "moaas": 5, "cadss": 6, "phq9": 10,
         "gad7": 11, "qids_sr16": 12, "pcl5": 13, "cssrs_ideation": 14, "madrs": 15}
@@ -115,66 +132,93 @@ def pseudonym(key: bytes, patient_id: int) -> str:
     return "P-" + hmac.new(key, f"patient:{patient_id}".encode(), hashlib.sha256).hexdigest()[:12]
 
 
+FORMULA_START = ("=", "+", "-", "@", "\t", "\r")
+RESEARCH_FIELDS = ("dose_mg", "dose_mg_per_kg", "route", "duration_min", "sbp", "dbp", "hr",
+                   "spo2", "moaas", "cadss")
+
+
+def neutralise(value: Any) -> Any:
+    """A cell safe to open in a spreadsheet: text that would start a formula gets a leading
+    apostrophe; numbers are left alone.
+
+    >>> neutralise("=HYPERLINK(1)"), neutralise("-5"), neutralise(-5.0), neutralise("ok")
+    ("'=HYPERLINK(1)", "'-5", -5.0, 'ok')
+    """
+    if isinstance(value, str) and value.startswith(FORMULA_START):
+        return "'" + value
+    return value
+
+
+def date_shift(key: bytes, patient_id: int) -> timedelta:
+    """The per-patient date shift of the researcher export (whole days, −365 … +365)."""
+    h = hmac.new(key, f"date-shift:{patient_id}".encode(), hashlib.sha256).digest()
+    return timedelta(days=int.from_bytes(h[:4], "big") % 731 - 365)
+
+
+def research_records(db: Session, key: bytes, patient_id: int) -> pd.DataFrame:
+    """One patient's records, de-identified (shifted dates, structured values only)."""
+    shift = date_shift(key, patient_id)
+    rows: list[dict[str, Any]] = []
+    for q in _questionnaires(db, patient_id):
+        rows.append({"time_shifted": (utc(q.submitted_at) + shift).isoformat(),
+                     "record": "questionnaire", "kind": q.instrument, "value": q.total,
+                     "detail": q.band})
+    for s, e in _session_events(db, patient_id):
+        rows.append({"time_shifted": (utc(e.at) + shift).isoformat(),
+                     "record": f"session:{s.compound}", "kind": e.kind,
+                     "value": e.data.get("dose_mg"),
+                     "detail": ";".join(f"{k}={e.data[k]}" for k in RESEARCH_FIELDS
+                                        if e.data.get(k) is not None)})
+    frame = pd.DataFrame(rows, columns=["time_shifted", "record", "kind", "value", "detail"])
+    return frame.sort_values("time_shifted", kind="stable").reset_index(drop=True)
+
+
 def _csv(frame: pd.DataFrame, name: str) -> Response:
     buf = io.StringIO()
-    frame.to_csv(buf, index=False)
+    frame.map(neutralise).to_csv(buf, index=False)
     return Response(buf.getvalue(), media_type="text/csv; charset=utf-8",
                     headers={"Content-Disposition": f'attachment; filename="{name}"',
                              "Cache-Control": "no-store"})
 
 
-def register(app: FastAPI, d: Deps, key: bytes) -> None:
+def register(app: FastAPI, ctx: AppContext) -> None:
     """Add the export routes."""
 
-    def patient_export(who: tuple[User, WebSession] | None, db: Session, patient_id: int,
-                       fmt: str, build: Callable[[Session, int], pd.DataFrame],
-                       name: str) -> Response:
+    def patient_export(who: Who, db: Session, patient_id: int, fmt: str,
+                       build: Callable[[Session, int], pd.DataFrame], name: str) -> Response:
         """One patient's export in ``fmt``: role and reach checked, audited."""
-        user, _ = d.require(who)
-        p = d.patient_in_reach(db, user, patient_id, PATIENT_EXPORT)
+        user = who.user
+        p = patient_in_reach(ctx, db, user, patient_id, PATIENT_EXPORT)
         frame = build(db, p.id)
-        d.auditor.record(db, f"user:{user.id}", "export", f"patient:{p.id}",
-                         {"format": fmt, "rows": len(frame)})
-        db.commit()
+        ctx.audit(f"user:{user.id}", "export", f"patient:{p.id}",
+                  {"format": fmt, "rows": len(frame)})
         return _csv(frame, f"patient-{p.id}{name}.csv")
 
     @app.get("/patients/{patient_id}/export.csv")
-    def export_patient(request: Request, patient_id: int,
-                       who: tuple[User, WebSession] | None = Depends(d.current),
-                       db: Session = Depends(d.db_session)) -> Response:
+    def export_patient(patient_id: PatientId, who: SignedIn, db: ReadDb) -> Response:
         return patient_export(who, db, patient_id, "csv", patient_records, "")
 
     @app.get("/patients/{patient_id}/export.nmtran.csv")
-    def export_nmtran(request: Request, patient_id: int,
-                      who: tuple[User, WebSession] | None = Depends(d.current),
-                      db: Session = Depends(d.db_session)) -> Response:
+    def export_nmtran(patient_id: PatientId, who: SignedIn, db: ReadDb) -> Response:
         return patient_export(who, db, patient_id, "nmtran",
                               lambda db_, pid: nmtran_dataset(db_, [pid]), "-nmtran")
 
     @app.get("/export/clinic.csv")
-    def export_clinic(request: Request,
-                      who: tuple[User, WebSession] | None = Depends(d.current),
-                      db: Session = Depends(d.db_session)) -> Response:
-        user, _ = d.require(who)
-        if user.role not in CLINIC_EXPORT:
-            d.auditor.record(db, f"user:{user.id}", "denied", "export:clinic")
-            db.commit()
-            raise HTTPException(status_code=404, detail="no such page")
+    def export_clinic(who: SignedIn, db: ReadDb) -> Response:
+        user = who.user
+        require_role(ctx, user, CLINIC_EXPORT, "export:clinic")
+        research = user.role == "researcher"
         parts = []
         for p in db.scalars(select(Patient).where(Patient.clinic_id == user.clinic_id)):
-            f = patient_records(db, p.id)
-            f.insert(0, "patient", pseudonym(key, p.id) if user.role == "researcher"
-                     else p.display_name)
+            f = research_records(db, ctx.key, p.id) if research else patient_records(db, p.id)
+            f.insert(0, "patient", pseudonym(ctx.key, p.id) if research else p.display_name)
             parts.append(f)
         frame = pd.concat(parts, ignore_index=True) if parts else pd.DataFrame()
-        if user.role == "researcher" and not frame.empty:
-            frame = frame.drop(columns=["session"])  # record numbers are identifiers
-        d.auditor.record(db, f"user:{user.id}", "export", f"clinic:{user.clinic_id}",
-                         {"format": "csv", "deidentified": user.role == "researcher",
-                          "rows": len(frame)})
-        db.commit()
+        ctx.audit(f"user:{user.id}", "export", f"clinic:{user.clinic_id}",
+                  {"format": "csv", "deidentified": research, "rows": len(frame)})
         return _csv(frame, "clinic.csv")
 
 
-__all__ = ["CLINIC_EXPORT", "DVID", "PATIENT_EXPORT", "nmtran_dataset", "patient_records",
-           "pseudonym", "register"]
+__all__ = ["CLINIC_EXPORT", "DVID", "PATIENT_EXPORT", "RESEARCH_FIELDS", "date_shift",
+           "neutralise", "nmtran_dataset", "patient_records", "pseudonym", "register",
+           "research_records"]

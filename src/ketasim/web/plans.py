@@ -7,22 +7,21 @@ model's forecast stored beside it; the chart's trend shows measurements against 
 
 from __future__ import annotations
 
-from datetime import UTC, datetime
 from typing import Any
 
-from fastapi import Depends, FastAPI, HTTPException, Request
+from fastapi import FastAPI
 from fastapi.responses import RedirectResponse, Response
 from sqlalchemy import select
 from sqlalchemy.orm import Session
 
 from ketasim.clinic.forecast import plan_forecast
 from ketasim.clinic.protocols import PROTOCOLS
-from ketasim.errors import KetasimError
 from ketasim.outcomes.indications import load_indications
 from ketasim.scales import get_instrument
-from ketasim.storage.models import QuestionnaireResponse, TreatmentPlan, User, WebSession
+from ketasim.storage.models import QuestionnaireResponse, TreatmentPlan
 from ketasim.web.charts import trend_svg
-from ketasim.web.sessions import Deps, FormError, parse_number, utc
+from ketasim.web.deps import AppContext, PatientId, Posted, ReadDb, patient_in_reach, utc
+from ketasim.web.sessions import FormError, parse_number
 
 PLANNERS = ("prescriber",)
 
@@ -55,40 +54,39 @@ def chart_context(db: Session, patient_id: int) -> dict[str, Any]:
             "plan_indications": plan_indications()}
 
 
-def register(app: FastAPI, d: Deps) -> None:
+def register(app: FastAPI, ctx: AppContext) -> None:
     """Add the plan route."""
 
     @app.post("/patients/{patient_id}/plans")
-    async def create_plan(request: Request, patient_id: int,
-                          who: tuple[User, WebSession] | None = Depends(d.current),
-                          db: Session = Depends(d.db_session)) -> Response:
-        user, _, form = await d.posted(request, who)
-        p = d.patient_in_reach(db, user, patient_id, PLANNERS)
-        try:
-            protocol = PROTOCOLS.get(str(form.get("protocol") or ""))
-            if protocol is None:
-                raise FormError("protocol", "is not in the library", "choose a protocol")
-            indication = str(form.get("indication") or "")
-            if indication not in plan_indications():
-                raise FormError("indication", f"{indication!r} cannot be forecast",
-                                "choose one of the listed indications")
-            weight = parse_number(form.get("weight_kg"), "weight (kg)", 30, 250)
-            latest = db.scalar(select(QuestionnaireResponse).where(
-                QuestionnaireResponse.patient_id == p.id,
-                QuestionnaireResponse.instrument == "phq9").order_by(
-                QuestionnaireResponse.submitted_at.desc()).limit(1))
-            forecast = plan_forecast(protocol.regimen, indication, weight_kg=weight,
-                                     baseline=float(latest.total) if latest else None)
-        except KetasimError as exc:
-            raise HTTPException(status_code=400, detail=str(exc)) from None
-        plan = TreatmentPlan(patient_id=p.id, protocol=protocol.id, regimen=protocol.regimen,
-                             indication=indication, weight_kg=weight, created_by=user.id,
-                             created_at=datetime.now(UTC), forecast=forecast)
-        db.add(plan)
-        db.flush()
-        d.auditor.record(db, f"user:{user.id}", "write", f"patient:{p.id}",
-                         {"plan": plan.id, "protocol": protocol.id})
-        db.commit()
+    def create_plan(patient_id: PatientId, post: Posted, db: ReadDb) -> Response:
+        """Compute the forecast first (a plain ``def`` handler: in a worker thread, no
+        transaction open), then store the plan and its audit entry in one short write."""
+        user = post.user
+        p = patient_in_reach(ctx, db, user, patient_id, PLANNERS)
+        protocol = PROTOCOLS.get(post.get("protocol"))
+        if protocol is None:
+            raise FormError("protocol", "is not in the library", "choose a protocol")
+        indication = post.get("indication")
+        if indication not in plan_indications():
+            raise FormError("indication", f"{indication[:40]!r} cannot be forecast",
+                            "choose one of the listed indications")
+        weight = parse_number(post.get("weight_kg"), "weight (kg)", 30, 250)
+        latest = db.scalar(select(QuestionnaireResponse).where(
+            QuestionnaireResponse.patient_id == p.id,
+            QuestionnaireResponse.instrument == "phq9").order_by(
+            QuestionnaireResponse.submitted_at.desc()).limit(1))
+        db.rollback()  # end the read transaction before the long computation
+        forecast = plan_forecast(protocol.regimen, indication, weight_kg=weight,
+                                 baseline=float(latest.total) if latest else None)
+        with ctx.write() as w:
+            plan = TreatmentPlan(patient_id=p.id, protocol=protocol.id,
+                                 regimen=protocol.regimen, indication=indication,
+                                 weight_kg=weight, created_by=user.id,
+                                 created_at=ctx.clock(), forecast=forecast)
+            w.add(plan)
+            w.flush()
+            ctx.auditor.record(w, f"user:{user.id}", "write", f"patient:{p.id}",
+                               {"plan": plan.id, "protocol": protocol.id})
         return RedirectResponse(f"/patients/{p.id}", status_code=303)
 
 

@@ -48,8 +48,10 @@ def token_hash(token: str) -> str:
 
 
 def same(a: str | None, b: str | None) -> bool:
-    """Constant-time comparison of two tokens (False if either is missing)."""
-    return bool(a) and bool(b) and secrets.compare_digest(str(a), str(b))
+    """Constant-time comparison of two tokens (False if either is missing; any characters
+    may be given: they are compared as UTF-8 bytes)."""
+    return bool(a) and bool(b) and secrets.compare_digest(str(a).encode("utf-8", "replace"),
+                                                          str(b).encode("utf-8", "replace"))
 
 
 __all__ = ["SECURITY_HEADERS", "check_password", "hash_password", "new_token", "same",

@@ -1,28 +1,45 @@
 """Monitored sessions in the web app: pages and form handlers over
 :mod:`ketasim.clinic.session` (the rules) and :mod:`ketasim.clinic.dose_check` (the limits).
 
-Only what staff entered is stored (one :class:`SessionEvent` per step); on every request the
-events are replayed through the same rules, so the page, the alerts, the discharge rule and
-the monitoring form always agree with ``MonitoredSession``. A rejected step stores nothing.
+Only what staff entered is stored (one :class:`SessionEvent` per step, with the server time
+it was recorded and the clinical time stated); on every request the events are replayed
+through the same rules, so the page, the alerts, the discharge rule and the monitoring form
+always agree with ``MonitoredSession``. A rejected step stores nothing.
+
+Server-side rules that no form can walk around:
+
+- one open session per patient (also a unique index, so two concurrent starts cannot both
+  succeed); a session started by mistake is cancelled, with a reason, before any dose;
+- every step is checked and written inside one short write transaction that re-reads the
+  session (PostgreSQL: its row locked), so the session total of concurrent doses is checked;
+- a stated clinical time may precede the server clock by at most :data:`LATE_WINDOW`, and by
+  more than :data:`LATE_REASON_AFTER` only with a reason; it is never before the session
+  started (server time) nor in the future; discharge is always the server time, so the
+  2-hour observation runs on the server's clock from the start of the session;
+- every dose is checked against the clinic's limits for its route (a route without limits
+  is a hard stop), the session total and the day's total; entering a dose needs the form's
+  one-use token, so a double-click records it once;
+- numbers are read strictly (:mod:`ketasim.clinic.numbers`: ASCII digits, leading zero, no
+  trailing zeros, no exponent), whole numbers where whole numbers are meant, and over-long
+  text is refused, never truncated.
 
 >>> from datetime import UTC, datetime
 >>> parse_number("128", "SBP", 40, 300)
 128.0
->>> parse_time("2026-03-02T09:00", now=datetime(2026, 3, 2, 10, 0, tzinfo=UTC)).isoformat()
-'2026-03-02T09:00:00+00:00'
+>>> t = parse_time("2026-03-02T09:30", now=datetime(2026, 3, 2, 10, 0, tzinfo=UTC))
+>>> t.isoformat()
+'2026-03-02T09:30:00+00:00'
 """
 
 from __future__ import annotations
 
-import math
-from collections.abc import Callable
-from dataclasses import dataclass
 from datetime import UTC, date, datetime, timedelta
 from typing import Any
 
-from fastapi import Depends, FastAPI, HTTPException, Request
+from fastapi import FastAPI, Request
 from fastapi.responses import HTMLResponse, RedirectResponse, Response
 from sqlalchemy import select
+from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session
 
 from ketasim.clinic.dose_check import (
@@ -34,6 +51,8 @@ from ketasim.clinic.dose_check import (
     authorize,
     check_dose,
 )
+from ketasim.clinic.numbers import NumberEntryError
+from ketasim.clinic.numbers import parse_number as strict_number
 from ketasim.clinic.session import MonitoredSession, MonitoringRules, SessionError
 from ketasim.errors import KetasimError
 from ketasim.storage.models import (
@@ -43,50 +62,101 @@ from ketasim.storage.models import (
     Patient,
     SessionEvent,
     User,
-    WebSession,
 )
-from ketasim.web.security import check_password
+from ketasim.web.deps import (
+    AppContext,
+    PatientId,
+    Post,
+    Posted,
+    ReadDb,
+    SessionId,
+    SignedIn,
+    Who,
+    deny,
+    patient_in_reach,
+    utc,
+)
+from ketasim.web.security import check_password, new_token
 
 SESSION_READ = ("administrator", "prescriber", "nurse")
 SESSION_WRITE = ("prescriber", "nurse")
+STEPS = ("predose", "dose", "vitals", "ack", "discharge", "form", "cancel")
 VITAL_RANGES = {"sbp": ("systolic BP", 40, 300), "dbp": ("diastolic BP", 20, 200),
                 "hr": ("heart rate", 20, 250), "spo2": ("SpO₂", 50, 100)}
+LATE_WINDOW = timedelta(minutes=60)  # a stated time may precede the server clock this much
+LATE_REASON_AFTER = timedelta(minutes=10)  # … and beyond this only with a reason
+FUTURE_SLACK = timedelta(minutes=1)  # clock differences between devices
+MAX_TEXT = {"override_reason": 500, "late_reason": 500, "product": 100, "lot": 50,
+            "second_clinician": 100, "second_password": 1024, "cancel_reason": 500}
 
 
 class FormError(KetasimError):
     """A form field that cannot be accepted as typed."""
 
 
-def parse_number(raw: object, label: str, lo: float, hi: float) -> float:
-    """A number typed in a form: plain decimal digits within [lo, hi], nothing coerced."""
-    text = str(raw or "").strip()
-    if not text:
-        raise FormError(label, "is missing", f"enter a number from {lo:g} to {hi:g}")
+class _AlreadyRecorded(Exception):
+    """This form's one-use token was already used: the step is recorded, nothing to do."""
+
+
+def parse_number(raw: object, label: str, lo: float, hi: float, *, whole: bool = False
+                 ) -> float:
+    """A number typed in a form, read strictly (ASCII digits, a leading zero, no trailing
+    zeros, no exponent or sign: :func:`ketasim.clinic.numbers.parse_number`) and within
+    [lo, hi]; ``whole`` refuses a decimal point. Nothing is coerced."""
+    text = raw if isinstance(raw, str) else ""
+    if len(text) > 20:
+        raise FormError(label, "is too long to be a number", "type the number only")
     try:
-        value = float(text)
-    except ValueError:
-        raise FormError(label, f"{text!r} is not a number", "type digits only") from None
-    if not math.isfinite(value) or not lo <= value <= hi:
-        raise FormError(label, f"{text} is outside {lo:g}-{hi:g}",
+        value = strict_number(text, field=label, allow_zero=lo <= 0)
+    except NumberEntryError as exc:
+        raise FormError(label, exc.problem, exc.fix) from None
+    if whole and "." in text:
+        raise FormError(label, f"{text.strip()} is not a whole number",
+                        "enter a whole number")
+    if not lo <= value <= hi:
+        raise FormError(label, f"{text.strip()} is outside {lo:g}-{hi:g}",
                         f"enter a value from {lo:g} to {hi:g}")
     return value
 
 
-def parse_time(raw: object, *, now: datetime) -> datetime:
-    """A time typed as ISO 8601 (UTC when no zone is given); empty means now; never in the
-    future."""
-    text = str(raw or "").strip()
+def text_field(form: Any, name: str, label: str, *, required: bool = False) -> str:
+    """A text field, refused (never truncated) when longer than its limit."""
+    raw = form.get(name)
+    value = raw.strip() if isinstance(raw, str) else ""
+    limit = MAX_TEXT.get(name, 200)
+    if len(value) > limit:
+        raise FormError(label, f"is {len(value)} characters long (at most {limit})",
+                        "shorten it")
+    if required and not value:
+        raise FormError(label, "is required", f"enter the {label}")
+    return value
+
+
+def parse_time(raw: object, *, now: datetime, not_before: datetime | None = None) -> datetime:
+    """A stated clinical time (ISO 8601; UTC when no zone is given); empty means now. It may
+    precede the server clock ``now`` by at most :data:`LATE_WINDOW`, is never in the future,
+    and never before ``not_before`` (the session's start on the server clock)."""
+    text = raw.strip() if isinstance(raw, str) else ""
     if not text:
         return now
+    if len(text) > 40:
+        raise FormError("time", "is too long", "use YYYY-MM-DDTHH:MM")
     try:
         t = datetime.fromisoformat(text)
     except ValueError:
         raise FormError("time", f"{text!r} is not a date and time",
                         "use YYYY-MM-DDTHH:MM (UTC) or leave it empty for now") from None
-    t = t if t.tzinfo else t.replace(tzinfo=UTC)
-    if t > now + timedelta(minutes=2):
+    t = (t if t.tzinfo else t.replace(tzinfo=UTC)).astimezone(UTC)
+    if t > now + FUTURE_SLACK:
         raise FormError("time", "is in the future", "record what has happened")
-    return t.astimezone(UTC)
+    if now - t > LATE_WINDOW:
+        raise FormError("time", f"is more than {LATE_WINDOW.seconds // 60} min before now",
+                        "record events as they happen; later corrections are a note, "
+                        "not a back-dated entry")
+    if not_before is not None and t < not_before:
+        raise FormError("time", "is before the session started",
+                        "record steps of this session only")
+    return t
 
 
 def clinic_limits(db: Session, clinic_id: int) -> DoseLimits:
@@ -103,11 +173,6 @@ def rules_of(clinic: Clinic) -> MonitoringRules:
         raise FormError("clinic thresholds", "SpO₂ and MOAA/S alert thresholds are not set",
                         "an administrator must set them before sessions start")
     return MonitoringRules(spo2_min=clinic.spo2_min, moaas_alert_max=clinic.moaas_alert_max)
-
-
-def utc(t: datetime) -> datetime:
-    """A stored time as timezone-aware UTC (SQLite returns naive datetimes)."""
-    return t if t.tzinfo else t.replace(tzinfo=UTC)
 
 
 def replay(row: MonitoredSessionRow, events: list[SessionEvent],
@@ -140,149 +205,175 @@ def apply(s: MonitoredSession, kind: str, at: datetime, data: dict[str, Any]) ->
     raise SessionError("event", f"unknown step {kind!r}", "report this")
 
 
-@dataclass(frozen=True)
-class Deps:
-    """What the session routes need from the app."""
-
-    page: Callable[..., HTMLResponse]
-    current: Callable[..., Any]
-    db_session: Callable[..., Any]
-    require: Callable[..., tuple[User, WebSession]]
-    check_csrf: Callable[[object, WebSession], None]
-    patient_in_reach: Callable[..., Patient]
-    auditor: Any
-
-    async def posted(self, request: Request, who: tuple[User, WebSession] | None
-                     ) -> tuple[User, WebSession, Any]:
-        """The logged-in user, their session and the form of a state change whose CSRF
-        token has been checked."""
-        user, ws = self.require(who)
-        form = await request.form()
-        self.check_csrf(form.get("csrf_token"), ws)
-        return user, ws, form
+def session_events(db: Session, session_id: int) -> list[SessionEvent]:
+    """A session's steps in the order they were recorded."""
+    return list(db.scalars(select(SessionEvent).where(
+        SessionEvent.session_id == session_id).order_by(SessionEvent.id)))
 
 
-def register(app: FastAPI, d: Deps) -> None:
+def register(app: FastAPI, ctx: AppContext) -> None:
     """Add the monitored-session routes to ``app``."""
 
     def load(db: Session, user: User, session_id: int
              ) -> tuple[MonitoredSessionRow, Patient, Clinic, list[SessionEvent]]:
         row = db.get(MonitoredSessionRow, session_id)
         if row is None or user.role not in SESSION_READ:
-            d.auditor.record(db, f"user:{user.id}", "denied", f"session:{session_id}")
-            db.commit()
-            raise HTTPException(status_code=404, detail="no such session")
-        p = d.patient_in_reach(db, user, row.patient_id)
+            deny(ctx, user, f"session:{session_id}", "session")
+        p = patient_in_reach(ctx, db, user, row.patient_id)
         clinic = db.get(Clinic, p.clinic_id)
         assert clinic is not None
-        events = list(db.scalars(select(SessionEvent).where(
-            SessionEvent.session_id == row.id).order_by(SessionEvent.id)))
-        return row, p, clinic, events
+        return row, p, clinic, session_events(db, row.id)
 
-    def show(request: Request, who: tuple[User, WebSession], clinic: Clinic,
-             row: MonitoredSessionRow, p: Patient, events: list[SessionEvent],
-             error: str = "", status: int = 200) -> HTMLResponse:
+    def show(request: Request, who: Who, clinic: Clinic, row: MonitoredSessionRow,
+             p: Patient, events: list[SessionEvent], error: str = "", status: int = 200
+             ) -> HTMLResponse:
         s = replay(row, events, rules_of(clinic))
-        return d.page(request, "session.html", who, status, title="Monitored session",
-                      chart=_vitals_chart(s),
-                      session=row, patient=p, state=s, events=events, error=error,
-                      can_write=who[0].role in SESSION_WRITE and row.discharged_at is None,
-                      earliest=s.earliest_discharge())
+        open_ = row.discharged_at is None and row.cancelled_at is None
+        return ctx.page(request, "session.html", who, status, title="Monitored session",
+                        chart=_vitals_chart(s), session=row, patient=p, state=s,
+                        events=events, error=error, form_token=new_token(),
+                        can_write=who.user.role in SESSION_WRITE and open_,
+                        earliest=s.earliest_discharge())
 
     @app.post("/patients/{patient_id}/sessions")
-    async def start(request: Request, patient_id: int,
-                    who: tuple[User, WebSession] | None = Depends(d.current),
-                    db: Session = Depends(d.db_session)) -> Response:
-        user, _, form = await d.posted(request, who)
-        p = d.patient_in_reach(db, user, patient_id, SESSION_WRITE)
-        compound = str(form.get("compound") or "")
+    def start(patient_id: PatientId, post: Posted, db: ReadDb) -> Response:
+        user = post.user
+        p = patient_in_reach(ctx, db, user, patient_id, SESSION_WRITE)
+        compound = post.get("compound")
         clinic = db.get(Clinic, p.clinic_id)
         assert clinic is not None
-        try:
-            if compound not in ("racemic", "esketamine"):
-                raise FormError("compound", f"{compound!r} is not offered",
-                                "choose racemic or esketamine")
-            rules = rules_of(clinic)
-            rems = form.get("rems_enrolled") == "yes"
-            MonitoredSession(compound, rules, rems_enrolled=rems)  # type: ignore[arg-type]
-        except KetasimError as exc:
-            raise HTTPException(status_code=400, detail=str(exc)) from None
-        row = MonitoredSessionRow(patient_id=p.id, compound=compound, rems_enrolled=rems,
-                                  started_by=user.id, started_at=datetime.now(UTC))
-        db.add(row)
-        db.flush()
-        d.auditor.record(db, f"user:{user.id}", "write", f"patient:{p.id}",
-                         {"session": row.id, "step": "start", "compound": compound})
-        db.commit()
+        if compound not in ("racemic", "esketamine"):
+            raise FormError("compound", f"{compound[:40]!r} is not offered",
+                            "choose racemic or esketamine")
+        rems = post.get("rems_enrolled") == "yes"
+        MonitoredSession(compound, rules_of(clinic), rems_enrolled=rems)  # type: ignore[arg-type]
+        with ctx.write() as w:
+            open_ = w.scalar(select(MonitoredSessionRow.id).where(
+                MonitoredSessionRow.patient_id == p.id,
+                MonitoredSessionRow.discharged_at.is_(None),
+                MonitoredSessionRow.cancelled_at.is_(None)))
+            if open_ is not None:
+                raise FormError("session", f"session {open_} of this patient is still open",
+                                f"finish or cancel session {open_} first")
+            row = MonitoredSessionRow(patient_id=p.id, compound=compound, rems_enrolled=rems,
+                                      started_by=user.id, started_at=ctx.clock())
+            w.add(row)
+            w.flush()
+            ctx.auditor.record(w, f"user:{user.id}", "write", f"patient:{p.id}",
+                               {"session": row.id, "step": "start", "compound": compound})
         return RedirectResponse(f"/sessions/{row.id}", status_code=303)
 
     @app.get("/sessions/{session_id}", response_class=HTMLResponse)
-    def session_page(request: Request, session_id: int,
-                     who: tuple[User, WebSession] | None = Depends(d.current),
-                     db: Session = Depends(d.db_session)) -> HTMLResponse:
-        user, _ = d.require(who)
-        row, p, clinic, events = load(db, user, session_id)
-        d.auditor.record(db, f"user:{user.id}", "read", f"patient:{p.id}",
-                         {"session": row.id})
-        db.commit()
-        return show(request, (user, _), clinic, row, p, events)
+    def session_page(request: Request, session_id: SessionId, who: SignedIn, db: ReadDb
+                     ) -> HTMLResponse:
+        row, p, clinic, events = load(db, who.user, session_id)
+        ctx.audit(f"user:{who.user.id}", "read", f"patient:{p.id}", {"session": row.id})
+        return show(request, who, clinic, row, p, events)
 
     @app.post("/sessions/{session_id}/{step}")
-    async def record(request: Request, session_id: int, step: str,
-                     who: tuple[User, WebSession] | None = Depends(d.current),
-                     db: Session = Depends(d.db_session)) -> Response:
-        user, ws, form = await d.posted(request, who)
+    def record(request: Request, session_id: SessionId, step: str, post: Posted,
+               db: ReadDb) -> Response:
+        user = post.user
         row, p, clinic, events = load(db, user, session_id)
-        if user.role not in SESSION_WRITE or step not in (
-                "predose", "dose", "vitals", "ack", "discharge", "form"):
-            raise HTTPException(status_code=404, detail="no such page")
-        now = datetime.now(UTC)
+        if user.role not in SESSION_WRITE or step not in STEPS:
+            deny(ctx, user, f"session:{session_id}")
+        token = post.get("form_token").strip()
+        if token and (len(token) > 64 or db.scalar(select(SessionEvent.id).where(
+                SessionEvent.form_token == token)) is not None):
+            return RedirectResponse(f"/sessions/{row.id}", status_code=303)  # already done
         try:
-            if step == "form":
-                if row.discharged_at is None:
-                    raise FormError("form", "the session is still open",
-                                    "discharge the patient first")
-                row.form_submitted_at = row.form_submitted_at or now
-                d.auditor.record(db, f"user:{user.id}", "write", f"patient:{p.id}",
-                                 {"session": row.id, "step": "form"})
-                db.commit()
+            with ctx.write() as w:
+                _record_step(w, step, post, user, p, clinic, session_id, token)
+        except _AlreadyRecorded:
+            return RedirectResponse(f"/sessions/{row.id}", status_code=303)
+        except IntegrityError:
+            if token:  # the same form submitted twice at once: the first one counted
                 return RedirectResponse(f"/sessions/{row.id}", status_code=303)
-            state = replay(row, events, rules_of(clinic))
-            at = parse_time(form.get("time"), now=now)
-            data, audit = _step_data(step, form, user, db, p, state, at, events)
-            result = apply(state, step, at, data)
+            raise
         except (KetasimError, ValueError) as exc:
-            db.rollback()
-            return show(request, (user, ws), clinic, row, p, events, error=str(exc),
+            row, p, clinic, events = load(db, user, session_id)
+            return show(request, post.who, clinic, row, p, events, error=str(exc),
                         status=400)
-        db.add(SessionEvent(session_id=row.id, kind=step, at=at, data=data,
-                            recorded_by=user.id, recorded_at=now))
+        return RedirectResponse(f"/sessions/{row.id}", status_code=303)
+
+    def _record_step(w: Session, step: str, post: Post, user: User, p: Patient,
+                     clinic: Clinic, session_id: int, token: str) -> None:
+        """Check and write one step inside the write transaction (the session re-read and,
+        on PostgreSQL, locked, so concurrent steps see each other)."""
+        from ketasim.storage.audit_store import clinical_digest
+        row = w.get(MonitoredSessionRow, session_id, with_for_update=True)
+        assert row is not None
+        if token and w.scalar(select(SessionEvent.id).where(
+                SessionEvent.form_token == token)) is not None:
+            raise _AlreadyRecorded  # the same form again (checked under the write lock)
+        now = ctx.clock()
+        started = utc(row.started_at)
+        events = session_events(w, row.id)
+        if step == "form":
+            if row.discharged_at is None:
+                raise FormError("form", "the session is still open",
+                                "discharge the patient first")
+            if row.form_submitted_at is None:
+                row.form_submitted_at = now
+                ctx.auditor.record(w, f"user:{user.id}", "write", f"patient:{p.id}",
+                                   {"session": row.id, "step": "form"})
+            return
+        if row.discharged_at is not None or row.cancelled_at is not None:
+            raise FormError("session", "is closed", "start a new session")
+        if step == "cancel":
+            if any(e.kind == "dose" for e in events):
+                raise FormError("cancel", "a dose has been given",
+                                "monitor and discharge the patient instead")
+            reason = text_field(post, "cancel_reason", "reason for cancelling", required=True)
+            if len(reason) < 10:
+                raise FormError("reason for cancelling", "is too short",
+                                "explain why the session is cancelled (10 characters or more)")
+            row.cancelled_at = now
+            ctx.auditor.record(w, f"user:{user.id}", "write", f"patient:{p.id}",
+                               {"session": row.id, "step": "cancel"})
+            return
+        state = replay(row, events, rules_of(clinic))
+        if step == "discharge":
+            at = now  # discharge is judged on the server clock, whatever a form says
+        else:
+            at = parse_time(post.get("time"), now=now, not_before=started)
+        data, audit = _step_data(step, post, user, w, p, state, at, row)
+        if now - at > LATE_REASON_AFTER:
+            late = text_field(post, "late_reason", "reason for the late entry")
+            if len(late) < 10:
+                raise FormError("time", f"is {int((now - at).total_seconds() // 60)} min ago",
+                                "give the reason for the late entry (10 characters or more)")
+            data["late_reason"] = late
+        if step == "dose" and not token:
+            raise FormError("form_token", "is missing",
+                            "reload the session page and enter the dose again")
+        result = apply(state, step, at, data)
+        ev = SessionEvent(session_id=row.id, kind=step, at=at, data=data,
+                          recorded_by=user.id, recorded_at=now, form_token=token or None)
+        w.add(ev)
         if step == "discharge":
             row.discharged_at = at
             row.form_due_at = result
-        d.auditor.record(db, f"user:{user.id}", "write", f"patient:{p.id}",
-                         {"session": row.id, "step": step, **audit})
-        db.commit()
-        return RedirectResponse(f"/sessions/{row.id}", status_code=303)
+        w.flush()
+        ctx.auditor.record(w, f"user:{user.id}", "write", f"patient:{p.id}",
+                           {"session": row.id, "step": step, **audit,
+                            "row": f"session_event:{ev.id}", "digest": clinical_digest(ev)})
 
     @app.get("/sessions/{session_id}/form", response_class=HTMLResponse)
-    def monitoring_form(request: Request, session_id: int,
-                        who: tuple[User, WebSession] | None = Depends(d.current),
-                        db: Session = Depends(d.db_session)) -> HTMLResponse:
-        user, ws = d.require(who)
-        row, p, clinic, events = load(db, user, session_id)
+    def monitoring_form(request: Request, session_id: SessionId, who: SignedIn, db: ReadDb
+                        ) -> HTMLResponse:
+        row, p, clinic, events = load(db, who.user, session_id)
         s = replay(row, events, rules_of(clinic))
         first = s.first_administration
         near40 = None
         if first is not None:
             near40 = min(s.observations, default=None,
                          key=lambda v: abs((v.time - first).total_seconds() / 60 - 40))
-        d.auditor.record(db, f"user:{user.id}", "read", f"patient:{p.id}",
-                         {"session": row.id, "form": True})
-        db.commit()
-        return d.page(request, "monitoring_form.html", (user, ws), title="Monitoring form",
-                      session=row, patient=p, state=s, near40=near40,
-                      last=s.observations[-1] if s.observations else None)
+        ctx.audit(f"user:{who.user.id}", "read", f"patient:{p.id}",
+                  {"session": row.id, "form": True})
+        return ctx.page(request, "monitoring_form.html", who, title="Monitoring form",
+                        session=row, patient=p, state=s, near40=near40,
+                        last=s.observations[-1] if s.observations else None)
 
 
 def _vitals_chart(s: MonitoredSession) -> str:
@@ -307,8 +398,8 @@ def _vitals_chart(s: MonitoredSession) -> str:
                       x_label="minutes from the first dose")
 
 
-def _step_data(step: str, form: Any, user: User, db: Session, p: Patient,
-               state: MonitoredSession, at: datetime, events: list[SessionEvent]
+def _step_data(step: str, form: Post, user: User, db: Session, p: Patient,
+               state: MonitoredSession, at: datetime, row: MonitoredSessionRow
                ) -> tuple[dict[str, Any], dict[str, Any]]:
     """Parse one step's form into the stored data and the audit detail."""
     if step in ("predose", "vitals"):
@@ -318,21 +409,18 @@ def _step_data(step: str, form: Any, user: User, db: Session, p: Patient,
             if form.get("contraindications_confirmed") != "yes":
                 raise FormError("contraindications", "were not re-checked",
                                 "confirm the contraindication re-check")
-            reason = str(form.get("override_reason") or "").strip()
+            reason = text_field(form, "override_reason", "override reason")
             if reason:
-                data["override_reason"] = reason[:500]
+                data["override_reason"] = reason
         else:
             for k, label, hi in (("moaas", "MOAA/S", 5), ("cadss", "CADSS", 92)):
-                if str(form.get(k) or "").strip():
-                    v = parse_number(form.get(k), label, 0, hi)
-                    if v != int(v):
-                        raise FormError(label, "must be a whole number", "enter a whole number")
-                    data[k] = int(v)
+                if form.get(k).strip():
+                    data[k] = int(parse_number(form.get(k), label, 0, hi, whole=True))
         return data, {}
     if step == "dose":
-        return _dose_data(form, user, db, p, state, at, events)
+        return _dose_data(form, user, db, p, state, at, row)
     if step == "ack":
-        i = parse_number(form.get("alert"), "alert", 0, 10_000)
+        i = parse_number(form.get("alert"), "alert", 0, 10_000, whole=True)
         return {"alert": int(i), "by": user.username}, {"alert": int(i)}
     if step == "discharge":
         if form.get("effects_resolved") != "yes":
@@ -342,37 +430,61 @@ def _step_data(step: str, form: Any, user: User, db: Session, p: Patient,
     raise FormError("step", f"{step!r} is unknown", "use the session page")
 
 
-def _dose_data(form: Any, user: User, db: Session, p: Patient, state: MonitoredSession,
-               at: datetime, events: list[SessionEvent]
+def _earlier_doses(db: Session, patient_id: int) -> list[tuple[int, datetime, float]]:
+    """Every dose of a patient: (session id, time, mg)."""
+    rows = db.execute(select(SessionEvent.session_id, SessionEvent.at, SessionEvent.data).join(
+        MonitoredSessionRow, SessionEvent.session_id == MonitoredSessionRow.id).where(
+        MonitoredSessionRow.patient_id == patient_id, SessionEvent.kind == "dose"))
+    return [(int(r[0]), utc(r[1]), float(r[2]["dose_mg"])) for r in rows]
+
+
+def _dose_data(form: Post, user: User, db: Session, p: Patient, state: MonitoredSession,
+               at: datetime, row: MonitoredSessionRow
                ) -> tuple[dict[str, Any], dict[str, Any]]:
+    """A dose order checked against the clinic's limits for its route, the session total and
+    the day's total (any route the request names: a route without limits is a hard stop)."""
+    from ketasim.dosing.route import Route
     compound = state.compound
-    route = "intranasal" if compound == "esketamine" else str(form.get("route") or "iv_infusion")
-    unit = str(form.get("unit") or "mg")
-    if unit not in ("mg", "mg/kg"):
-        raise FormError("unit", f"{unit!r} is not offered", "choose mg or mg/kg")
+    raw_route = form.get("route").strip() or ("intranasal" if compound == "esketamine"
+                                              else "iv_infusion")
+    if len(raw_route) > 30:
+        raise FormError("route", "is not a route", "choose a route from the list")
+    route = Route.parse(raw_route).value
+    unit = form.get("unit").strip() or "mg"
+    if unit not in ("mg", "mg/kg", "mL"):
+        raise FormError("unit", f"{unit[:20]!r} is not offered", "choose mg, mg/kg or mL")
     amount = parse_number(form.get("amount"), "dose", 0.001, 10_000)
+    concentration = None
+    if unit == "mL":
+        concentration = parse_number(form.get("concentration_mg_per_ml"),
+                                     "stock concentration (mg/mL)", 0.1, 1000)
     weight = parse_number(form.get("weight_kg"), "weight (kg)", 1, 400)
+    raw_date = form.get("weight_date").strip()
     try:
-        measured = date.fromisoformat(str(form.get("weight_date") or "").strip())
+        if len(raw_date) != 10:
+            raise ValueError
+        measured = date.fromisoformat(raw_date)
     except ValueError:
         raise FormError("weight date", "is missing or not a date",
                         "give the date the weight was measured (YYYY-MM-DD)") from None
     duration = None
     if route == "iv_infusion":
         duration = parse_number(form.get("duration_min"), "infusion duration (min)", 1, 600)
-    product = str(form.get("product") or "").strip()[:100]
-    lot = str(form.get("lot") or "").strip()[:50]
-    if not product or not lot:
-        raise FormError("product and lot", "are required", "record the product and its lot")
+    product = text_field(form, "product", "product", required=True)
+    lot = text_field(form, "lot", "lot", required=True)
     previous = _previous_weight(db, p.id)
+    doses = _earlier_doses(db, p.id)
     sessions = tuple(utc(r.started_at) for r in db.scalars(select(MonitoredSessionRow).where(
         MonitoredSessionRow.patient_id == p.id, MonitoredSessionRow.discharged_at.is_not(None))))
     order = DoseOrder(compound=compound, route=route, amount=amount, unit=unit,  # type: ignore[arg-type]
-                      time=at, duration_min=duration)
-    ctx = PatientDoseContext(weight_kg=weight, weight_measured_at=datetime.combine(
-        measured, datetime.min.time(), UTC), previous_weight_kg=previous, session_times=sessions)
-    check = check_dose(order, ctx, clinic_limits(db, p.clinic_id))
-    reason = str(form.get("override_reason") or "").strip()
+                      concentration_mg_per_ml=concentration, time=at, duration_min=duration)
+    ctx_ = PatientDoseContext(
+        weight_kg=weight, weight_measured_at=datetime.combine(measured, datetime.min.time(), UTC),
+        previous_weight_kg=previous, session_times=sessions,
+        session_doses_mg=tuple(mg for sid, _, mg in doses if sid == row.id),
+        earlier_doses=tuple((t, mg) for _, t, mg in doses))
+    check = check_dose(order, ctx_, clinic_limits(db, p.clinic_id))
+    reason = text_field(form, "override_reason", "override reason")
     second = None
     if check.verdict == "hard":
         second = _second_clinician(db, user, form, check)
@@ -380,26 +492,29 @@ def _dose_data(form: Any, user: User, db: Session, p: Patient, state: MonitoredS
                         second_clinician=second) if reason else None
     record = authorize(check, override)
     data = {"dose_mg": check.dose_mg, "dose_mg_per_kg": check.dose_mg_per_kg,
-            "amount": amount, "unit": unit, "route": route, "duration_min": duration,
+            "amount": amount, "unit": unit, "concentration_mg_per_ml": concentration,
+            "volume_ml": check.volume_ml, "route": route, "duration_min": duration,
             "weight_kg": weight, "weight_date": measured.isoformat(), "product": product,
             "lot": lot, "devices": int(check.dose_mg // 28) if compound == "esketamine" else None,
             "limits_version": check.limits_version}
     return data, {"dose_check": record}
 
 
-def _second_clinician(db: Session, user: User, form: Any, check: Any) -> str:
+def _second_clinician(db: Session, user: User, form: Post, check: Any) -> str:
     """A hard stop proceeds only with a reason and a second clinician of the same clinic who
     confirms with their own password (reliability-security.md §4.2 C2); otherwise the order is
     refused with the finding."""
     hard = "; ".join(f.message for f in check.findings if f.severity == "hard")
-    name = str(form.get("second_clinician") or "").strip()
-    password = str(form.get("second_password") or "")
+    name = text_field(form, "second_clinician", "second clinician")
+    password = form.get("second_password")
     if not name:
         raise DoseCheckError("dose", f"hard stop: {hard}",
                              "change the order, or give a reason and have a second clinician "
                              "confirm with their user name and password")
-    other = db.scalar(select(User).where(User.username == name[:100]))
-    ok = check_password(other.password_hash if other else None, password[:1024])
+    if len(password) > MAX_TEXT["second_password"]:
+        raise DoseCheckError("second_password", "is too long", "type the password")
+    other = db.scalar(select(User).where(User.username == name))
+    ok = check_password(other.password_hash if other else None, password)
     if not ok or other is None or not other.active or other.clinic_id != user.clinic_id \
             or other.role not in ("prescriber",) or other.id == user.id:
         raise DoseCheckError("second_clinician", "was not confirmed",
@@ -417,9 +532,10 @@ def _previous_weight(db: Session, patient_id: int) -> float | None:
 
 
 __all__ = [
+    "LATE_REASON_AFTER",
+    "LATE_WINDOW",
     "SESSION_READ",
     "SESSION_WRITE",
-    "Deps",
     "FormError",
     "apply",
     "clinic_limits",
@@ -428,5 +544,7 @@ __all__ = [
     "register",
     "replay",
     "rules_of",
+    "session_events",
+    "text_field",
     "utc",
 ]
