@@ -10,7 +10,7 @@ from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
 import pytest
-from sqlalchemy import create_engine, delete, func, select, text, update
+from sqlalchemy import delete, func, select, update
 
 from ketasim.clinic.audit import AuditError, seal_head
 from ketasim.storage.audit_store import (
@@ -42,15 +42,9 @@ BACKENDS = ["sqlite"] + (["postgresql"] if os.environ.get("KETASIM_TEST_POSTGRES
 
 def empty_database(backend: str, tmp_path: Path, name: str = "a.db") -> str:
     """A URL of an empty database: a new SQLite file, or the test PostgreSQL schema emptied."""
-    if backend == "sqlite":
-        return f"sqlite:///{tmp_path / name}"
-    url = os.environ["KETASIM_TEST_POSTGRES_URL"]
-    engine = create_engine(url)
-    with engine.begin() as conn:
-        conn.execute(text("DROP SCHEMA public CASCADE"))
-        conn.execute(text("CREATE SCHEMA public"))
-    engine.dispose()
-    return url
+    from tests.test_web import database_url
+    return f"sqlite:///{tmp_path / name}" if backend == "sqlite" else \
+        database_url(backend, tmp_path)
 
 
 def add_event(db, auditor: Auditor, session_id: int, user_id: int, k: int) -> SessionEvent:

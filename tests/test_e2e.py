@@ -34,6 +34,7 @@ ARTIFACTS = Path(os.environ.get("KETASIM_E2E_ARTIFACTS", "e2e-artifacts"))
 @pytest.fixture(params=BACKENDS)
 def server(request, tmp_path: Path) -> Iterator[str]:
     import uvicorn
+
     from ketasim.web.deps import Settings
     app = create_app(database_url(request.param, tmp_path), audit_key=KEY)
     seed_demo(app.state.sessions, PASSWORDS)

@@ -39,7 +39,7 @@ from pathlib import Path
 
 import httpx
 import pytest
-from sqlalchemy import create_engine, select, text
+from sqlalchemy import create_engine, select
 from sqlalchemy.orm import Session, sessionmaker
 
 from ketasim.clinic.audit import AuditEntry, verify
@@ -484,12 +484,8 @@ def test_kill_9_loses_no_acknowledged_write_sqlite(tmp_path: Path) -> None:
 @pytest.mark.skipif(not os.environ.get("KETASIM_TEST_POSTGRES_URL"),
                     reason="KETASIM_TEST_POSTGRES_URL is not set")
 def test_kill_9_loses_no_acknowledged_write_postgresql(tmp_path: Path) -> None:
-    url = os.environ["KETASIM_TEST_POSTGRES_URL"]
-    engine = create_engine(url)
-    with engine.begin() as conn:
-        conn.execute(text("DROP SCHEMA public CASCADE"))
-        conn.execute(text("CREATE SCHEMA public"))
-    engine.dispose()
+    from tests.test_web import database_url
+    url = database_url("postgresql", tmp_path)  # the test database, emptied
     crash_rounds(url, tmp_path, POSTGRES_ROUNDS, 20260303)
 
 

@@ -111,14 +111,20 @@ def test_doses_in_one_session_are_checked_as_a_total(app) -> None:  # noqa: F811
     assert count(app, SessionEvent) == 2  # pre-dose check and the first dose only
 
 
+def dose_form(app, c, sid: int) -> dict[str, str]:  # noqa: F811
+    """The dose form as the page gives it (with its one-use token), at 5 min, the server
+    clock 30 s later."""
+    page = c.get(f"/sessions/{sid}").text
+    set_clock(app, T0 + timedelta(minutes=5, seconds=30))
+    return {"csrf_token": csrf_of(c), **DOSE, "time": at(5),
+            "form_token": re.search(r'name="form_token" value="([^"]+)"', page).group(1)}
+
+
 def test_a_double_click_records_a_dose_once(app) -> None:  # noqa: F811
     c = client(app)
     login(c, "nurse")
     sid = checked_session(app, c)
-    page = c.get(f"/sessions/{sid}").text
-    data = {"csrf_token": csrf_of(c), **DOSE, "time": at(5),
-            "form_token": re.search(r'name="form_token" value="([^"]+)"', page).group(1)}
-    set_clock(app, T0 + timedelta(minutes=5, seconds=30))
+    data = dose_form(app, c, sid)
     first = c.post(f"/sessions/{sid}/dose", data=data)
     second = c.post(f"/sessions/{sid}/dose", data=data)
     assert first.status_code == second.status_code == 303
@@ -134,10 +140,7 @@ def test_concurrent_double_submission_records_once(app) -> None:  # noqa: F811
     c = client(app)
     login(c, "nurse")
     sid = checked_session(app, c)
-    page = c.get(f"/sessions/{sid}").text
-    data = {"csrf_token": csrf_of(c), **DOSE, "time": at(5),
-            "form_token": re.search(r'name="form_token" value="([^"]+)"', page).group(1)}
-    set_clock(app, T0 + timedelta(minutes=5, seconds=30))
+    data = dose_form(app, c, sid)
     codes: list[int] = []
 
     def submit() -> None:
