@@ -103,9 +103,13 @@ PRE_CSRF = "ketasim_precsrf"
 _DIGIT = re.compile(r"[0-9]{1,2}")
 
 
-def _portal_instrument(name: str, role: str) -> Instrument:
-    if name in PORTAL_INSTRUMENTS or (name in CLINICIAN_INSTRUMENTS and role in CLINICIANS):
+def _portal_instrument(ctx: AppContext, user: User, name: str) -> Instrument:
+    """A questionnaire this user may fill in (a clinician-rated one only for clinicians; the
+    denial is audited)."""
+    if name in PORTAL_INSTRUMENTS or (name in CLINICIAN_INSTRUMENTS and user.role in CLINICIANS):
         return get_instrument(name)
+    if name in CLINICIAN_INSTRUMENTS:
+        deny(ctx, user, f"questionnaire:{name}", "questionnaire")
     raise HTTPException(status_code=404, detail="no such questionnaire")
 
 
@@ -568,7 +572,7 @@ def create_app(database_url: str, *, audit_key: bytes, settings: Settings | None
                            who: SignedIn, db: ReadDb) -> HTMLResponse:
         user = who.user
         p = patient_in_reach(ctx, db, user, patient_id, PRO_SUBMITTERS)
-        inst = _portal_instrument(instrument[:40], user.role)
+        inst = _portal_instrument(ctx, user, instrument[:40])
         return ctx.page(request, "questionnaire.html", who, title=inst.name, patient=p,
                         instrument=inst, error="", form_token=new_token())
 
@@ -577,7 +581,7 @@ def create_app(database_url: str, *, audit_key: bytes, settings: Settings | None
                              post: Posted, db: ReadDb) -> Response:
         user = post.user
         p = patient_in_reach(ctx, db, user, patient_id, PRO_SUBMITTERS)
-        inst = _portal_instrument(instrument[:40], user.role)
+        inst = _portal_instrument(ctx, user, instrument[:40])
         token = post.get("form_token").strip()
         try:
             if len(token) > 64:
