@@ -118,8 +118,9 @@ def _head_problem(key: bytes, head: AuditHead, last: AuditRow | None) -> str | N
 class Auditor:
     """Appends to the HMAC chain stored in the database and keeps its sealed head.
 
-    :meth:`record` runs inside the caller's open write transaction (PostgreSQL: under an
-    advisory lock; SQLite: transactions begin IMMEDIATE, holding the write lock), so concurrent
+    :meth:`record` runs inside the caller's open write transaction (PostgreSQL: holding the
+    head row's lock, ``SELECT … FOR UPDATE``, or an advisory lock while the chain has no head
+    yet; SQLite: transactions begin IMMEDIATE, holding the write lock), so concurrent
     requests and several server processes extend one consistent chain, and the entry, the head
     and the caller's own changes commit or roll back together.
 
@@ -160,9 +161,18 @@ class Auditor:
         if not entries:
             return
         if db.get_bind().dialect.name == "postgresql":
-            db.execute(text(f"SELECT pg_advisory_xact_lock({ADVISORY_LOCK})"))
-        last = db.scalar(select(AuditRow).order_by(AuditRow.seq.desc()).limit(1))
-        head = _read_head(db)
+            # the head row's lock serialises appenders (one round trip: lock and read); the
+            # advisory lock covers a chain that has no head yet
+            locked_head = (select(AuditHead).where(AuditHead.id == HEAD_ID).with_for_update()
+                           .execution_options(populate_existing=True))
+            head = db.scalar(locked_head)
+            if head is None:
+                db.execute(text(f"SELECT pg_advisory_xact_lock({ADVISORY_LOCK})"))
+                head = db.scalar(locked_head)  # another appender may have created it
+            last = db.scalar(select(AuditRow).order_by(AuditRow.seq.desc()).limit(1))
+        else:
+            last = db.scalar(select(AuditRow).order_by(AuditRow.seq.desc()).limit(1))
+            head = _read_head(db)
         if head is not None:
             problem = _head_problem(self.key, head, last)
             if problem is not None:
