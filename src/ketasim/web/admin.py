@@ -19,7 +19,7 @@ from sqlalchemy.orm import Session
 from ketasim.clinic.dose_check import parse_limits_json
 from ketasim.errors import KetasimError
 from ketasim.storage.models import Clinic, DoseLimitsVersion
-from ketasim.web.deps import AppContext, Posted, ReadDb, SignedIn, Who, require_role
+from ketasim.web.deps import AppContext, Posted, ReadDb, SignedIn, Who, deny, require_role
 from ketasim.web.sessions import FormError, clinic_limits, parse_number
 
 ADMINS = ("administrator",)
@@ -52,7 +52,7 @@ def register(app: FastAPI, ctx: AppContext) -> None:
         user = post.user
         require_role(ctx, user, ADMINS, "settings")
         if what not in ("thresholds", "dose-limits", "mfa"):
-            require_role(ctx, user, (), f"settings:{what[:40]}")
+            deny(ctx, user, f"settings:{what[:40]}")
         detail: dict[str, Any]
         try:
             with ctx.write() as w:

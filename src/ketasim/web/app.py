@@ -61,7 +61,6 @@ from ketasim.web.deps import (
     WORKERS,
     AlertId,
     AppContext,
-    AuditBatcher,
     LoadShedder,
     MaybeWho,
     PatientId,
@@ -70,6 +69,7 @@ from ketasim.web.deps import (
     Settings,
     SignedIn,
     Who,
+    check_csrf,
     client_address,
     deny,
     patient_in_reach,
@@ -146,6 +146,14 @@ class Headers:
         await self.app(scope, receive, add)
 
 
+def _totp_ok(secret: str | None, code: str) -> bool:
+    """A 6-digit code valid for ``secret`` now (one 30-s step of clock drift allowed)."""
+    import pyotp
+    code = code.strip()
+    return bool(secret and re.fullmatch(r"[0-9]{6}", code)
+                and pyotp.TOTP(secret).verify(code, valid_window=1))
+
+
 def _recovery_hash(code: str) -> str:
     return hashlib.sha256(code.strip().lower().replace("-", "").encode()).hexdigest()
 
@@ -190,7 +198,6 @@ def create_app(database_url: str, *, audit_key: bytes, settings: Settings | None
 
     app = FastAPI(title="ketasim clinic", docs_url=None, redoc_url=None, openapi_url=None,
                   lifespan=lifespan)
-    ctx.batcher = AuditBatcher(ctx)
     app.state.ctx = ctx
     app.state.engine = engine  # dispose() when an app is thrown away (tests)
     app.state.sessions = ctx.writer  # for scripts and tests: writes begin IMMEDIATE
@@ -374,14 +381,11 @@ def create_app(database_url: str, *, audit_key: bytes, settings: Settings | None
     @app.post("/login/mfa")
     def mfa_submit(request: Request, who: MaybeWho, form: FormBody) -> Response:
         w = pending(who)
-        given = form.get("csrf_token")
-        if not same(given if isinstance(given, str) else "", w.ws.csrf_token):
-            raise HTTPException(status_code=403, detail="missing or wrong CSRF token")
+        check_csrf(form, w)
         code = form.get("code")
         return _mfa_check(request, w, code if isinstance(code, str) else "")
 
     def _mfa_check(request: Request, w: Who, code: str) -> Response:
-        import pyotp
         keys = [f"mfa:{w.user.id}"]
         with ctx.reader() as db:
             if blocked_for(db, keys) is not None:
@@ -393,8 +397,8 @@ def create_app(database_url: str, *, audit_key: bytes, settings: Settings | None
             user = db.get(User, w.user.id)
             assert user is not None
             ok, used = False, "totp"
-            if user.totp_enabled and user.totp_secret and re.fullmatch(r"[0-9]{6}", code):
-                ok = pyotp.TOTP(user.totp_secret).verify(code, valid_window=1)
+            if user.totp_enabled and _totp_ok(user.totp_secret, code):
+                ok = True
             elif user.recovery_codes and len(code) >= 10:
                 h = _recovery_hash(code)
                 if h in user.recovery_codes:
@@ -428,9 +432,7 @@ def create_app(database_url: str, *, audit_key: bytes, settings: Settings | None
         w = pending(who)
         if not w.ws.mfa_passed and w.user.totp_enabled:
             raise HTTPException(status_code=303, headers={"Location": "/login/mfa"})
-        given = form.get("csrf_token")
-        if not same(given if isinstance(given, str) else "", w.ws.csrf_token):
-            raise HTTPException(status_code=403, detail="missing or wrong CSRF token")
+        check_csrf(form, w)
         if action not in ("setup", "confirm", "disable"):
             raise HTTPException(status_code=404, detail="no such page")
         code = form.get("code")
@@ -438,59 +440,45 @@ def create_app(database_url: str, *, audit_key: bytes, settings: Settings | None
 
     def _mfa_change(request: Request, w: Who, action: str, code: str) -> Response:
         import pyotp
-
-        def show(status: int = 200, error: str = "", **extra: Any) -> HTMLResponse:
-            with ctx.reader() as db:
-                user = db.get(User, w.user.id)
-            return ctx.page(request, "mfa.html", w, status, title="Second factor (TOTP)",
-                            mode="account", enabled=bool(user and user.totp_enabled),
-                            error=error, **{"secret": None, "uri": None, "codes": None,
-                                            **extra})
-        secret = uri = ""
-        codes: list[str] = []
-        valid = False
+        status, error = 200, ""
+        shown: dict[str, Any] = {"secret": None, "uri": None, "codes": None}
         with ctx.write() as db:
             user = db.get(User, w.user.id)
             clinic = db.get(Clinic, w.user.clinic_id)
             assert user is not None
             if action == "setup":
                 if user.totp_enabled:
-                    return show(400, "A second factor is already set up; disable it first.")
-                user.totp_secret = pyotp.random_base32()
-                ctx.auditor.record(db, f"user:{user.id}", "mfa_setup", f"user:{user.id}")
-                secret = user.totp_secret
-                uri = pyotp.TOTP(secret).provisioning_uri(name=user.username,
-                                                          issuer_name="ketasim clinic")
-            else:
-                valid = bool(user.totp_secret and re.fullmatch(r"[0-9]{6}", code.strip())
-                             and pyotp.TOTP(user.totp_secret).verify(code.strip(),
-                                                                     valid_window=1))
-                if not valid:
-                    ctx.auditor.record(db, f"user:{user.id}", "mfa_failed", f"user:{user.id}")
-                elif action == "confirm":
-                    codes = [secrets.token_hex(5) for _ in range(10)]
-                    user.totp_enabled = True
-                    user.recovery_codes = [_recovery_hash(c) for c in codes]
-                    live = db.get(WebSession, w.ws.id)
-                    if live is not None:
-                        live.mfa_passed = True
-                    ctx.auditor.record(db, f"user:{user.id}", "mfa_enabled", f"user:{user.id}",
-                                       {"recovery_codes": len(codes)})
+                    status, error = 400, "A second factor is already set up; disable it first."
                 else:
-                    if clinic is not None and clinic.require_mfa and user.role in MFA_ROLES:
-                        return show(400, "Your clinic requires a second factor for your role.")
-                    user.totp_enabled = False
-                    user.totp_secret = None
-                    user.recovery_codes = None
-                    ctx.auditor.record(db, f"user:{user.id}", "mfa_disabled",
-                                       f"user:{user.id}")
-        if action == "setup":
-            return show(secret=secret, uri=uri)
-        if not valid:
-            return show(400, "That code is not valid; check the device clock and try again.")
-        if action == "confirm":
-            return show(codes=codes)
-        return show()
+                    user.totp_secret = pyotp.random_base32()
+                    ctx.auditor.record(db, f"user:{user.id}", "mfa_setup", f"user:{user.id}")
+                    shown["secret"] = user.totp_secret
+                    shown["uri"] = pyotp.TOTP(user.totp_secret).provisioning_uri(
+                        name=user.username, issuer_name="ketasim clinic")
+            elif not _totp_ok(user.totp_secret, code):
+                ctx.auditor.record(db, f"user:{user.id}", "mfa_failed", f"user:{user.id}")
+                status = 400
+                error = "That code is not valid; check the device clock and try again."
+            elif action == "confirm":
+                codes = [secrets.token_hex(5) for _ in range(10)]
+                user.totp_enabled = True
+                user.recovery_codes = [_recovery_hash(c) for c in codes]
+                live = db.get(WebSession, w.ws.id)
+                if live is not None:
+                    live.mfa_passed = True
+                ctx.auditor.record(db, f"user:{user.id}", "mfa_enabled", f"user:{user.id}",
+                                   {"recovery_codes": len(codes)})
+                shown["codes"] = codes
+            elif clinic is not None and clinic.require_mfa and user.role in MFA_ROLES:
+                status, error = 400, "Your clinic requires a second factor for your role."
+            else:
+                user.totp_enabled = False
+                user.totp_secret = None
+                user.recovery_codes = None
+                ctx.auditor.record(db, f"user:{user.id}", "mfa_disabled", f"user:{user.id}")
+            enabled = user.totp_enabled
+        return ctx.page(request, "mfa.html", w, status, title="Second factor (TOTP)",
+                        mode="account", enabled=enabled, error=error, **shown)
 
     @app.post("/logout")
     def logout(who: MaybeWho, csrf_token: str = Form("", max_length=100)) -> Response:

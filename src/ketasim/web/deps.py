@@ -93,7 +93,10 @@ class AppContext:
     key: bytes
     limiter: Any = None
     clock: Callable[[], datetime] = field(default=lambda: datetime.now(UTC))
-    batcher: AuditBatcher | None = None
+    batcher: AuditBatcher = field(init=False)
+
+    def __post_init__(self) -> None:
+        self.batcher = AuditBatcher(self)
 
     @contextmanager
     def write(self) -> Iterator[Session]:
@@ -112,8 +115,6 @@ class AppContext:
         """Append one audit entry that stands alone (a read, a denial, an export) and return
         once it is committed. Concurrent requests' entries are committed together (group
         commit: one write transaction, one lock and one fsync for the batch)."""
-        if self.batcher is None:
-            self.batcher = AuditBatcher(self)
         self.batcher.submit((actor, action, subject, dict(detail or {})))
 
     def page(self, request: Request, name: str, who: Who | None, status: int = 200,
@@ -281,12 +282,17 @@ async def read_form(request: Request) -> FormData:
     return await request.form(max_files=0, max_fields=MAX_FIELDS, max_part_size=MAX_BODY)
 
 
-async def posted(request: Request, who: SignedIn) -> Post:
-    """The form of a state change whose CSRF token matches the user's session."""
-    form = await read_form(request)
+def check_csrf(form: FormData, who: Who) -> None:
+    """403 unless the form's CSRF token is the one of the user's session."""
     given = form.get("csrf_token")
     if not same(given if isinstance(given, str) else "", who.ws.csrf_token):
         raise HTTPException(status_code=403, detail="missing or wrong CSRF token")
+
+
+async def posted(request: Request, who: SignedIn) -> Post:
+    """The form of a state change whose CSRF token matches the user's session."""
+    form = await read_form(request)
+    check_csrf(form, who)
     return Post(who, form)
 
 
@@ -405,7 +411,7 @@ __all__ = [
     "CLINICIANS", "COOKIE", "MAX_BODY", "MAX_FIELDS", "MAX_ID", "MAX_IN_FLIGHT",
     "STAFF_READ", "WORKERS", "AlertId", "AppContext", "AuditBatcher", "Ctx", "Form", "LoadShedder",
     "MaybeWho", "PatientId", "Post", "Posted", "ReadDb", "RequestId", "SessionId",
-    "Settings", "SignedIn", "Who", "client_address", "current", "deny", "get_ctx",
+    "Settings", "SignedIn", "Who", "check_csrf", "client_address", "current", "deny", "get_ctx",
     "now", "patient_in_reach", "posted", "read_db", "require_role", "sees", "signed_in",
     "utc",
 ]

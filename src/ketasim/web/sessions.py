@@ -278,9 +278,8 @@ def register(app: FastAPI, ctx: AppContext) -> None:
         if user.role not in SESSION_WRITE or step not in STEPS:
             deny(ctx, user, f"session:{session_id}")
         token = post.get("form_token").strip()
-        if token and (len(token) > 64 or db.scalar(select(SessionEvent.id).where(
-                SessionEvent.form_token == token)) is not None):
-            return RedirectResponse(f"/sessions/{row.id}", status_code=303)  # already done
+        if len(token) > 64:
+            return RedirectResponse(f"/sessions/{row.id}", status_code=303)  # not one of ours
         try:
             with ctx.write() as w:
                 _record_step(w, step, post, user, p, clinic, session_id, token)
@@ -290,8 +289,7 @@ def register(app: FastAPI, ctx: AppContext) -> None:
             if token:  # the same form submitted twice at once: the first one counted
                 return RedirectResponse(f"/sessions/{row.id}", status_code=303)
             raise
-        except (KetasimError, ValueError) as exc:
-            row, p, clinic, events = load(db, user, session_id)
+        except (KetasimError, ValueError) as exc:  # rolled back: the page as it was read
             return show(request, post.who, clinic, row, p, events, error=str(exc),
                         status=400)
         return RedirectResponse(f"/sessions/{row.id}", status_code=303)
@@ -430,12 +428,16 @@ def _step_data(step: str, form: Post, user: User, db: Session, p: Patient,
     raise FormError("step", f"{step!r} is unknown", "use the session page")
 
 
-def _earlier_doses(db: Session, patient_id: int) -> list[tuple[int, datetime, float]]:
-    """Every dose of a patient: (session id, time, mg)."""
+def _earlier_doses(db: Session, patient_id: int
+                   ) -> list[tuple[int, datetime, float, float | None]]:
+    """Every dose of a patient in the order recorded: (session id, time, mg, weight kg)."""
     rows = db.execute(select(SessionEvent.session_id, SessionEvent.at, SessionEvent.data).join(
         MonitoredSessionRow, SessionEvent.session_id == MonitoredSessionRow.id).where(
-        MonitoredSessionRow.patient_id == patient_id, SessionEvent.kind == "dose"))
-    return [(int(r[0]), utc(r[1]), float(r[2]["dose_mg"])) for r in rows]
+        MonitoredSessionRow.patient_id == patient_id, SessionEvent.kind == "dose").order_by(
+        SessionEvent.id))
+    return [(int(r[0]), utc(r[1]), float(r[2]["dose_mg"]),
+             float(r[2]["weight_kg"]) if r[2].get("weight_kg") is not None else None)
+            for r in rows]
 
 
 def _dose_data(form: Post, user: User, db: Session, p: Patient, state: MonitoredSession,
@@ -472,8 +474,8 @@ def _dose_data(form: Post, user: User, db: Session, p: Patient, state: Monitored
         duration = parse_number(form.get("duration_min"), "infusion duration (min)", 1, 600)
     product = text_field(form, "product", "product", required=True)
     lot = text_field(form, "lot", "lot", required=True)
-    previous = _previous_weight(db, p.id)
     doses = _earlier_doses(db, p.id)
+    previous = doses[-1][3] if doses else None  # the weight at the last dose
     sessions = tuple(utc(r.started_at) for r in db.scalars(select(MonitoredSessionRow).where(
         MonitoredSessionRow.patient_id == p.id, MonitoredSessionRow.discharged_at.is_not(None))))
     order = DoseOrder(compound=compound, route=route, amount=amount, unit=unit,  # type: ignore[arg-type]
@@ -481,8 +483,8 @@ def _dose_data(form: Post, user: User, db: Session, p: Patient, state: Monitored
     ctx_ = PatientDoseContext(
         weight_kg=weight, weight_measured_at=datetime.combine(measured, datetime.min.time(), UTC),
         previous_weight_kg=previous, session_times=sessions,
-        session_doses_mg=tuple(mg for sid, _, mg in doses if sid == row.id),
-        earlier_doses=tuple((t, mg) for _, t, mg in doses))
+        session_doses_mg=tuple(mg for sid, _, mg, _ in doses if sid == row.id),
+        earlier_doses=tuple((t, mg) for _, t, mg, _ in doses))
     check = check_dose(order, ctx_, clinic_limits(db, p.clinic_id))
     reason = text_field(form, "override_reason", "override reason")
     second = None
@@ -521,14 +523,6 @@ def _second_clinician(db: Session, user: User, form: Post, check: Any) -> str:
                              "a different prescriber of this clinic must confirm with their "
                              "own user name and password")
     return other.username
-
-
-def _previous_weight(db: Session, patient_id: int) -> float | None:
-    rows = db.scalars(select(SessionEvent).join(
-        MonitoredSessionRow, SessionEvent.session_id == MonitoredSessionRow.id).where(
-        MonitoredSessionRow.patient_id == patient_id, SessionEvent.kind == "dose").order_by(
-        SessionEvent.id.desc()).limit(1)).all()
-    return float(rows[0].data["weight_kg"]) if rows else None
 
 
 __all__ = [
