@@ -116,8 +116,13 @@ def test_calibration_hits_its_statistics() -> None:
     diag = acute.load_fit()["diagnostics"]
     assert diag["stage1"]["peak_min"] == pytest.approx(40.0, abs=1e-3)
     ach = diag["stage2"]["achieved"]
-    assert ach["cadss_iv_end_mean"] == pytest.approx(7.7, rel=0.02)
+    # an over-determined weighted fit: the [V] statistics land close, the [M] rows looser
+    assert ach["cadss_iv_end_mean"] == pytest.approx(7.7, rel=0.05)
     assert ach["cadss_iv_end_sd"] == pytest.approx(9.2, rel=0.02)
+    assert ach["ready_120min_84mg"] >= 0.965
+    assert ach["ready_90min_84mg"] > 0.75
+    assert diag["stage2"]["weights"]["moaas_fall_56mg"] == 0.5
+    assert diag["stage3"]["achieved"] == pytest.approx(0.003, rel=1e-6)
     for g in acute.AGE_GROUPS:
         assert diag["stage4"][f"sbp_{g}"]["cost"] < 1e-12
 
@@ -135,21 +140,21 @@ def test_acute_validation_verdicts(verdicts: dict[str, tuple[str, str]]) -> None
     kind = {k: v[0] for k, v in verdicts.items()}
     verdict = {k: v[1] for k, v in verdicts.items()}
     passes = ["cadss_iv_end_mean", "cadss_iv_peak_at_end", "cadss_in_peak_40min",
-              "cadss_sc_peak_30min", "cadss_sc_first_dose_mean", "cadss_share_gt4_56mg",
-              "cadss_share_gt4_84mg", "bp_sbp_rise40_under_65", "bp_dbp_rise25_under_65",
+              "cadss_sc_peak_30min", "cadss_resolved_2h_iv", "cadss_resolved_2h_in84",
+              "cadss_resolved_2h_sc", "bp_sbp_rise40_under_65", "bp_dbp_rise25_under_65",
               "bp_sbp_rise40_65_plus", "bp_dbp_rise25_65_plus", "bp_sc_sbp_30min",
-              "bp_iv_back_by_100min", "moaas_fall_56mg", "moaas_fall_84mg", "moaas_0",
+              "bp_iv_back_by_100min", "moaas_0", "ready_120min",
               "moaas_peak_30_45min", "moaas_modal_level_4", "attenuation_week14",
               "attenuation_share_dose8"]
     for i in passes:
         assert verdict[i] == "pass", i
     assert verdict["perception_bowdle_100"] == "inside band"
-    known = ["cadss_resolved_2h_iv", "cadss_resolved_2h_in84", "cadss_resolved_2h_sc",
-             "moaas_resolved_90min", "ready_90min", "ready_120min"]
+    known = ["cadss_sc_first_dose_mean", "cadss_share_gt4_56mg", "cadss_share_gt4_84mg",
+             "moaas_fall_56mg", "moaas_fall_84mg", "moaas_resolved_90min", "ready_90min"]
     for i in known:
         assert verdict[i] == "known discrepancy", i
     # fitted numbers are marked as such, never as validations
-    for i in ("cadss_iv_end_mean", "cadss_in_peak_40min", "moaas_fall_84mg",
+    for i in ("cadss_iv_end_mean", "cadss_in_peak_40min", "ready_120min",
               "bp_sbp_rise40_under_65", "attenuation_week14"):
         assert kind[i] == "calibration", i
     assert set(passes) | set(known) | {"perception_bowdle_100"} == ids

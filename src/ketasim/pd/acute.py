@@ -8,7 +8,8 @@ Olofsen's C50 scaling C50,eff = C50·(1 + Ce,NK/C100,NK). Written as one driver,
 
 every model below is a pure function of D (arrays with a leading subject axis):
 
-* dissociation: CADSS = Emaxᵢ·f(n)·Dᵞ/(C50ᵢᵞ + Dᵞ), log-normal IIV on C50 and Emax, attenuated
+* dissociation: CADSS = Emaxᵢ·f(n)·Dᵞ/(C50ᵢᵞ + Dᵞ) (γ calibrated to the resolution by
+  90-120 min), log-normal IIV on C50 and Emax, attenuated
   over sessions by f(n) = f∞ + (1 − f∞)·exp(−(n − 1)/τ);
 * perception / "drug high": the same Hill term as a fraction of the (unpublished) maximum;
 * sedation: proportional-odds MOAA/S, P(MOAA/S ≤ j) = logistic(γₛ·(ln D − ln C50ⱼ));
@@ -84,10 +85,10 @@ FIXED: dict[str, Parameter] = {
                     "0.3 nmol/mL", SIMONS),
     "t_half_ke0": lit(8.3, "min", "S-ketamine effect-site equilibration half-time (95 % CI "
                       "5.1-13.0); used for S-norketamine as well (assumed)", OLOFSEN),
-    "hill": assumed(2.0, "", "Hill coefficient γ of the perception, drug-high and "
-                    "dissociation Emax models",
+    "hill": assumed(2.0, "", "Hill coefficient γ of the perception and drug-high Emax "
+                    "models (VAS endpoints)",
                     "gap in Olofsen 2022; γ 1-2 reproduces Bowdle 1998's near-linear rise "
-                    "(" + BOWDLE + ") and γ ≥ 2 the resolution by ~2 h; 2 taken"),
+                    "(" + BOWDLE + "); 2 taken"),
     "f_inf": lit(0.44, "fraction", "dissociation remaining after many sessions (f∞): mean "
                  "CADSS 20 at week 1 → 8.8 at week 14, SC racemic 1 mg/kg weekly (derived)",
                  GLUE_2018),
@@ -106,6 +107,8 @@ FIXED: dict[str, Parameter] = {
 CALIBRATED: dict[str, tuple[str, str]] = {
     "c100_nk": ("ng/mL", "S-norketamine effect-site concentration that doubles C50 "
                 "(Olofsen's antagonism structure; value a gap)"),
+    "hill_cadss": ("", "Hill coefficient γ of dissociation (CADSS; a gap in Olofsen 2022): "
+                   "sets how fast dissociation resolves as the driver falls"),
     "emax_cadss": ("CADSS points", "maximal dissociation (typical patient, first session)"),
     "omega_c50": ("log-SD", "between-patient SD of ln C50 (dissociation; lumps PK and PD)"),
     "omega_emax": ("log-SD", "between-patient SD of ln Emax (dissociation)"),
@@ -248,7 +251,7 @@ def dissociation(d: np.ndarray, p: Mapping[str, float], eta_c50: np.ndarray | fl
     c50 = p["c50_perception"] * np.exp(p["omega_c50"] * np.asarray(eta_c50, float))
     emax = p["emax_cadss"] * np.exp(p["omega_emax"] * np.asarray(eta_emax, float))
     f = attenuation(session, p["f_inf"], p["tau_sessions"])
-    return np.minimum(emax * f * hill(d, c50, p["hill"]), CADSS_MAX)
+    return np.minimum(emax * f * hill(d, c50, p["hill_cadss"]), CADSS_MAX)
 
 
 def drug_high(d: np.ndarray, p: Mapping[str, float]) -> np.ndarray:

@@ -7,13 +7,17 @@ variability), with stated tolerances and fixed seeds:
 1. ``c100_nk`` (brentq, xtol 1e-6 ng/mL): the typical patient's dissociation after
    84 mg intranasal esketamine peaks at 40 min (label / TRANSFORM-2 [V]).
 2. ``cadss_noise_sd`` (closed form): placebo share with CADSS > 4 = 10.5 %, the midpoint of
-   the label's 5-16 % [V]. ``emax_cadss``, ``omega_c50``, ``omega_emax`` (least squares,
-   xtol/ftol 1e-12, 4,000 common random numbers, seed 20261129): mean 7.7 and SD 9.2 of
-   CADSS at the end of 0.5 mg/kg/40 min IV (van Schalkwyk 2018 [V]) and the share with a
-   40-min CADSS > 4 after 56 and 84 mg intranasal, 61 % and 69 % (label table [M]).
-3. ``c50_moaas4``, ``gamma_moaas`` (closed form): any MOAA/S fall in 50 % (56 mg) and 61 %
-   (84 mg) against an independent placebo background of 11 % (label table [M]);
-   ``c50_moaas0`` (brentq, xtol 1e-9): MOAA/S 0 in 0.3 % (label §5.1 [V]), at 56/84 mg.
+   the label's 5-16 % [V]. Then dissociation and sedation together (weighted least squares
+   on relative residuals, xtol/ftol 1e-12, 4,000 common random numbers, seed 20261129):
+   ``hill_cadss``, ``emax_cadss``, ``omega_c50``, ``omega_emax``, ``c50_moaas4`` and
+   ``gamma_moaas`` to eight statistics: mean 7.7 and SD 9.2 of CADSS at the end of
+   0.5 mg/kg/40 min IV (van Schalkwyk 2018 [V]); ≥ 90 % ready to leave at 90 min and
+   ≥ 96.5 % by 120 min, taken on the first 84 mg dose (pooled TRANSFORM poster [V]; CADSS ≤ 4
+   and MOAA/S 5, in closed form); and, at half weight because the reference grades these
+   per-dose label rows [M], the shares with a 40-min CADSS > 4 (61 %, 69 %) and with any
+   MOAA/S fall (50 %, 61 % with an 11 % placebo background) at 56 and 84 mg. More statistics
+   than parameters: the fit is a compromise, reported in ``ketasim validate pd``.
+3. ``c50_moaas0`` (brentq, xtol 1e-9): MOAA/S 0 in 0.3 % (label §5.1 [V]), at 56/84 mg.
 4. Per age group and SBP/DBP: placebo mean and SD of a reading's change (closed form) from
    the placebo arm's mean maximum rise (Doherty 2020 [V]) and the share with a rise ≥ 40
    (SBP) / ≥ 25 (DBP) at least once over 8 sessions (label table [V]); the drug slope and
@@ -40,7 +44,7 @@ from typing import Any
 
 import numpy as np
 from scipy.optimize import brentq, least_squares
-from scipy.special import expit, logit
+from scipy.special import expit
 from scipy.stats import norm
 
 from ketasim.pd import acute
@@ -70,6 +74,11 @@ TARGETS: dict[str, tuple[float, str]] = {
                              " table [M])"),
     "moaas_fall_56mg": (0.50, "any MOAA/S fall, 56 mg (" + acute.LABEL + " table [M])"),
     "moaas_fall_84mg": (0.61, "any MOAA/S fall, 84 mg (" + acute.LABEL + " table [M])"),
+    "ready_90min_84mg": (0.90, "share clinically ready to leave at 90 min (at least 90 %; "
+                         "taken on the first 84 mg dose, the most demanding day) (" +
+                         acute.READY_POSTER + " [V])"),
+    "ready_120min_84mg": (0.965, "share ready by 120 min (at most 3.5 % not ready at 2 h on "
+                          "any dosing day) (" + acute.READY_POSTER + " [V])"),
     "moaas_0": (0.003, "MOAA/S 0 (loss of consciousness), 56/84 mg (" + acute.LABEL +
                 " §5.1 [V])"),
     # BP: (group, kind, arm) -> mean maximum rise and threshold share over 8 doses
@@ -145,42 +154,83 @@ def _cadss_stats(p: dict[str, float], d_iv: float, d56: float, d84: float,
             "cadss_share_gt4_84mg": float(norm.cdf((e["84"] - CADSS_CASE) / s).mean())}
 
 
-def _stage_cadss(base: dict[str, float], d_iv: float, d56: float, d84: float
+def _moaas_fall(p: dict[str, float], peak: float) -> float:
+    """Any MOAA/S fall at a driver peak, with the independent placebo background."""
+    bg = acute.FIXED["moaas_background"].value
+    sedated = float(expit(p["gamma_moaas"] * math.log(peak / p["c50_moaas4"])))
+    return 1.0 - (1.0 - bg) * (1.0 - sedated)
+
+
+def ready_share(p: dict[str, float], d_after: float) -> float:
+    """Share of first-session patients ready (drug-attributable CADSS ≤ 4 and MOAA/S 5) once
+    the driver stays below ``d_after``: the CADSS condition integrated over the log-normal
+    C50 in closed form and over Emax by 40-node Gauss-Hermite; MOAA/S independent of it."""
+    x, w = np.polynomial.hermite_e.hermegauss(40)
+    w = w / w.sum()
+    emax = p["emax_cadss"] * np.exp(p["omega_emax"] * x)
+    # CADSS_i(D) ≤ 4  <=>  D ≤ C50_i·(4/(Emax_i − 4))^(1/γ)
+    room = np.log(CADSS_CASE / np.maximum(emax - CADSS_CASE, 1e-300)) / p["hill_cadss"]
+    zc = (math.log(d_after) - math.log(p["c50_perception"]) - room) / p["omega_c50"]
+    ok_cadss = float(w @ np.where(emax <= CADSS_CASE, 1.0, norm.sf(zc)))
+    awake = 1.0 - float(expit(p["gamma_moaas"] * math.log(d_after / p["c50_moaas4"])))
+    return ok_cadss * awake
+
+
+JOINT = ("cadss_iv_end_mean", "cadss_iv_end_sd", "cadss_share_gt4_56mg",
+         "cadss_share_gt4_84mg", "moaas_fall_56mg", "moaas_fall_84mg", "ready_90min_84mg",
+         "ready_120min_84mg")
+# weight of each relative residual: 1 for statistics read in the primary text [V], ½ for
+# the per-dose label rows the reference grades [M] (recalled, to verify)
+WEIGHT = {k: (0.5 if "[M]" in TARGETS[k][1] else 1.0) for k in JOINT}
+
+
+def _stage_joint(base: dict[str, float], drivers: dict[str, float]
                  ) -> tuple[dict[str, float], dict[str, Any]]:
+    """Dissociation and sedation together: they share the readiness statistics."""
     sd = CADSS_CASE / float(norm.ppf(1.0 - TARGETS["cadss_placebo_share_gt4"][0]))
     z = np.random.default_rng(SEED).standard_normal((N_DRAWS, 2))
-    names = ("cadss_iv_end_mean", "cadss_iv_end_sd", "cadss_share_gt4_56mg",
-             "cadss_share_gt4_84mg")
+    names = ("hill_cadss", "emax_cadss", "omega_c50", "omega_emax", "c50_moaas4",
+             "gamma_moaas")
+    logged = {"emax_cadss", "c50_moaas4"}
 
     def params(x: np.ndarray) -> dict[str, float]:
-        return {**base, "cadss_noise_sd": sd, "emax_cadss": float(math.exp(x[0])),
-                "omega_c50": float(x[1]), "omega_emax": float(x[2])}
+        out = {**base, "cadss_noise_sd": sd}
+        for k, v in zip(names, x, strict=True):
+            out[k] = float(math.exp(v)) if k in logged else float(v)
+        return out
+
+    def stats(p: dict[str, float]) -> dict[str, float]:
+        st = _cadss_stats(p, drivers["iv_end"], drivers["in56_40min"], drivers["in84_40min"], z)
+        st["moaas_fall_56mg"] = _moaas_fall(p, drivers["in56_peak"])
+        st["moaas_fall_84mg"] = _moaas_fall(p, drivers["in84_peak"])
+        st["ready_90min_84mg"] = ready_share(p, drivers["in84_after_90min"])
+        st["ready_120min_84mg"] = ready_share(p, drivers["in84_after_120min"])
+        return st
 
     def res(x: np.ndarray) -> np.ndarray:
-        st = _cadss_stats(params(x), d_iv, d56, d84, z)
-        return np.array([st[k] / TARGETS[k][0] - 1.0 for k in names])
-    fit = least_squares(res, np.array([math.log(40.0), 0.6, 0.5]),
-                        bounds=([0.0, 0.0, 0.0], [math.log(92.0), 3.0, 3.0]),
-                        xtol=1e-12, ftol=1e-12, gtol=1e-12)
+        st = stats(params(x))
+        return np.array([WEIGHT[k] * (st[k] / TARGETS[k][0] - 1.0) for k in JOINT])
+    lower = np.array([0.5, 0.0, 0.01, 0.0, 0.0, 0.5])
+    upper = np.array([20.0, math.log(acute.CADSS_MAX), 3.0, 3.0, 10.0, 30.0])
+    fit = least_squares(res, np.array([2.0, math.log(30.0), 0.6, 0.5, math.log(60.0), 2.0]),
+                        bounds=(lower, upper), xtol=1e-12, ftol=1e-12, gtol=1e-12)
     p = params(fit.x)
-    st = _cadss_stats(p, d_iv, d56, d84, z)
-    out = {k: p[k] for k in ("cadss_noise_sd", "emax_cadss", "omega_c50", "omega_emax")}
-    return out, {"achieved": st, "cost": float(fit.cost), "nfev": int(fit.nfev)}
+    at_bound = [k for k, v, lo, hi in zip(names, fit.x, lower, upper, strict=True)
+                if math.isclose(v, lo, abs_tol=1e-6) or math.isclose(v, hi, abs_tol=1e-6)]
+    out = {k: p[k] for k in ("cadss_noise_sd", *names)}
+    return out, {"achieved": stats(p), "weights": WEIGHT, "cost": float(fit.cost),
+                 "nfev": int(fit.nfev), "at_bound": at_bound}
 
 
-def _stage_moaas(d56: float, d84: float) -> tuple[dict[str, float], dict[str, Any]]:
-    bg = acute.FIXED["moaas_background"].value
-    p56 = (TARGETS["moaas_fall_56mg"][0] - bg) / (1.0 - bg)
-    p84 = (TARGETS["moaas_fall_84mg"][0] - bg) / (1.0 - bg)
-    gamma = float((logit(p84) - logit(p56)) / math.log(d84 / d56))
-    c50_4 = float(d56 * math.exp(-logit(p56) / gamma))
+def _stage_moaas0(p: dict[str, float], d56: float, d84: float
+                  ) -> tuple[float, dict[str, Any]]:
+    gamma, c50_4 = p["gamma_moaas"], p["c50_moaas4"]
     target0 = TARGETS["moaas_0"][0]
 
     def f(log_c50: float) -> float:
         return float(np.mean(expit(gamma * (np.log([d56, d84]) - log_c50)))) - target0
     c50_0 = float(math.exp(brentq(f, math.log(c50_4), math.log(c50_4) + 50.0, xtol=1e-9)))
-    return ({"c50_moaas4": c50_4, "gamma_moaas": gamma, "c50_moaas0": c50_0},
-            {"drug_attributable_fall_56_84": [p56, p84]})
+    return c50_0, {"achieved": f(math.log(c50_0)) + target0}
 
 
 def _bp_drug_stats(mu: float, sd: float, slope: float, slope_sd: float,
@@ -237,13 +287,10 @@ def _stage_bp(drivers: dict[str, np.ndarray]) -> tuple[dict[str, float], dict[st
 STATISTIC: dict[str, str] = {
     "c100_nk": "cadss_peak_in84_min",
     "cadss_noise_sd": "cadss_placebo_share_gt4",
-    "emax_cadss": "cadss_iv_end_mean, cadss_iv_end_sd, cadss_share_gt4_56mg, "
-                  "cadss_share_gt4_84mg",
-    "c50_moaas4": "moaas_fall_56mg, moaas_fall_84mg", "gamma_moaas": "moaas_fall_56mg, "
-    "moaas_fall_84mg", "c50_moaas0": "moaas_0",
+    "c50_moaas0": "moaas_0",
 }
-for _k in ("omega_c50", "omega_emax"):
-    STATISTIC[_k] = STATISTIC["emax_cadss"]
+for _k in ("hill_cadss", "emax_cadss", "omega_c50", "omega_emax", "c50_moaas4", "gamma_moaas"):
+    STATISTIC[_k] = ", ".join(JOINT)
 for _g in AGE_GROUPS:
     for _b, _thr in (("sbp", "rise40"), ("dbp", "rise25")):
         for _w in ("placebo_mean", "placebo_sd"):
@@ -271,13 +318,18 @@ def calibrate(progress: Callable[[str], None] | None = None) -> dict[str, Any]:
     base["c100_nk"] = c100
     d_iv = _value_at(drv["iv"], c100, 40.0 / 60.0)
     d56 = _value_at(drv["56"], c100, 40.0 / 60.0)
-    d84 = _value_at(drv["84"], c100, 40.0 / 60.0)
-    say("stage 2: dissociation magnitude and spread")
-    cadss, diag2 = _stage_cadss(base, d_iv, d56, d84)
-    say("stage 3: sedation")
+    d84_40 = _value_at(drv["84"], c100, 40.0 / 60.0)
     peak56 = float(drv["56"].driver(c100).max())
     peak84 = float(drv["84"].driver(c100).max())
-    moaas, diag3 = _stage_moaas(peak56, peak84)
+    d84 = drv["84"].driver(c100)[0]
+    drivers = {"iv_end": d_iv, "in56_40min": d56, "in84_40min": d84_40, "in56_peak": peak56,
+               "in84_peak": peak84,
+               "in84_after_90min": float(d84[drv["84"].times >= 1.5 - 1e-9].max()),
+               "in84_after_120min": float(d84[drv["84"].times >= 2.0 - 1e-9].max())}
+    say("stage 2: dissociation and sedation (magnitude, spread, steepness, resolution)")
+    joint, diag2 = _stage_joint(base, drivers)
+    say("stage 3: loss of consciousness")
+    c50_0, diag3 = _stage_moaas0(joint, peak56, peak84)
     say("stage 4: blood pressure")
     bp_drivers = {}
     for g, age in AGES.items():
@@ -288,15 +340,14 @@ def calibrate(progress: Callable[[str], None] | None = None) -> dict[str, Any]:
             rows.append([_value_at(d, c100, t) for t in BP_READINGS_H])
         bp_drivers[g] = np.array(rows)
     bp, diag4 = _stage_bp(bp_drivers)
-    fitted = {"c100_nk": c100, **cadss, **moaas, **bp}
+    fitted = {"c100_nk": c100, **{k: v for k, v in joint.items() if k in acute.CALIBRATED},
+              "c50_moaas0": c50_0, **bp}
     params = {k: {"value": float(v), "statistic": _describe(STATISTIC[k])}
               for k, v in fitted.items()}
     return {"parameters": params,
             "diagnostics": {"seed": SEED, "draws": N_DRAWS, "stage1": diag1,
                             "stage2": diag2, "stage3": diag3, "stage4": diag4,
-                            "drivers_ng_ml": {"iv_end": d_iv, "in56_40min": d56,
-                                              "in84_40min": d84, "in56_peak": peak56,
-                                              "in84_peak": peak84},
+                            "drivers_ng_ml": drivers,
                             "seconds": round(time.perf_counter() - start, 2)}}
 
 

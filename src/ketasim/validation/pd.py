@@ -171,6 +171,11 @@ def _bowdle() -> float:
     return float(acute.perception(np.array(100.0), acute.values()))
 
 
+TRADE = ("fitted with weight ½ (a per-dose label row graded [M]) jointly with the [V] "
+         "readiness shares: the PK driver falls only ~1.75-fold from 40 to 90 min, so a "
+         "response steep enough to resolve by 90-120 min separates 56 from 84 mg more than "
+         "this row says")
+
 ACUTE_TARGETS: list[Target] = [
     Target("cadss_iv_end_mean", "racemic_enantiomers", "mean CADSS at the end of 0.5 mg/kg "
            "over 40 min IV (fitted: Emax, with the SD and the 56/84 mg shares)", 7.7, "points",
@@ -190,23 +195,24 @@ ACUTE_TARGETS: list[Target] = [
            compute=_cadss_peak_time(SC1)),
     Target("cadss_sc_first_dose_mean", "racemic_enantiomers", "SC 1 mg/kg racemic, first "
            "dose: mean CADSS at its peak (±30 %)", 20.0, "points",
-           acute.GLUE_2018 + f" [V]; {AR} §2.3", kind="independent", tolerance=0.30,
-           compute=_cadss_peak_mean(SC1)),
+           acute.GLUE_2018 + f" [V]; {AR} §2.3", kind="known", tolerance=0.30,
+           compute=_cadss_peak_mean(SC1),
+           note="the steep dissociation response (γ fitted to the resolution by 90-120 min, "
+           "Emax at the scale maximum) over-predicts the high SC peak driver (~112 ng/mL); "
+           "fitting this mean as well drops readiness at 90 min to 73 %, so it is left out "
+           "and reported (conservative: SC dissociation and readiness time run high)"),
     *[Target(f"cadss_resolved_2h_{name}", model, f"{reg}: mean CADSS below 2 points by "
-             "120 min", 2.0, "points", acute.ACEVEDO + f" [V]; {AR} §2.5, §6.1", kind="known",
-             low=0.0, high=2.0, compute=_mean_cadss_at(reg, 2.0),
-             note="S-ketamine and S-norketamine effect-site curves of the PK models stay high "
-             "for hours; the fitted S-norketamine antagonism brings the IN peak to 40 min but "
-             "leaves a tail of ~25-30 % of the peak at 120 min (IIV on C50 lengthens it)")
+             "120 min", 2.0, "points", acute.ACEVEDO + f" [V]; {AR} §2.5, §6.1",
+             kind="independent", low=0.0, high=2.0, compute=_mean_cadss_at(reg, 2.0))
       for name, model, reg in (("iv", "racemic_enantiomers", RACEMIC),
                                ("in84", "perez_ruixo_2021", IN84),
                                ("sc", "racemic_enantiomers", SC1))],
     Target("cadss_share_gt4_56mg", "perez_ruixo_2021", "share with CADSS > 4 at 40 min, "
            "56 mg intranasal (fitted)", 0.61, "fraction", acute.LABEL + f" table [M]; {AR} "
-           "§2.4", kind="calibration", low=0.56, high=0.66, compute=_share_gt4(IN56)),
+           "§2.4", kind="known", low=0.56, high=0.66, compute=_share_gt4(IN56), note=TRADE),
     Target("cadss_share_gt4_84mg", "perez_ruixo_2021", "share with CADSS > 4 at 40 min, "
            "84 mg intranasal (fitted)", 0.69, "fraction", acute.LABEL + f" table [M]; {AR} "
-           "§2.4", kind="calibration", low=0.64, high=0.75, compute=_share_gt4(IN84)),
+           "§2.4", kind="known", low=0.64, high=0.75, compute=_share_gt4(IN84), note=TRADE),
     Target("perception_bowdle_100", "—", "perception at 100 ng/mL S-ketamine as a fraction "
            "of maximum (Bowdle: most VAS items at 37-89 % of maximum at the top step)", 0.6,
            "fraction", acute.BOWDLE + f" [V]; {AR} §1.4", kind="plausibility", low=0.37,
@@ -228,10 +234,10 @@ ACUTE_TARGETS: list[Target] = [
            kind="independent", low=0.0, high=0.5, compute=_sbp_rise_at(RACEMIC, 100 / 60, True)),
     Target("moaas_fall_56mg", "perez_ruixo_2021", "any MOAA/S fall, 56 mg, with the 11 % "
            "placebo background (fitted)", 0.50, "fraction", acute.LABEL + f" table [M]; {AR} "
-           "§4", kind="calibration", low=0.45, high=0.55, compute=_moaas_fall(IN56)),
+           "§4", kind="known", low=0.45, high=0.55, compute=_moaas_fall(IN56), note=TRADE),
     Target("moaas_fall_84mg", "perez_ruixo_2021", "any MOAA/S fall, 84 mg, with the 11 % "
            "placebo background (fitted)", 0.61, "fraction", acute.LABEL + f" table [M]; {AR} "
-           "§4", kind="calibration", low=0.55, high=0.67, compute=_moaas_fall(IN84)),
+           "§4", kind="known", low=0.55, high=0.67, compute=_moaas_fall(IN84), note=TRADE),
     Target("moaas_0", "perez_ruixo_2021", "MOAA/S 0 (loss of consciousness), 84 mg (fitted "
            "at 56/84 mg)", 0.003, "fraction", acute.LABEL + f" §5.1 [V]; {AR} §4",
            kind="calibration", low=0.0, high=0.006,
@@ -247,17 +253,17 @@ ACUTE_TARGETS: list[Target] = [
            "relative to its peak (resolved by 1-1.5 h: ≤ 0.1)", 0.0, "fraction of peak",
            f"manufacturer medical information [V]; {AR} §4", kind="known", low=0.0, high=0.1,
            compute=_moaas_resolved(IN84, 1.5),
-           note="the effect-site driver is still ~60 % of its peak at 90 min, so patients "
-           "sensitive enough to be sedated stay so; see cadss_resolved_2h_*"),
-    Target("ready_90min", "perez_ruixo_2021", "84 mg: share ready to leave at 90 min (MOAA/S 5, "
-           "CADSS ≤ 4, BP below 180/110 and rises < 40/25)", 0.90, "fraction",
+           note="the effect-site driver is still ~57 % of its peak at 90 min; the joint fit "
+           "trades this against the per-dose sedation rows (see moaas_fall_*)"),
+    Target("ready_90min", "perez_ruixo_2021", "84 mg, first dose: share ready to leave at 90 "
+           "min (MOAA/S 5, CADSS ≤ 4, BP below 180/110 and rises < 40/25)", 0.90, "fraction",
            acute.READY_POSTER + f" [V]; {AR} §4", kind="known", low=0.90, high=1.0,
            compute=_ready(IN84, 1.5),
-           note="follows from the slow resolution of CADSS and sedation (above)"),
+           note="fitted (weight 1) but reached only in part: 80 % (45 % before γ was fitted); "
+           "the rest is the compromise with the per-dose rows (cadss_share_*, moaas_fall_*)"),
     Target("ready_120min", "perez_ruixo_2021", "84 mg: share ready to leave by 120 min",
-           0.965, "fraction", acute.READY_POSTER + f" [V]; {AR} §4", kind="known",
-           low=0.965, high=1.0, compute=_ready(IN84, 2.0),
-           note="follows from the slow resolution of CADSS and sedation (above)"),
+           0.965, "fraction", acute.READY_POSTER + f" [V]; {AR} §4", kind="calibration",
+           low=0.965, high=1.0, compute=_ready(IN84, 2.0)),
     Target("attenuation_week14", "—", "dissociation at session 14 relative to session 1 "
            "(f∞ is taken from this ratio: a reproduction, not a validation)", 0.44,
            "fraction", acute.GLUE_2018 + f" [V]; {AR} §5", kind="calibration", tolerance=0.02,
