@@ -356,16 +356,45 @@ def ready_time(times: np.ndarray, ok: np.ndarray, start_h: float = 0.0) -> np.nd
     return out
 
 
+@dataclass(frozen=True, eq=False)
+class PatientEffects:
+    """Each virtual patient's random effects, shape (n, 1): standard normal on the
+    dissociation C50 and Emax and on the SBP and DBP slopes, logistic MOAA/S tolerance."""
+
+    c50: np.ndarray
+    emax: np.ndarray
+    sbp: np.ndarray
+    dbp: np.ndarray
+    u: np.ndarray
+
+    @classmethod
+    def draw(cls, n: int, rng: np.random.Generator) -> PatientEffects:
+        """``n`` patients from the population (the prior)."""
+        shape = (n, 1)
+        c50, emax, sbp, dbp = (rng.standard_normal(shape) for _ in range(4))
+        return cls(c50, emax, sbp, dbp, rng.logistic(size=shape))
+
+    def take(self, index: np.ndarray) -> PatientEffects:
+        """The patients at ``index`` (resampling)."""
+        return PatientEffects(self.c50[index], self.emax[index], self.sbp[index],
+                              self.dbp[index], self.u[index])
+
+    def __len__(self) -> int:
+        return int(self.c50.shape[0])
+
+
 def simulate_session(driver: AcuteDriver, n: int, rng: np.random.Generator, *,
                      age: float = 45.0, baseline_sbp: float | np.ndarray = 125.0,
                      baseline_dbp: float | np.ndarray = 78.0, baseline_hr: float = 75.0,
-                     session: int = 1, params: Mapping[str, float] | None = None
-                     ) -> AcuteSession:
+                     session: int = 1, params: Mapping[str, float] | None = None,
+                     effects: PatientEffects | None = None,
+                     bp_limits: tuple[float, float] = (180.0, 110.0)) -> AcuteSession:
     """``n`` virtual patients in one session (``session`` = 1 for the first).
 
-    Readiness: MOAA/S 5, drug-attributable CADSS ≤ 4, SBP < 180, DBP < 110 and rises below
-    40/25 mmHg on the expected (noise-free) curves (assumed criteria, after the label's
-    thresholds).
+    Readiness: MOAA/S 5, drug-attributable CADSS ≤ 4, SBP/DBP below ``bp_limits`` (default
+    180/110) and rises below 40/25 mmHg on the expected (noise-free) curves (assumed
+    criteria, after the label's thresholds). ``effects`` gives the patients' random effects
+    (a posterior sample); by default they are drawn from the population.
 
     >>> d = acute_driver("84 mg esketamine intranasal")
     >>> s = simulate_session(d, 500, np.random.default_rng(1))
@@ -383,8 +412,11 @@ def simulate_session(driver: AcuteDriver, n: int, rng: np.random.Generator, *,
                          "give one typical curve or one per patient")
     t = driver.times
     shape = (n, 1)
-    e_c50, e_emax, e_s, e_d = (rng.standard_normal(shape) for _ in range(4))
-    u = rng.logistic(size=shape)
+    eff = effects if effects is not None else PatientEffects.draw(n, rng)
+    if len(eff) != n:
+        raise ModelError("effects", f"has {len(eff)} patients, not {n}",
+                         "give one set of effects per simulated patient")
+    e_c50, e_emax, e_s, e_d, u = eff.c50, eff.emax, eff.sbp, eff.dbp, eff.u
     cadss = dissociation(d, p, e_c50, e_emax, session)
     noise = p["cadss_noise_sd"] * rng.standard_normal(cadss.shape)
     reading = np.clip(cadss + noise, 0.0, CADSS_MAX)
@@ -400,7 +432,7 @@ def simulate_session(driver: AcuteDriver, n: int, rng: np.random.Generator, *,
     cv = p[f"sbp_slope_sd_{g}"] / p[f"sbp_slope_{g}"]
     hr = baseline_hr * (1.0 + p["hr_slope"] / 100.0 * d * (1.0 + cv * e_s))
     moaas = moaas_levels(d, u, p)
-    ok = ((moaas == 5) & (cadss <= CADSS_CASE) & (sbp < 180.0) & (dbp < 110.0)
+    ok = ((moaas == 5) & (cadss <= CADSS_CASE) & (sbp < bp_limits[0]) & (dbp < bp_limits[1])
           & (rise_s < 40.0) & (rise_d < 25.0))
     ready = ready_time(t, ok, start_h=float(t[1]) if len(t) > 1 else 0.0)
     return AcuteSession(t, d, cadss, reading, drug_high(d, p), moaas, sbp, dbp, sbp_r, dbp_r,
@@ -467,6 +499,7 @@ def adverse_events(regimen: str | Regimen) -> dict[str, AdverseEventRate]:
 
 __all__ = ["AE_NAMES", "AE_TABLES", "AGE_GROUPS", "BP_READINGS_H", "CADSS_CASE",
            "CALIBRATED", "FIXED", "LEVELS", "AcuteDriver", "AcuteSession", "AdverseEventRate",
+           "PatientEffects",
            "acute_driver", "acute_parameters", "adverse_events", "age_group", "antagonised",
            "attenuation", "bp_rise", "dissociation", "driver_from_run", "drug_high", "hill",
            "load_fit", "moaas_c50", "moaas_cumulative", "moaas_levels", "moaas_probabilities",
