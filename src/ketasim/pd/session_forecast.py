@@ -432,5 +432,6 @@ def read_history(path: Any) -> list[AcuteObservation]:
     return out
 
 
-__all__ = ["DISCLAIMER", "HISTORY_COLUMNS", "read_history", "REMS_MINIMUM_H", "AcuteObservation", "AcutePatient", "Band",
-           "SessionForecast", "evidence_summary", "forecast_session", "posterior_effects"]
+__all__ = ["DISCLAIMER", "HISTORY_COLUMNS", "REMS_MINIMUM_H", "AcuteObservation",
+           "AcutePatient", "Band", "SessionForecast", "evidence_summary", "forecast_session",
+           "posterior_effects", "read_history"]
