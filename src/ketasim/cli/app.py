@@ -363,6 +363,86 @@ def occupancy_cmd(
             console.print(f"wrote {plot}")
 
 
+@app.command("session")
+def session_cmd(
+    regimen: Annotated[str, typer.Option(help="the planned dose, e.g. '84 mg intranasal' or "
+                                         "'0.5 mg/kg IV over 40 min'")],
+    weight: Annotated[float, typer.Option(help="body weight (kg)")],
+    age: Annotated[float, typer.Option(help="age (years)")],
+    sbp: Annotated[float, typer.Option(help="pre-dose systolic BP (mmHg)")],
+    dbp: Annotated[float, typer.Option(help="pre-dose diastolic BP (mmHg)")],
+    hr: Annotated[float, typer.Option(help="pre-dose heart rate (beats/min)")] = 75.0,
+    prior_sessions: Annotated[int, typer.Option(help="sessions this patient has had")] = 0,
+    history: Annotated[Path | None, typer.Option(help="CSV of earlier sessions' readings: "
+                                                 "session, regimen, time_min, cadss, sbp, "
+                                                 "dbp (time_min 0 = pre-dose)")] = None,
+    replicates: Annotated[int, typer.Option(min=100, max=100_000)] = 1000,
+    seed: Annotated[int, typer.Option(help="random seed")] = 20261129,
+    plot: Annotated[Path | None, typer.Option(help="PNG picture of the forecast")] = None,
+    json_out: Annotated[bool, typer.Option("--json")] = False,
+) -> None:
+    """Forecast the hour after a dose: dissociation, sedation, BP, HR, adverse events and when
+    the patient will be ready to leave (individual when --history is given)."""
+    import json
+
+    from ketasim.pd.session_forecast import (
+        REMS_MINIMUM_H,
+        AcutePatient,
+        forecast_session,
+        read_history,
+    )
+    hist = read_history(history) if history is not None else []
+    if hist and prior_sessions == 0:
+        prior_sessions = max(o.session for o in hist)
+    patient = AcutePatient(weight, age, sbp, dbp, hr, prior_sessions)
+    f = forecast_session(regimen, patient, history=hist, n=replicates,
+                         rng=np.random.default_rng(seed))
+    if plot is not None:
+        from ketasim.report.pd import plot_session_forecast
+        plot_session_forecast(f, plot)
+    if json_out:
+        print(json.dumps(f.to_json(), indent=2))
+        return
+    kind = (f"individual: {f.n_history_sessions} earlier sessions, effective sample "
+            f"{f.ess:.0f}" if f.individual and f.ess is not None else "population")
+    table = Table(title=f"{f.regimen}, session {patient.session} ({f.model}; {kind}; "
+                  f"{f.n} replicates)")
+    for col in ("forecast", "median", "90 % band"):
+        table.add_column(col)
+
+    def band(b: Any, fmt: str = "{:.0f}", scale: float = 1.0) -> tuple[str, str]:
+        def one(v: float) -> str:
+            return "never" if not np.isfinite(v) else fmt.format(v * scale)
+        return one(b.p50), f"{one(b.p5)}–{one(b.p95)}"
+    table.add_row("peak CADSS", *band(f.cadss_peak))
+    table.add_row("peak SBP (mmHg)", *band(f.sbp_peak))
+    table.add_row("peak DBP (mmHg)", *band(f.dbp_peak))
+    table.add_row("ready to leave (min after dose)", *band(f.discharge_ready_h, scale=60.0))
+    console.print(table)
+    probs = Table(title="probabilities")
+    probs.add_column("event")
+    probs.add_column("probability", justify="right")
+    for label, v in (("SBP rise ≥ 40 mmHg (40-min or 1.5-h check)", f.p_sbp_rise_ge_40),
+                     ("DBP rise ≥ 25 mmHg", f.p_dbp_rise_ge_25),
+                     ("SBP ≥ 180 mmHg", f.p_sbp_ge_180), ("DBP ≥ 110 mmHg", f.p_dbp_ge_110),
+                     ("any MOAA/S fall", f.p_moaas_any_fall), ("MOAA/S ≤ 3", f.p_moaas_le_3),
+                     ("MOAA/S 0", f.p_moaas_0),
+                     (f"ready by the REMS {REMS_MINIMUM_H:g}-h minimum", f.p_ready_by_rems),
+                     *((f"{k} (reported incidence, {v['grade']})", v["probability"])
+                       for k, v in f.adverse_events.items())):
+        probs.add_row(label, f"{v * 100:.1f} %")
+    console.print(probs)
+    console.print(f"peak NMDA occupancy (typical patient): {f.nmda_occupancy_peak * 100:.0f} %")
+    console.print("calibrated parameters (fitted to published summary statistics, see "
+                  "docs/pd.md): " + ", ".join(f.evidence.get("calibrated", [])))
+    console.print("assumed: " + ", ".join(f.evidence.get("assumed", [])))
+    for note in f.notes:
+        console.print(f"[yellow]note:[/yellow] {note}")
+    if plot is not None:
+        console.print(f"wrote {plot}")
+    console.print(f"[dim]{f.to_json()['disclaimer']}[/dim]")
+
+
 @app.command("trial")
 def trial_cmd(
     design: Annotated[Path, typer.Argument(help="design file (TOML), see docs/outcomes.md")],

@@ -335,6 +335,11 @@ def forecast_session(regimen: str | Regimen, patient: AcutePatient, *,
     rise_d = s.dbp_reading[:, checks] - s.baseline_dbp[:, None]
     bg = p["moaas_background"]
     pct = np.percentile
+    # the band of a single reading at each time: expected curve plus one reading error; one
+    # error per replicate gives every time the same marginal as independent errors, and
+    # smooth percentile curves
+    g = acute.age_group(patient.age)
+    eps = rng.standard_normal((3, n, 1))
     try:
         ae = {k: {"probability": round(v.drug, 4), "placebo": round(v.placebo, 4),
                   "source": v.source, "grade": v.grade}
@@ -342,13 +347,21 @@ def forecast_session(regimen: str | Regimen, patient: AcutePatient, *,
     except ModelError:
         ae = {}
         notes.append("no published adverse-event table for this route and dose")
-    if "subcutaneous" in text or " SC" in text:
+    first = parse_regimen(text).doses[0]
+    if (first.compound or parse_regimen(text).compound or "racemic") == "racemic" \
+            and first.route.value == "intranasal":
+        notes.append("read as racemic ketamine; for the esketamine spray write e.g. "
+                     "'84 mg esketamine intranasal'")
+    if first.route.value == "sc":
         notes.append("SC dissociation runs high in this model (47 vs 20 CADSS after 1 mg/kg; "
                      "see ketasim validate pd), so its readiness time is conservative")
     return SessionForecast(
         regimen=text, model=drv.model, patient=patient, n=n, times_h=t,
-        cadss=pct(s.cadss_reading, BANDS, axis=0), sbp=pct(s.sbp_reading, BANDS, axis=0),
-        dbp=pct(s.dbp_reading, BANDS, axis=0), hr=pct(s.hr, BANDS, axis=0),
+        cadss=pct(np.clip(s.cadss + p["cadss_noise_sd"] * eps[0], 0.0, acute.CADSS_MAX),
+                  BANDS, axis=0),
+        sbp=pct(s.sbp + p[f"sbp_placebo_sd_{g}"] * eps[1], BANDS, axis=0),
+        dbp=pct(s.dbp + p[f"dbp_placebo_sd_{g}"] * eps[2], BANDS, axis=0),
+        hr=pct(s.hr, BANDS, axis=0),
         p_moaas_le={j: (s.moaas <= j).mean(axis=0) for j in (4, 3, 2, 1, 0)},
         cadss_peak=Band.of(s.cadss.max(axis=1)),
         sbp_peak=Band.of(_peak_reading(s.sbp, s.sbp_reading)),
