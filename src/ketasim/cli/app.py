@@ -428,7 +428,8 @@ def session_cmd(
                      ("any MOAA/S fall", f.p_moaas_any_fall), ("MOAA/S ≤ 3", f.p_moaas_le_3),
                      ("MOAA/S 0", f.p_moaas_0),
                      (f"ready by the REMS {REMS_MINIMUM_H:g}-h minimum", f.p_ready_by_rems),
-                     *((f"{k} (reported incidence, {v['grade']})", v["probability"])
+                     *((f"{k.replace('_', ' ')} (reported incidence, grade {v['grade']})",
+                        v["probability"])
                        for k, v in f.adverse_events.items())):
         probs.add_row(label, f"{v * 100:.1f} %")
     console.print(probs)
