@@ -1,8 +1,12 @@
 """Read and write NONMEM-style CSV datasets (NM-TRAN data items).
 
-Reading follows NM-TRAN conventions: column names are case-insensitive, ``.`` is 0 for data
-items, records whose ``C`` column holds anything other than ``.`` (or that start with ``#``
-or ``@``) are comments, and ``MDV``/``DV`` are kept for the caller. Writing puts the standard
+This is ketasim's own CSV format (the header names the columns; ``DUR`` is read, as
+:func:`write_nonmem_csv` writes it). Files written for NONMEM, whose columns are named by
+``$INPUT`` and filtered by ``$DATA IGNORE/ACCEPT``, are read by
+:func:`ketasim.io.read_nonmem` instead. Here column names are case-insensitive, ``.`` is 0 for
+data items, records whose ``C`` column holds anything other than ``.`` (or that start with
+``#`` or ``@``) are comments, comment lines before the header are skipped, items may be
+separated by commas or blanks, and ``MDV``/``DV`` are kept for the caller. Writing puts the standard
 items first (``ID TIME EVID AMT CMT RATE DUR II ADDL SS MDV``), then covariates, then ``DV``.
 
 >>> import io, pandas as pd
@@ -14,6 +18,7 @@ items first (``ID TIME EVID AMT CMT RATE DUR II ADDL SS MDV``), then covariates,
 
 from __future__ import annotations
 
+import io
 from collections.abc import Sequence
 from pathlib import Path
 from typing import IO, Any
@@ -31,10 +36,26 @@ def read_nonmem_csv(source: str | Path | IO[str], *, covariates: Sequence[str] =
                     lowercase_covariates: bool = False) -> tuple[EventTable, pd.DataFrame]:
     """Read a dataset; return the event table and the remaining columns (DV, MDV, …)."""
     try:
-        raw = pd.read_csv(source, dtype=str, keep_default_na=False, skipinitialspace=True)
-    except (OSError, pd.errors.ParserError, UnicodeDecodeError) as exc:
-        raise DataError("dataset", f"cannot read CSV: {exc}",
-                        "give a comma-separated file with a header row") from exc
+        if hasattr(source, "read"):
+            text = source.read()
+        else:
+            text = Path(source).read_text(encoding="utf-8-sig")
+        lines = str(text).splitlines()
+        # comment lines (#, @, a NONMEM "TABLE NO." line) and blank lines before the header
+        start = 0
+        while start < len(lines) and (not lines[start].strip()
+                                      or lines[start].lstrip().startswith(("#", "@"))
+                                      or lines[start].startswith("TABLE NO.")):
+            start += 1
+        header = lines[start] if start < len(lines) else ""
+        body = io.StringIO("\n".join(lines[start:]) + "\n")
+        if "," in header or not header.strip():
+            raw = pd.read_csv(body, dtype=str, keep_default_na=False, skipinitialspace=True)
+        else:  # blank- or tab-separated, as NM-TRAN also reads
+            raw = pd.read_csv(body, sep=r"\s+", dtype=str, keep_default_na=False)
+    except (OSError, pd.errors.ParserError, pd.errors.EmptyDataError, UnicodeDecodeError) as exc:
+        raise DataError("dataset", f"cannot read the file: {exc}",
+                        "give a comma-, tab- or blank-separated file with a header row") from exc
     upper = {c.strip().upper(): c for c in raw.columns}
     keep = np.ones(len(raw), dtype=bool)
     if "C" in upper:
@@ -43,7 +64,10 @@ def read_nonmem_csv(source: str | Path | IO[str], *, covariates: Sequence[str] =
     keep &= ~first.str.startswith(("#", "@"))
     raw = raw.loc[keep].reset_index(drop=True)
     if "TIME" not in upper:
-        raise DataError("TIME", "column is missing", "a NONMEM dataset needs a TIME column")
+        raise DataError("TIME", "no TIME column in the header "
+                        f"({', '.join(map(str, raw.columns))})",
+                        "name the time column TIME, or read the file as NONMEM does, by "
+                        "position: ketasim.io.read_nonmem(path, input='ID TIME ...', ignore='@')")
 
     def numeric(col: str) -> np.ndarray:
         values = raw[col].str.strip().replace({".": "0", "": "0"})
