@@ -5,8 +5,14 @@ an absorption rate constant so that the typical subject's Tmax equals the report
 The library modules store the solved value with ``evidence="calibrated"`` and name the run;
 ``tests/test_pk_library.py`` repeats every run and checks the stored value.
 
->>> sorted(CALIBRATIONS)
-['hornik_2018.ka_im', 'racemic.fm_presys', 'racemic.ka_im', 'racemic.ka_sl']
+>>> sorted(CALIBRATIONS)  # doctest: +NORMALIZE_WHITESPACE
+['hornik_2018.ka_im', 'racemic.fm_presys', 'racemic.fsw_sl', 'racemic.ka_im',
+ 'racemic.ka_po', 'racemic.ka_sl']
+
+The racemic enteral runs build on one another and are solved in this order: ``ka_po`` (oral
+Tmax; no other calibrated value enters it), then ``fm_presys`` (oral ratio, given
+``ka_po``), then ``fsw_sl`` (sublingual ratio, given both). Each test run solves one
+parameter with the others at their stored values.
 """
 
 from __future__ import annotations
@@ -84,9 +90,19 @@ CALIBRATIONS: dict[str, Calibration] = {
     "racemic.ka_sl": Calibration(
         _racemic, "ka_sl", tmax_of("25 mg sublingual", "ketamine", W70, 4.5), 0.75,
         (0.05, 50.0), "sublingual wafer median Tmax 0.75 h (Rolan 2014 [V])"),
+    "racemic.ka_po": Calibration(
+        _racemic, "ka_po", tmax_of("25 mg oral", "ketamine", W70, 4.0), 0.96, (0.2, 50.0),
+        "oral (swallowed lozenge) 25 mg: ketamine Tmax 0.96 ± 0.8 h, mean of 6 patients "
+        "(Chong 2006 Pain Med 7:469 [V abstract])"),
     "racemic.fm_presys": Calibration(
-        _racemic, "fm_presys", auc_ratio_of("25 mg oral", "norketamine", "ketamine", W70, 48.0),
-        5.0, (0.0, 1.0), "oral norketamine/ketamine AUC ratio 5 (Chong 2009 [V])"),
+        _racemic, "fm_presys", auc_ratio_of("25 mg oral", "norketamine", "ketamine", W70, 8.0),
+        5.0, (0.0, 1.0), "oral 25 mg: norketamine/ketamine AUC0-8h ratio 5 (Chong 2009 Clin "
+        "Drug Investig 29:317, abstract [V])"),
+    "racemic.fsw_sl": Calibration(
+        _racemic, "fsw_sl", auc_ratio_of("25 mg sublingual", "norketamine", "ketamine", W70,
+                                         8.0),
+        2.1, (0.0, 1.0), "sublingual 25 mg: norketamine/ketamine AUC0-8h ratio 2.1 (Chong 2009 "
+        "[V abstract])"),
 }
 
 __all__ = ["CALIBRATIONS", "Calibration"]

@@ -10,7 +10,7 @@ from ketasim.pk.library._common import adult_weight
 from ketasim.pk.library._twocmt import per_kg_two_compartment
 from ketasim.pk.library_model import LibraryModel, StudyPopulation
 
-SRC = "opentiva ketamine.py class Clements250 (doi:10.1093/bja/53.1.27) [V as code]; §2.2"
+SRC = "opentiva ketamine.py class Clements250 (doi:10.1093/bja/53.1.27) [V as code]"
 
 
 def build() -> LibraryModel:

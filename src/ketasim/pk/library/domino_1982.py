@@ -3,6 +3,9 @@
 Rate constants and V1 as coded in opentiva ``ketamine.py`` class ``Domino`` [V as code], from
 Domino EF, Zsigmond EK, Domino LE et al., Anesth Analg 1982;61:87-92 (PMID 7198883; the
 PMID-to-paper mapping is [U]). No inter-individual variability was published.
+Clearance V1·k10 = 27.6 mL/min/kg (116 L/h at 70 kg) lies above the Kamp 2020 meta-analytic
+band (69-90 L/h); it is what the coded set implies, and the paper could not be checked, so the
+set is kept as coded (a documented plausibility note in ``ketasim validate pk``).
 """
 
 from __future__ import annotations
@@ -12,7 +15,8 @@ from ketasim.model.model import Compartment, Flow, Model
 from ketasim.pk.library._common import WEIGHT, adult_weight, concentration, lit
 from ketasim.pk.library_model import MOLAR_MASS, Analyte, LibraryModel, StudyPopulation
 
-SRC = "opentiva ketamine.py class Domino (ref. PMID 7198883) [V as code]; ketamine-pk.md §2.1"
+SRC = ("opentiva ketamine.py class Domino (ref. PMID 7198883) [V as code; the same rate "
+       "constants in fus_anes TCI_Ketamine]")
 
 
 def build() -> LibraryModel:

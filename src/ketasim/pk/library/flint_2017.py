@@ -26,7 +26,7 @@ from ketasim.pk.library_model import (
     StudyPopulation,
 )
 
-SRC = "Flint 2017 (nlmixr2lib Flint_2017_s_ketamine) [V]; ketamine-pk.md §3.4"
+SRC = "Flint 2017 (nlmixr2lib Flint_2017_s_ketamine) [V]"
 
 
 def build() -> LibraryModel:

@@ -10,7 +10,7 @@ from __future__ import annotations
 from ketasim.pk.library._allometric import allometric_two_compartment
 from ketasim.pk.library_model import CovariateDistribution, LibraryModel, StudyPopulation
 
-SRC = "Herd 2007 abstract, 70-kg standardised estimates [V]; ketamine-pk.md §2.4"
+SRC = "Herd 2007 abstract, 70-kg standardised estimates [V]"
 
 
 def build() -> LibraryModel:

@@ -3,6 +3,8 @@
 Two-compartment values as coded in opentiva class ``Hijazi`` [V as code], consistent with the
 paper's NCA clearance 36.0 mL/min/kg [V]. Hijazi Y et al., Br J Anaesth 2003;90:155-160,
 doi:10.1093/bja/aeg028. (opentiva's age_upper = 18 is a bug: the study was in adults.)
+The ICU patients' clearance (151 L/h at 70 kg) lies above the Kamp 2020 band of healthy and
+surgical adults; the paper itself reports clearance and volume above volunteers' values.
 """
 
 from __future__ import annotations
@@ -11,7 +13,8 @@ from ketasim.pk.library._common import adult_weight
 from ketasim.pk.library._twocmt import per_kg_two_compartment
 from ketasim.pk.library_model import LibraryModel, StudyPopulation
 
-SRC = "opentiva ketamine.py class Hijazi (doi:10.1093/bja/aeg028) [V as code]; §2.3"
+SRC = ("opentiva ketamine.py class Hijazi (doi:10.1093/bja/aeg028) [V as code]; V1·k10 is the "
+       "paper's NCA clearance, 36.0 mL/min/kg [V abstract]")
 
 
 def build() -> LibraryModel:

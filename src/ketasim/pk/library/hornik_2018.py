@@ -11,7 +11,7 @@ from ketasim.pk.library._allometric import allometric_two_compartment
 from ketasim.pk.library._common import calibrated, lit
 from ketasim.pk.library_model import CovariateDistribution, LibraryModel, StudyPopulation
 
-SRC = "opentiva ketamine.py class Hornik [S, not checked vs paper]; ketamine-pk.md §2.5"
+SRC = "opentiva ketamine.py class Hornik [S, not checked vs paper]"
 
 
 def build() -> LibraryModel:
