@@ -33,6 +33,16 @@ def test_round_trip(text: str) -> None:
     assert parse_regimen(format_regimen(reg)) == reg
 
 
+def test_doses_minutes_apart_print_their_start() -> None:
+    """Two single doses within a day ('then' cannot place the second): the second's start
+    is printed, so the text reads back to the same regimen (a session with a top-up dose)."""
+    for text in ["84 mg esketamine intranasal then 28 mg esketamine intranasal at 15 min",
+                 "0.5 mg/kg ketamine IV over 40 min then 10 mg ketamine IV bolus at 32.5 min"]:
+        reg = parse_regimen(text)
+        assert parse_regimen(format_regimen(reg)) == reg
+        assert [d.time for d in reg.doses][1] > 0
+
+
 def test_canonical_texts_print_back_identically() -> None:
     for text in ["0.5 mg/kg IV over 40 min three times weekly for 2 weeks",
                  "1 mg/kg SC weekly for 12 weeks",

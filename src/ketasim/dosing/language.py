@@ -304,6 +304,9 @@ def _format_schedule(every: float, count: int) -> str:
 def _format_start(t: float) -> str:
     if abs(t / 24.0 - round(t / 24.0)) < 1e-12:
         return f"on day {round(t / 24.0) + 1}"
+    minutes = _g(t * 60.0)
+    if t < 24.0 and _hours(minutes, "min") == t:  # within a day, in minutes when exact
+        return f"at {minutes} min"
     return f"at {_g(t)} h"
 
 
@@ -341,7 +344,8 @@ def format_regimen(regimen: Regimen) -> str:
             except RegimenError:
                 implied = math.nan
         single_in_multi = d.additional == 0 and len(doses) > 1
-        if abs(d.time - implied) > 1e-9 or (single_in_multi and i == 0):
+        # no implied start (NaN: 'then' cannot place it) means the start must be printed
+        if not abs(d.time - implied) <= 1e-9 or (single_in_multi and i == 0):
             text += f" {_format_start(d.time)}"
         if d.additional > 0:
             assert d.every is not None

@@ -1,5 +1,7 @@
 """Treatment plans on the chart: a protocol from the library, made for this patient, with the
-model's forecast stored beside it; the chart's trend shows measurements against it.
+model's forecast stored beside it; the chart's trend shows measurements against it, and the
+expected course of one session of the plan's doses is forecast for the patient as they are
+now (:func:`ketasim.web.forecast_panel.plan_view`).
 
 >>> sorted(PLANNERS)
 ['prescriber']
@@ -21,6 +23,7 @@ from ketasim.scales import get_instrument
 from ketasim.storage.models import QuestionnaireResponse, TreatmentPlan
 from ketasim.web.charts import trend_svg
 from ketasim.web.deps import AppContext, PatientId, Posted, ReadDb, patient_in_reach, utc
+from ketasim.web.forecast_panel import plan_view
 from ketasim.web.sessions import FormError, parse_number
 
 PLANNERS = ("prescriber",)
@@ -32,12 +35,15 @@ def plan_indications() -> dict[str, str]:
 
 
 def chart_context(db: Session, patient_id: int) -> dict[str, Any]:
-    """Plans and the trend of measurements against the latest plan's forecast."""
+    """Plans, the trend of measurements against the latest plan's forecast, and the expected
+    course of one session of the latest plan's doses for this patient."""
     plans = db.scalars(select(TreatmentPlan).where(TreatmentPlan.patient_id == patient_id)
                        .order_by(TreatmentPlan.id.desc())).all()
     svg = ""
+    course: dict[str, Any] | None = None
     if plans:
         plan = plans[0]
+        course = plan_view(db, patient_id, plan.regimen, plan.weight_kg)
         f = plan.forecast
         start = utc(plan.created_at)
         measured = []
@@ -50,7 +56,7 @@ def chart_context(db: Session, patient_id: int) -> dict[str, Any]:
         inst = get_instrument(f["instrument"])
         svg = trend_svg(f, measured, remission_max=inst.remission_max,
                         top=float(inst.total_range[1]), label=inst.name)
-    return {"plans": plans, "trend_svg": svg, "protocols": PROTOCOLS,
+    return {"plans": plans, "trend_svg": svg, "session_course": course, "protocols": PROTOCOLS,
             "plan_indications": plan_indications()}
 
 

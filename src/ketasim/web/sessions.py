@@ -76,6 +76,7 @@ from ketasim.web.deps import (
     patient_in_reach,
     utc,
 )
+from ketasim.web.forecast_panel import session_view
 from ketasim.web.security import check_password, new_token
 
 SESSION_READ = ("administrator", "prescriber", "nurse")
@@ -224,13 +225,16 @@ def register(app: FastAPI, ctx: AppContext) -> None:
         assert clinic is not None
         return row, p, clinic, session_events(db, row.id)
 
-    def show(request: Request, who: Who, clinic: Clinic, row: MonitoredSessionRow,
+    def show(request: Request, who: Who, db: Session, clinic: Clinic, row: MonitoredSessionRow,
              p: Patient, events: list[SessionEvent], error: str = "", status: int = 200
              ) -> HTMLResponse:
-        s = replay(row, events, rules_of(clinic))
+        rules = rules_of(clinic)
+        s = replay(row, events, rules)
         open_ = row.discharged_at is None and row.cancelled_at is None
+        forecast = session_view(db, row, s, events, rules)
         return ctx.page(request, "session.html", who, status, title="Monitored session",
-                        chart=_vitals_chart(s), session=row, patient=p, state=s,
+                        chart=_vitals_chart(s) if forecast["status"] != "ok" else "",
+                        forecast=forecast, session=row, patient=p, state=s,
                         events=events, error=error, form_token=new_token(),
                         can_write=who.user.role in SESSION_WRITE and open_,
                         earliest=s.earliest_discharge())
@@ -268,7 +272,7 @@ def register(app: FastAPI, ctx: AppContext) -> None:
                      ) -> HTMLResponse:
         row, p, clinic, events = load(db, who.user, session_id)
         ctx.audit(f"user:{who.user.id}", "read", f"patient:{p.id}", {"session": row.id})
-        return show(request, who, clinic, row, p, events)
+        return show(request, who, db, clinic, row, p, events)
 
     @app.post("/sessions/{session_id}/{step}")
     def record(request: Request, session_id: SessionId, step: str, post: Posted,
@@ -290,7 +294,7 @@ def register(app: FastAPI, ctx: AppContext) -> None:
                 return RedirectResponse(f"/sessions/{row.id}", status_code=303)
             raise
         except (KetasimError, ValueError) as exc:  # rolled back: the page as it was read
-            return show(request, post.who, clinic, row, p, events, error=str(exc),
+            return show(request, post.who, db, clinic, row, p, events, error=str(exc),
                         status=400)
         return RedirectResponse(f"/sessions/{row.id}", status_code=303)
 
@@ -376,8 +380,8 @@ def register(app: FastAPI, ctx: AppContext) -> None:
 
 def _vitals_chart(s: MonitoredSession) -> str:
     """SVG of the observed BP, HR, SpO₂ and CADSS (minutes from the first dose, or from the
-    pre-dose check). The model's forecast band is not drawn: the acute models are not built
-    yet (issue #4)."""
+    pre-dose check): the chart shown before a dose, or when the dose cannot be forecast
+    (otherwise :mod:`ketasim.web.forecast_panel` draws each reading against its band)."""
     from ketasim.web.charts import series_svg
     obs = ([s.predose] if s.predose else []) + s.observations
     if not obs:
