@@ -98,6 +98,11 @@ FIXED: dict[str, Parameter] = {
                             "suggested range is 1-3 sessions; 1 taken"),
     "moaas_background": lit(0.11, "probability", "any MOAA/S fall without drug (placebo, "
                             "fixed-dose study < 65 y)", LABEL + ", sedation table", grade="M"),
+    "hr_noise_sd": assumed(6.0, "beats/min", "SD of a heart-rate reading's non-drug change "
+                           "from the pre-dose reading (the forecast band of a reading)",
+                           "no per-reading HR variability is published for ketamine "
+                           "sessions (Doherty 2020 gives HR events only); repeated resting "
+                           "readings in adults typically differ by a few beats/min, 6 taken"),
     "hr_slope": lit(43.5 / 1959.0, "%/(ng/mL)", "relative HR rise per ng/mL S-ketamine: "
                     "+43.5 % at 1959 ng/mL, taken linear through zero (linearity assumed)",
                     LANGSJO),

@@ -339,7 +339,7 @@ def forecast_session(regimen: str | Regimen, patient: AcutePatient, *,
     # error per replicate gives every time the same marginal as independent errors, and
     # smooth percentile curves
     g = acute.age_group(patient.age)
-    eps = rng.standard_normal((3, n, 1))
+    eps = rng.standard_normal((4, n, 1))
     try:
         ae = {k: {"probability": round(v.drug, 4), "placebo": round(v.placebo, 4),
                   "source": v.source, "grade": v.grade}
@@ -361,7 +361,7 @@ def forecast_session(regimen: str | Regimen, patient: AcutePatient, *,
                   BANDS, axis=0),
         sbp=pct(s.sbp + p[f"sbp_placebo_sd_{g}"] * eps[1], BANDS, axis=0),
         dbp=pct(s.dbp + p[f"dbp_placebo_sd_{g}"] * eps[2], BANDS, axis=0),
-        hr=pct(s.hr, BANDS, axis=0),
+        hr=pct(s.hr + p["hr_noise_sd"] * eps[3], BANDS, axis=0),
         p_moaas_le={j: (s.moaas <= j).mean(axis=0) for j in (4, 3, 2, 1, 0)},
         cadss_peak=Band.of(s.cadss.max(axis=1)),
         sbp_peak=Band.of(_peak_reading(s.sbp, s.sbp_reading)),
