@@ -84,6 +84,7 @@ class Arm:
     background: str | None = None
     model: str | None = None
     sham: str | None = None
+    large_trial: bool = False  # a large multi-site trial (n ≥ 100): the expectancy covariate
 
     def __post_init__(self) -> None:
         if (self.regimen is None) == (self.control is None):
@@ -245,8 +246,8 @@ def simulate_course(arm: Arm, indication: str | Indication, *, n: int, seed: int
     baseline = np.clip(bmean + bsd * rng.standard_normal(n), lo + 1.0, hi)
 
     p_key = f"placebo_{ind.id}"
-    p_mean = min(v.get(p_key, 0.0) * (v["active_placebo"] if arm.active_placebo else 1.0),
-                 0.99)
+    p_mean = min(v.get(p_key, 0.0) * (v["active_placebo"] if arm.active_placebo else 1.0)
+                 * (1.0 + v["large_trial_expectancy"] if arm.large_trial else 1.0), 0.99)
     p_i = expit(logit(max(p_mean, 1e-4)) + v["omega_placebo"] * z_p)
     placebo = p_i[:, None] * _expectancy(t, arm.session_times(), v["t_half_placebo_h"],
                                           v["t_half_placebo_wane_h"])[None, :]
@@ -258,6 +259,7 @@ def simulate_course(arm: Arm, indication: str | Indication, *, n: int, seed: int
         parts["antidepressant"] = ad
         one_minus = one_minus * (1.0 - ad)
     not_drug = one_minus  # what placebo and antidepressant leave (ideation shares it)
+    ad_part = parts.get("antidepressant")
     drive = None
     cascade = None
     if arm.regimen is not None:
@@ -278,6 +280,14 @@ def simulate_course(arm: Arm, indication: str | Indication, *, n: int, seed: int
             cascade = run_cascade(inputs, settings, branches, opioid_block=block)
             drive = np.maximum(cascade.drive, 0.0)
             effect = e_i[:, None] * drive / (v["d50"] + drive)
+            if _is_esketamine(arm.regimen):
+                # structural hypothesis H1: racemic carries an antidepressant contribution
+                # (R-ketamine, (2R,6R)-HNK) that esketamine lacks (1 = none)
+                effect = effect * v["esketamine_efficacy"]
+        if ad_part is not None:
+            # structural hypothesis H2: sub-multiplicative interaction with a newly started
+            # oral antidepressant (0 = independent, multiplicative)
+            effect = effect * (1.0 - v["ad_interaction"] * ad_part / v["ad_max"])
         parts["ketamine"] = effect
         one_minus = one_minus * (1.0 - effect)
     ideation = None
@@ -306,6 +316,12 @@ def _ideation(ind: Indication, baseline_mean: float | None, v: Mapping[str, floa
         e_si = expit(logit(min(max(v["emax_ideation"], 1e-4), 0.999)) + v["omega_emax"] * z_e)
         keep = keep * (1.0 - e_si[:, None] * d_si / (v["d50_ideation"] + d_si))
     return Ideation(1.0 - keep, base, noise, v["ideation_visit_sd"])
+
+
+@lru_cache(maxsize=256)
+def _is_esketamine(regimen: str) -> bool:
+    reg = parse_regimen(regimen)
+    return any((d.compound or reg.compound) == "esketamine" for d in reg.doses)
 
 
 def _expectancy(t: np.ndarray, dose_times: list[float], t_half_h: float,

@@ -56,12 +56,27 @@ FIXED: dict[str, Parameter] = {
     "t_half_analgesia_h": lit(
         261.6, "h", "onset/offset half-life of CRPS analgesia (10.9 days)",
         "Dahan 2011 (ketamine-pd-clinical.md §B3(3), §B2) [V]", grade="V"),
+    "esketamine_efficacy": assumed(
+        1.0, "fraction", "esketamine's antidepressant effect relative to what its cascade "
+        "drive gives (structural hypothesis H1; 1 = no R-ketamine/HNK contribution missing)",
+        "default structure; ketasim calibrate outcomes fits it when H1 is chosen"),
+    "ad_interaction": assumed(
+        0.0, "fraction", "loss of ketamine effect at a newly started oral antidepressant's "
+        "full effect (structural hypothesis H2; 0 = independent)",
+        "default structure; fitted when H2 is chosen"),
+    "large_trial_expectancy": assumed(
+        0.0, "fraction", "extra placebo/expectancy response in large multi-site trials "
+        "(n ≥ 100; structural hypothesis H3; 0 = none)",
+        "default structure; fitted when H3 is chosen"),
     "naltrexone_block": assumed(
         1.0, "fraction", "opioid block by naltrexone 50 mg pre-treatment (opioid branch only)",
         "Williams 2018 [V]: the antidepressant effect was abolished; full block"),
 }
 
 DESCRIPTIONS = {
+    "esketamine_efficacy": FIXED["esketamine_efficacy"].description,
+    "ad_interaction": FIXED["ad_interaction"].description,
+    "large_trial_expectancy": FIXED["large_trial_expectancy"].description,
     "w_fast": "weight of the fast (mTOR-independent) component of the drive",
     "t_half_spine_h": "persistence half-life of new spines",
     "d50": "drive (reference units) giving half the maximal effect",
@@ -81,7 +96,9 @@ DESCRIPTIONS = {
                         "enrolment (fraction reached over weeks)",
 }
 
-UNITS = {"d50": "drive (reference units)", "d50_ideation": "drive (reference units)",
+UNITS = {"esketamine_efficacy": "fraction", "ad_interaction": "fraction",
+         "large_trial_expectancy": "fraction", "d50": "drive (reference units)",
+         "d50_ideation": "drive (reference units)",
          "t_half_spine_h": "h", "ideation_visit_sd": "C-SSRS ideation points"}
 
 

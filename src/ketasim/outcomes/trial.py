@@ -21,7 +21,7 @@ True
 from __future__ import annotations
 
 import tomllib
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Literal
@@ -120,12 +120,20 @@ class TrialResult:
     design: TrialDesign
     arms: dict[str, ArmResult]
     unit: str
+    prediction: dict[str, Any] | None = None
 
     def to_json(self) -> dict[str, Any]:
-        """``{"arms": {NAME: {"estimate": x, "ci95": [lo, hi]}}, ...}``."""
+        """``{"arms": {NAME: {"estimate": x, "ci95": [lo, hi], "pi95": [lo, hi]}},
+        "differences": {"A - B": {"estimate", "ci95", "pi95"}}, ...}``; ``pi95`` is the
+        prediction interval for a new real trial (:mod:`ketasim.outcomes.prediction`)."""
+        pred = self.prediction or {}
+        parms = pred.get("arms", {})
         return {"arms": {k: {"estimate": a.estimate, "ci95": list(a.ci95), "n": a.n,
+                             **({"pi95": parms[k]["pi95"]} if k in parms else {}),
                              **({"note": a.note} if a.note else {})}
                          for k, a in self.arms.items()},
+                "differences": pred.get("differences", {}),
+                **({"prediction_note": pred["note"]} if "note" in pred else {}),
                 "indication": self.design.indication,
                 "endpoint": self.design.endpoint.model_dump(), "unit": self.unit,
                 "seed": self.design.seed}
@@ -219,29 +227,44 @@ def _summarise(course: Course, design: TrialDesign, arm: Arm) -> ArmResult:
     return ArmResult(float(est), (float(ci[0]), float(ci[1])), course.times, mean, course.n)
 
 
-def run_trial(design: TrialDesign, *,
+def run_trial(design: TrialDesign, *, predict: bool = True,
               progress: Callable[[str, int], None] | None = None) -> TrialResult:
-    """Run every arm (``progress(arm_name, patients_done)`` after each)."""
+    """Run every arm (``progress(arm_name, patients_done)`` after each); with ``predict``,
+    add prediction intervals for a new real trial (:mod:`ketasim.outcomes.prediction`)."""
     t = hours(design.endpoint.time)
     branches = Branches.parse(design.branches)
     out: dict[str, ArmResult] = {}
-    for k, spec in enumerate(design.arms):
-        arm = _arm(spec, design)
-        horizon = max(t, max(arm.session_times()) + 24.0) + 1.0
+    arms = {spec.name: _arm(spec, design) for spec in design.arms}
+    seeds = {spec.name: design.seed + 7919 * k for k, spec in enumerate(design.arms)}
+    horizon = {name: max(t, max(arm.session_times()) + 24.0) + 1.0
+               for name, arm in arms.items()}
+    courses: dict[str, Course] = {}
+
+    def simulate(name: str, n: int, overrides: Mapping[str, float] | None = None) -> Course:
         try:
-            course = simulate_course(arm, design.indication, n=design.n_per_arm,
-                                     seed=design.seed + 7919 * k, horizon_h=horizon,
-                                     branches=branches, baseline_mean=design.baseline_mean,
-                                     ideation_baseline_mean=design.ideation_baseline_mean)
+            return simulate_course(arms[name], design.indication, n=n, seed=seeds[name],
+                                   horizon_h=horizon[name], branches=branches,
+                                   baseline_mean=design.baseline_mean, overrides=overrides,
+                                   ideation_baseline_mean=design.ideation_baseline_mean)
         except ModelError as exc:
-            raise DesignError(f"arms.{spec.name}.{exc.field}", exc.problem, exc.fix) from None
-        out[spec.name] = _summarise(course, design, arm)
+            raise DesignError(f"arms.{name}.{exc.field}", exc.problem, exc.fix) from None
+    for spec in design.arms:
+        courses[spec.name] = simulate(spec.name, design.n_per_arm)
+        out[spec.name] = _summarise(courses[spec.name], design, arms[spec.name])
         if progress is not None:
             progress(spec.name, design.n_per_arm)
     m = design.endpoint.measure
     unit = {"response": "fraction", "remission": "fraction", "mean_change":
             f"{design.endpoint.instrument} points", "median_time_to_relapse": "days"}[m]
-    return TrialResult(design, out, unit)
+    prediction = None
+    if predict:
+        from ketasim.outcomes.prediction import intervals
+        by_arm = {id(a): name for name, a in arms.items()}
+        prediction = intervals(
+            arms, courses, design.indication, m, design.endpoint.time,
+            design.endpoint.instrument,
+            simulate=lambda arm, n, ov: simulate(by_arm[id(arm)], n, ov))
+    return TrialResult(design, out, unit, prediction)
 
 
 __all__ = ["ArmResult", "ArmSpec", "DesignError", "Endpoint", "TrialDesign", "TrialResult",
