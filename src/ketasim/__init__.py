@@ -9,41 +9,46 @@ The public API in one place:
 ketasim supports decisions and research; it does not replace a clinician.
 """
 
-from ketasim.dosing import Dose, EventTable, Regimen, Route, format_regimen, parse_regimen
-from ketasim.engine import (
-    AnalyticEngine,
-    Engine,
-    OdeEngine,
-    PopulationEngine,
-    Result,
-    simulate,
-)
-from ketasim.errors import (
-    CovariateError,
-    DataError,
-    DoseError,
-    EventError,
-    KetasimError,
-    ModelError,
-    RegimenError,
-    SolverError,
-    UnitError,
-)
-from ketasim.io import read_nonmem_csv, write_nonmem_csv
-from ketasim.model import (
-    Compartment,
-    Covariate,
-    Flow,
-    Flux,
-    Link,
-    Model,
-    Output,
-    Parameter,
-    State,
-)
+from typing import TYPE_CHECKING
+
+from ketasim import _lazy
+
+if TYPE_CHECKING:
+    from ketasim.dosing.events import EventTable
+    from ketasim.dosing.language import format_regimen, parse_regimen
+    from ketasim.dosing.regimen import Dose, Regimen
+    from ketasim.dosing.route import Route
+    from ketasim.engine.analytic import AnalyticEngine
+    from ketasim.engine.core import Engine
+    from ketasim.engine.ode import OdeEngine
+    from ketasim.engine.population import PopulationEngine
+    from ketasim.engine.result import Result
+    from ketasim.engine.simulate import simulate
+    from ketasim.errors import (
+        CovariateError,
+        DataError,
+        DoseError,
+        EventError,
+        KetasimError,
+        ModelError,
+        RegimenError,
+        SolverError,
+        UnitError,
+    )
+    from ketasim.io.nmtran import read_nonmem_csv, write_nonmem_csv
+    from ketasim.model.model import (
+        Compartment,
+        Covariate,
+        Flow,
+        Flux,
+        Link,
+        Model,
+        Output,
+        Parameter,
+        State,
+    )
 
 __version__ = "0.1.0"
-
 __all__ = [
     "AnalyticEngine", "Compartment", "Covariate", "CovariateError", "DataError", "Dose",
     "DoseError", "Engine", "EventError", "EventTable", "Flow", "Flux", "KetasimError", "Link",
@@ -51,3 +56,39 @@ __all__ = [
     "RegimenError", "Result", "Route", "SolverError", "State", "UnitError", "format_regimen",
     "parse_regimen", "read_nonmem_csv", "simulate", "write_nonmem_csv",
 ]
+
+_EXPORTS = {
+    "Dose": "ketasim.dosing.regimen",
+    "EventTable": "ketasim.dosing.events",
+    "Regimen": "ketasim.dosing.regimen",
+    "Route": "ketasim.dosing.route",
+    "format_regimen": "ketasim.dosing.language",
+    "parse_regimen": "ketasim.dosing.language",
+    "AnalyticEngine": "ketasim.engine.analytic",
+    "Engine": "ketasim.engine.core",
+    "OdeEngine": "ketasim.engine.ode",
+    "PopulationEngine": "ketasim.engine.population",
+    "Result": "ketasim.engine.result",
+    "simulate": "ketasim.engine.simulate",
+    "CovariateError": "ketasim.errors",
+    "DataError": "ketasim.errors",
+    "DoseError": "ketasim.errors",
+    "EventError": "ketasim.errors",
+    "KetasimError": "ketasim.errors",
+    "ModelError": "ketasim.errors",
+    "RegimenError": "ketasim.errors",
+    "SolverError": "ketasim.errors",
+    "UnitError": "ketasim.errors",
+    "read_nonmem_csv": "ketasim.io.nmtran",
+    "write_nonmem_csv": "ketasim.io.nmtran",
+    "Compartment": "ketasim.model.model",
+    "Covariate": "ketasim.model.model",
+    "Flow": "ketasim.model.model",
+    "Flux": "ketasim.model.model",
+    "Link": "ketasim.model.model",
+    "Model": "ketasim.model.model",
+    "Output": "ketasim.model.model",
+    "Parameter": "ketasim.model.model",
+    "State": "ketasim.model.model",
+}
+__getattr__, __dir__ = _lazy.attach(__name__, _EXPORTS)

@@ -9,19 +9,21 @@ from __future__ import annotations
 import sys
 import time
 from pathlib import Path
-from typing import Annotated, Any
+from typing import TYPE_CHECKING, Annotated, Any
 
-import numpy as np
 import typer
 from rich.console import Console
 from rich.progress import BarColumn, Progress, TextColumn, TimeElapsedColumn
 from rich.table import Table
 
-from ketasim.dosing import Regimen, parse_regimen
+# Startup stays light (`ketasim --help` < 0.3 s): heavy libraries (pint, pandas, scipy,
+# matplotlib, numba, fastapi, sqlalchemy) are imported inside the commands that use them.
 from ketasim.engine.reference import REFERENCE_REGIMEN
 from ketasim.errors import KetasimError
-from ketasim.io import read_nonmem_csv
-from ketasim.report import DISCLAIMER
+from ketasim.report.plots import DISCLAIMER
+
+if TYPE_CHECKING:
+    from ketasim.dosing.regimen import Regimen
 
 app = typer.Typer(add_completion=False, no_args_is_help=True,
                   help="ketasim: quantitative models of ketamine therapy. " + DISCLAIMER)
@@ -41,6 +43,9 @@ def demo(
     """Demonstration: a racemic ketamine course for a typical patient and a virtual
     population with the library model (concentrations, metabolites, NMDA occupancy);
     prints a summary and writes result.csv (typical patient) and result.png (population)."""
+    import numpy as np
+
+    from ketasim.dosing.language import parse_regimen
     from ketasim.pd import target_exposure
     from ketasim.population import iter_pk, run_pk
     from ketasim.population.pkrun import PKRun, VirtualPopulation
@@ -105,6 +110,7 @@ def regimen_cmd(
     csv: Annotated[Path | None, typer.Option(help="write the NM-TRAN event table here")] = None,
 ) -> None:
     """Parse regimen text, print it back and list every administration."""
+    from ketasim.dosing.language import parse_regimen
     reg: Regimen = parse_regimen(text)
     console.print(f"[bold]{reg.to_text()}[/bold]")
     table = Table()
@@ -129,6 +135,9 @@ def dataset(
     covariate: Annotated[list[str] | None, typer.Option(help="covariate column")] = None,
 ) -> None:
     """Check a NONMEM-style dataset against NM-TRAN rules and summarise it."""
+    import numpy as np
+
+    from ketasim.io.nmtran import read_nonmem_csv
     table, extra = read_nonmem_csv(path, covariates=covariate or [])
     n_dose = int(np.isin(table.evid, (1, 4)).sum())
     console.print(f"{path}: {len(table.subject_ids)} subjects, {table.n_records} records, "
@@ -224,8 +233,10 @@ def simulate_cmd(
     """Simulate a regimen with a library model for one patient or a population."""
     import json
 
+    import numpy as np
+
+    from ketasim.dosing.language import parse_regimen
     from ketasim.population import run_pk
-    from ketasim.report.pk import plot_pk_run
     reg = parse_regimen(regimen)
     covs: dict[str, float] = {}
     for k, v in (("weight", weight), ("age", age)):
@@ -272,6 +283,7 @@ def simulate_cmd(
     if out is not None:
         run.to_frame().to_csv(out, index=False)
     if plot is not None:
+        from ketasim.report.pk import plot_pk_run  # matplotlib only when a plot is asked for
         plot_pk_run(run, plot)
     summary = run.summary()
     if json_out:
@@ -320,6 +332,9 @@ def occupancy_cmd(
     """Which targets a regimen reaches: peak occupancy of every target by all analytes."""
     import json
 
+    import numpy as np
+
+    from ketasim.dosing.language import parse_regimen
     from ketasim.pd import target_exposure
     from ketasim.pd.exposure import MEANINGFUL
     from ketasim.pd.targets import load_target_data
@@ -384,6 +399,8 @@ def session_cmd(
     """Forecast the hour after a dose: dissociation, sedation, BP, HR, adverse events and when
     the patient will be ready to leave (individual when --history is given)."""
     import json
+
+    import numpy as np
 
     from ketasim.pd.session_forecast import (
         REMS_MINIMUM_H,
@@ -471,14 +488,26 @@ def trial_cmd(
     e = d.endpoint
     table = Table(title=f"{d.indication}: {e.measure} on {e.instrument} at {e.time} "
                         f"(n={d.n_per_arm}/arm, seed {d.seed})")
-    for col in ("arm", "estimate", "95 % CI", "note"):
+    for col in ("arm", "estimate", "95 % CI (this size)", "95 % PI (a new trial)", "note"):
         table.add_column(col)
+
     def fmt(x: float | None) -> str:
         return "—" if x is None else f"{x:.3g}"
 
+    pred = result.prediction or {}
     for name, a in result.arms.items():
-        table.add_row(name, fmt(a.estimate), f"{fmt(a.ci95[0])} – {fmt(a.ci95[1])}", a.note)
+        pi = pred.get("arms", {}).get(name, {}).get("pi95")
+        table.add_row(name, fmt(a.estimate), f"{fmt(a.ci95[0])} – {fmt(a.ci95[1])}",
+                      f"{fmt(pi[0])} – {fmt(pi[1])}" if pi else "—", a.note)
+    for name, dd in pred.get("differences", {}).items():
+        table.add_row(name, fmt(dd["estimate"]), f"{fmt(dd['ci95'][0])} – {fmt(dd['ci95'][1])}",
+                      f"{fmt(dd['pi95'][0])} – {fmt(dd['pi95'][1])}", "difference")
     console.print(table)
+    if "note" in pred:
+        console.print(f"[dim]{pred['note']}[/dim]")
+    console.print("[dim]CI: sampling error of the simulated size; PI: what a new real trial "
+                  "of this design could observe (parameter uncertainty + between-trial "
+                  "heterogeneity + its sampling error).[/dim]")
     console.print(f"unit: {result.unit}; wrote {png}")
     console.print(f"[dim]{DISCLAIMER}[/dim]")
 
@@ -520,31 +549,50 @@ def calibrate_outcomes(
     repeat: Annotated[bool, typer.Option(
         help="run the stored fit's calibration again from its recorded start and settings")]
     = False,
+    structure: Annotated[str | None, typer.Option(
+        help="fit one esketamine/racemic structure (H0-H3) instead of comparing all")] = None,
 ) -> None:
-    """Fit the outcome model to the calibration trials (one parameter set per indication).
-    Without --repeat it continues from the stored fit."""
+    """Fit the outcome model to every calibration trial as a model-based meta-analysis
+    (between-trial heterogeneity, parameter uncertainty; the esketamine/racemic structure
+    chosen by AIC). Without --repeat it continues from the stored fit; --fast (CI) fits
+    only the stored structure with small populations and few iterations."""
     import json
 
+    from ketasim.outcomes.parameters import fitted_values
     from ketasim.validation.outcomes import calibrate, repeat_stored_fit, write_fit
-    n, nfev = (150, 3) if fast else (600, 60)
     stages = [x.strip() for x in only.split(",") if x.strip()] if only else None
     with console.status("calibrating…") as status:
         if repeat:
             result = repeat_stored_fit(progress=lambda m: status.update(m))
-        else:
-            result = calibrate(n=n, max_nfev=nfev, only=stages,
+        elif fast:
+            stored = fitted_values()["diagnostics"].get("mbma", {}).get("structure")
+            result = calibrate(n=150, max_nfev=3, rounds=1, only=stages,
+                               structure=structure or stored,
                                progress=lambda m: status.update(m))
-    n = result["diagnostics"]["n_per_arm"]
-    table = Table(title=f"outcome calibration (n={n}/arm)")
+        else:
+            result = calibrate(n=400, max_nfev=15, rounds=2, only=stages, structure=structure,
+                               progress=lambda m: status.update(m))
+    d = result["diagnostics"]
+    table = Table(title=f"outcome calibration (MBMA, n={d['n_per_arm']}/arm)")
     for col in ("parameter", "value"):
         table.add_column(col)
     for k, v in result["parameters"].items():
         table.add_row(k, f"{v:.4g}")
     console.print(table)
-    for stage, diag in result["diagnostics"].items():
-        if stage.startswith(("stage1", "stage2", "stage3")):
-            worst = max(diag["residuals"].items(), key=lambda kv: abs(kv[1]))
-            console.print(f"{stage}: largest scaled residual {worst[0]} {worst[1]:+.2f}")
+    mb = d.get("mbma", {})
+    if mb:
+        console.print(f"structure {mb['structure']}: {mb['structure_text']}")
+        for h, r in mb.get("hypotheses", {}).items():
+            console.print(f"  {h}: AIC {r['aic']:.1f} (Δ {r['delta_aic']:+.1f}) {r['params']}")
+        console.print(f"between-trial SD (patient-level SDs): drug {mb['tau_drug']:.3f} "
+                      f"{mb.get('tau_drug_ci95')}, control {mb['tau_control']:.3f} "
+                      f"{mb.get('tau_control_ci95')}")
+    for stage, diag in d.items():
+        if stage.startswith(("stage1", "stage3")) and "data" in diag:
+            outside = [r["id"] for r in diag["data"]
+                       if r["pi95"] and not r["pi95"][0] <= r["observed"] <= r["pi95"][1]]
+            console.print(f"{stage}: −log L {diag['nll']:.2f}; outside their 95 % "
+                          f"prediction interval: {', '.join(outside) or 'none'}")
     if out is not None:
         out.write_text(json.dumps(result, indent=1) + "\n", encoding="utf-8")
         console.print(f"wrote {out}")
@@ -761,10 +809,18 @@ def validate_outcomes(
     patients: Annotated[int, typer.Option(min=50, max=20_000, help="virtual patients per "
                                           "arm")] = 1000,
     json_out: Annotated[bool, typer.Option("--json")] = False,
+    loto: Annotated[bool, typer.Option(help="leave one trial out: each calibration trial "
+                                       "predicted without it, with its 95 % prediction "
+                                       "interval")] = False,
+    refit: Annotated[bool, typer.Option(help="with --loto: refit instead of one Gauss-Newton "
+                                        "step (slow)")] = False,
 ) -> None:
     """Every outcome calibration target and qualitative fact: published vs predicted, with
     tolerance and verdict (exit 1 on a failure)."""
     import json
+    if loto:
+        _loto_report(json_out, refit)
+        return
 
     from ketasim.report.outcomes import outcome_table
     from ketasim.validation.outcomes import run_outcome_validation
@@ -789,6 +845,29 @@ def validate_outcomes(
                       f"{sum(r['ok'] and not r['pass'] for r in rows)} known discrepancies")
     if not all(r["ok"] for r in rows):
         raise typer.Exit(1)
+
+
+def _loto_report(json_out: bool, refit: bool) -> None:
+    import json
+
+    from ketasim.validation.outcomes import leave_one_trial_out
+    with console.status("leaving one trial out…") as status:
+        rep = leave_one_trial_out(refit=refit, progress=lambda m: status.update(m))
+    if json_out:
+        print(json.dumps(rep, indent=2))
+        return
+    table = Table(title=f"leave one trial out ({rep['method']})")
+    for col in ("datum", "trial", "published", "predicted without it", "95 % PI", "covered"):
+        table.add_column(col)
+    for r in rep["rows"]:
+        ok = "[green]yes[/green]" if r["covered"] else "[red]no[/red]"
+        table.add_row(r["id"], r["trial"], f"{r['observed']:.3g}", f"{r['predicted']:.3g}",
+                      f"{r['pi95'][0]:.3g} – {r['pi95'][1]:.3g}", ok)
+    console.print(table)
+    console.print(f"coverage of the 95 % prediction interval: {rep['covered']} of "
+                  f"{rep['total']} ({rep['coverage'] * 100:.0f} %) over {rep['trials']} trials")
+    for stage, why in rep["skipped"].items():
+        console.print(f"[dim]{stage}: {why}[/dim]")
 
 
 def main() -> None:

@@ -14,12 +14,14 @@ from __future__ import annotations
 
 from collections.abc import Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
-import pandas as pd
 
 from ketasim.errors import EventError
+
+if TYPE_CHECKING:  # pandas is imported where a frame is made (it takes ~0.3 s to import)
+    import pandas as pd
 
 FloatArray = np.ndarray
 
@@ -231,6 +233,7 @@ class EventTable:
         """
         if not np.any(self.addl > 0):
             return self
+        import pandas as pd
         frame = self.to_frame()
         rows = []
         for k, rec in enumerate(frame.to_dict("records")):
@@ -256,6 +259,7 @@ class EventTable:
 
     def with_observations(self, times: Sequence[float] | np.ndarray, cmt: int = 0) -> EventTable:
         """Add EVID 0 records at ``times`` for every subject (after doses at the same time)."""
+        import pandas as pd
         times = np.asarray(times, dtype=float)
         parts = []
         for sid, sub in self.subjects():
@@ -274,6 +278,7 @@ class EventTable:
 
     def to_frame(self) -> pd.DataFrame:
         """A DataFrame with NM-TRAN columns, ROUTE and covariates."""
+        import pandas as pd
         data: dict[str, Any] = {
             "ID": self.id, "TIME": self.time, "EVID": self.evid, "AMT": self.amt,
             "CMT": self.cmt, "RATE": self.rate, "DUR": self.dur, "II": self.ii,

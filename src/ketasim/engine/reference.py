@@ -12,29 +12,28 @@ compared on one fixed problem.
 
 from __future__ import annotations
 
-import numpy as np
+from typing import TYPE_CHECKING
 
 from ketasim.dosing.route import Route
-from ketasim.model.model import (
-    Compartment,
-    Covariate,
-    Flow,
-    Link,
-    Model,
-    Output,
-    Parameter,
-    State,
-)
+
+if TYPE_CHECKING:
+    import numpy as np
+
+    from ketasim.model.model import Model, Parameter
 
 _SRC = "shared/benchmarks/reference-model.md (illustrative benchmark value, not clinical)"
 
 
 def _p(value: float, unit: str, description: str) -> Parameter:
+    from ketasim.model.model import Parameter
     return Parameter(value, unit, description, source=_SRC, evidence="assumed")
 
 
 def reference_model() -> Model:
     """Build the benchmark model with ketasim's model-definition API."""
+    # imported here: the model layer needs pint, and the CLI imports this module for
+    # REFERENCE_REGIMEN only
+    from ketasim.model.model import Compartment, Covariate, Flow, Link, Model, Output, State
     return Model(
         name="reference_benchmark",
         description="Benchmark problem: 3-cmt PK + metabolite + effect site + indirect response",
@@ -94,6 +93,7 @@ def reference_model() -> Model:
 
 def reference_population(n: int, rng: np.random.Generator) -> dict[str, np.ndarray]:
     """Weight ~ U(50, 110) kg and 30% CV log-normal IIV on CL, V1, Q2, ke0, kout."""
+    import numpy as np
     omega = np.sqrt(np.log(1 + 0.3 ** 2))
     base = reference_model().parameters
     out = {"weight": rng.uniform(50.0, 110.0, n)}

@@ -12,12 +12,15 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import numpy as np
-import pandas as pd
 
 from ketasim.errors import ModelError as ValidationError
 from ketasim.errors import SolverError
+
+if TYPE_CHECKING:  # pandas is imported when a frame is made
+    import pandas as pd
 
 
 @dataclass(frozen=True, eq=False)
@@ -84,6 +87,7 @@ class Result:
 
     def to_frame(self, *, wide: bool = False) -> pd.DataFrame:
         """A tidy (long) DataFrame ``id, time_h, evid, name, kind, value, unit``; or wide."""
+        import pandas as pd
         base = pd.DataFrame({"id": self.id, "time_h": self.time, "evid": self.evid})
         if wide:
             cols = {n: self.states[:, i] for i, n in enumerate(self.state_names)}

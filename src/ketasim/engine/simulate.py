@@ -22,9 +22,7 @@ from ketasim.dosing.events import EventTable
 from ketasim.dosing.language import parse_regimen
 from ketasim.dosing.regimen import Regimen
 from ketasim.dosing.schedule import CovariateRule, build_schedule
-from ketasim.engine.analytic import AnalyticEngine
 from ketasim.engine.core import Engine, SubjectProblem
-from ketasim.engine.ode import OdeEngine
 from ketasim.engine.result import Result
 from ketasim.errors import CovariateError, DoseError, EventError, KetasimError, ModelError
 from ketasim.model.model import Model
@@ -34,7 +32,12 @@ Doses = EventTable | Regimen | str
 
 def default_engine(model: Model) -> Engine:
     """The analytic engine for linear models, the ODE engine otherwise."""
-    return AnalyticEngine() if model.is_linear else OdeEngine()
+    # imported on use: scipy.linalg / scipy.integrate take a while to import
+    if model.is_linear:
+        from ketasim.engine.analytic import AnalyticEngine
+        return AnalyticEngine()
+    from ketasim.engine.ode import OdeEngine
+    return OdeEngine()
 
 
 def resolve_compartments(model: Model, table: EventTable) -> EventTable:

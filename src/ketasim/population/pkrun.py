@@ -10,15 +10,13 @@ from __future__ import annotations
 
 from collections.abc import Callable, Iterator, Mapping, Sequence
 from dataclasses import dataclass
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
-import pandas as pd
 
 from ketasim.dosing.events import EventTable
 from ketasim.dosing.language import parse_regimen
 from ketasim.dosing.regimen import Regimen
-from ketasim.engine.ode import OdeEngine
 from ketasim.engine.population import PopulationEngine
 from ketasim.engine.simulate import simulate
 from ketasim.errors import DoseError, EventError, KetasimError
@@ -26,6 +24,9 @@ from ketasim.pk.library_model import LibraryModel
 from ketasim.pk.registry import default_model_name, get_model
 from ketasim.population import metrics
 from ketasim.population.virtual import VirtualPopulation, sample_population
+
+if TYPE_CHECKING:  # pandas is imported when a frame is made
+    import pandas as pd
 
 DISCLAIMER = ("ketasim supports decisions and research; it does not replace a clinician. "
               "Concentrations are model predictions, not measurements.")
@@ -65,6 +66,7 @@ class PKRun:
 
     def to_frame(self) -> pd.DataFrame:
         """Tidy rows: ``subject,time_h,analyte,conc_ng_per_ml,conc_umol_per_l``."""
+        import pandas as pd
         parts = []
         n, nt = self.n_subjects, len(self.times)
         for a in self.concentrations:
@@ -230,7 +232,11 @@ def iter_pk(regimen: str | Regimen, *, model: str | LibraryModel | None = None,
 
     if subjects == 1 or not lm.model.has_linear_compartments:
         engine_name = "analytic" if lm.model.is_linear else "ode"
-        engine = None if lm.model.is_linear else OdeEngine()
+        if lm.model.is_linear:
+            engine = None
+        else:
+            from ketasim.engine.ode import OdeEngine
+            engine = OdeEngine()
         for start in range(0, pop.n, chunk_size):
             idx = np.arange(start, min(pop.n, start + chunk_size))
             rows: dict[str, list[np.ndarray]] = {a.id: [] for a in lm.analytes}

@@ -4,18 +4,23 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 from pathlib import Path
+from typing import TYPE_CHECKING, Any
 
-import matplotlib
+if TYPE_CHECKING:  # matplotlib is imported when a picture is drawn (it takes ~0.4 s)
+    from matplotlib.figure import Figure
 
-matplotlib.use("Agg")
-import matplotlib.pyplot as plt
-import numpy as np
-from matplotlib.figure import Figure
-
-from ketasim.engine.result import Result
+    from ketasim.engine.result import Result
 
 DISCLAIMER = ("ketasim supports decisions and research; it does not replace a clinician. "
               "Model output is a prediction, not a measurement.")
+
+
+def _pyplot() -> Any:
+    """matplotlib.pyplot on the headless Agg backend."""
+    import matplotlib
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+    return plt
 
 
 def plot_result(result: Result, path: str | Path, *, outputs: Sequence[str] | None = None,
@@ -24,8 +29,10 @@ def plot_result(result: Result, path: str | Path, *, outputs: Sequence[str] | No
 
     >>> # see ketasim.cli demo for a worked example
     """
+    import numpy as np
     names = list(outputs) if outputs is not None else list(result.outputs)
     ids = np.unique(result.id)
+    plt = _pyplot()
     fig, axes = plt.subplots(len(names), 1, figsize=(8, 2.4 * len(names) + 0.6), sharex=True,
                              squeeze=False)
     for ax, name in zip(axes[:, 0], names, strict=True):
@@ -55,7 +62,7 @@ def save_figure(fig: Figure, path: str | Path, footer: str = DISCLAIMER, *,
     fig.tight_layout(rect=rect)
     p = Path(path)
     fig.savefig(p, dpi=110)
-    plt.close(fig)
+    _pyplot().close(fig)
     return p
 
 
