@@ -184,7 +184,7 @@ def test_the_clinic_day_in_a_browser(server: str, request) -> None:
         nu.check("input[name=effects_resolved]")
         at(126)
         nu.click("button:has-text('Discharge')")
-        expect(nu.locator("p").first).to_contain_text("Discharged")
+        expect(nu.locator("#status")).to_contain_text("Discharged")
         nu.click("a:has-text('Monitoring form')")
         expect(nu.locator("table")).to_contain_text("172/104")
         nu.screenshot(path=shots / "05-monitoring-form.png", full_page=True)
@@ -194,7 +194,7 @@ def test_the_clinic_day_in_a_browser(server: str, request) -> None:
         pa.click("a:has-text('Demo Patient A')")
         pa.click("a:has-text('PHQ-9')")
         for k in range(1, 10):
-            pa.fill(f"input[name=item_{k}]", "1" if k != 9 else "2")
+            pa.check(f"input[name=item_{k}][value='{1 if k != 9 else 2}']")
         pa.click("button:has-text('Submit')")
         pr.goto(f"{server}/patients")
         pr.click("a:has-text('Demo Patient A')")
@@ -206,7 +206,7 @@ def test_the_clinic_day_in_a_browser(server: str, request) -> None:
         pr.click("li.error >> button:has-text('Acknowledge')")
         expect(pr.locator("li.error")).to_have_count(0)
         # 6. the chart: the measured PHQ-9 against the forecast band
-        expect(pr.locator("figure svg circle")).to_have_count(1)
+        expect(pr.locator("figure svg circle.measured")).to_have_count(1)
         pr.screenshot(path=shots / "06-chart-trend.png", full_page=True)
         browser.close()
     assert len(list(shots.glob("*.png"))) >= 7

@@ -8,6 +8,7 @@ import pytest
 from sqlalchemy import func, select
 from tests.test_web import app, client, login  # noqa: F401
 
+from ketasim.clinic.references import has_working_notes
 from ketasim.storage.models import Clinic, ConsultationRequest, Patient
 
 
@@ -44,9 +45,15 @@ def test_public_screening_gives_an_honest_sourced_summary(app) -> None:  # noqa:
     r = submit(app)
     assert r.status_code == 200
     text = r.text
-    assert "graded A" in text and "Murrough 2013" in text  # the evidence and its sources
-    assert "blood pressure" in text and "Spravato PI" in text  # the caution, sourced
-    assert "PHQ-9 score is 16" in text and "crisis" not in text.split("</h1>")[1][:200]
+    # the evidence and the papers behind it, with their DOIs; no working notes
+    assert "graded A" in text and "Murrough JW et al. (2013)" in text
+    assert 'href="https://doi.org/10.1176/appi.ajp.2013.13030392"' in text
+    # the caution, sourced from the label
+    assert "blood pressure" in text and "SPRAVATO (esketamine) nasal spray, US prescribing " \
+        "information" in text
+    assert not has_working_notes(text), re.findall(r".{40}(?:PDC|\.md|§|\[[VMU]\]).{20}", text)
+    assert "PHQ-9 score (how you have been feeling) is <strong>16</strong>" in text
+    assert "crisis" not in text.split("</h1>")[1][:200]
     assert not re.search(r"you are (eligible|a candidate)", text, re.I)
     assert count(app) == 1
     urgent = submit(app, phq9_9="1")

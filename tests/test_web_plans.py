@@ -39,8 +39,10 @@ def test_plan_forecast_and_trend(app) -> None:  # noqa: F811
                                                "indication": "trd", "weight_kg": "72"})
     assert r.status_code == 303, r.text
     page = pr.get(f"/patients/{pid}").text
-    assert "IV racemic ketamine induction series" in page and "Cmax" in page
-    assert "<svg" in page and page.count("<circle") == 1  # the PHQ-9 measured at baseline
+    assert "IV racemic ketamine induction series" in page and "C<sub>max</sub>" in page
+    # the PHQ-9 measured at baseline, drawn over the forecast and in the chart's table
+    assert "<svg" in page and page.count('<circle class="measured"') == 1
+    assert re.search(r'<td class="num"><strong>16</strong></td><td class="num">16</td>', page)
     assert "does not replace a clinician" in page
     with app.state.sessions() as db:
         plan = db.scalar(select(TreatmentPlan))
@@ -90,12 +92,12 @@ def test_madrs_is_clinician_rated_and_questionnaires_show_when_due(app) -> None:
                   data={"csrf_token": t, **{f"item_{k}": "7" for k in range(1, 11)}})
     assert bad.status_code == 400
     page = nu.get(f"/patients/{pid}").text
-    assert "madrs: 30 (moderate)" in page
+    assert "<td>madrs</td><td class=\"num\">30</td><td>moderate</td>" in page
     items = {f"item_{k}": "0" for k in range(1, 10)}
     t = tok(pt, f"/patients/{pid}/questionnaires/phq9")
     pt.post(f"/patients/{pid}/questionnaires/phq9", data={"csrf_token": t, **items})
     page = pt.get(f"/patients/{pid}").text
-    assert "PHQ-9</a> <span" not in page  # just done: not due
+    assert 'PHQ-9</a> <span class="badge due">' not in page  # just done: not due
 
 
 def test_patient_list_pages_and_search(app) -> None:  # noqa: F811
@@ -108,9 +110,9 @@ def test_patient_list_pages_and_search(app) -> None:  # noqa: F811
     c = client(app)
     login(c, "front_desk")
     first = c.get("/patients").text
-    assert first.count('<li><a href="/patients/') == 50 and "next" in first
+    assert first.count('<li><a href="/patients/') == 50 and "Next page" in first
     third = c.get("/patients?page=3").text
-    assert third.count('<li><a href="/patients/') == 22 and "next</a>" not in third
+    assert third.count('<li><a href="/patients/') == 22 and "Next page</a>" not in third
     found = c.get("/patients?q=Zed%20007").text
     assert found.count('<li><a href="/patients/') == 1
     assert "Other Clinic" not in c.get("/patients?q=Other").text

@@ -366,7 +366,7 @@ def test_clinic_owned_versioned_dose_limits_and_thresholds(app) -> None:  # noqa
     page = a.get("/admin")
     assert page.status_code == 200 and "example-1" in page.text
     tok = token(a, "/admin")
-    limits = json.loads(re.search(r'<textarea name="limits"[^>]*>(.*?)</textarea>', page.text,
+    limits = json.loads(re.search(r'<textarea[^>]*name="limits"[^>]*>(.*?)</textarea>', page.text,
                                   re.S).group(1).replace("&#34;", '"').replace("&quot;", '"'))
     # bad edits: nothing stored, the message names the field
     for text, message in (("{not json", "not valid JSON"),

@@ -12,8 +12,9 @@ Pure functions, no I/O: the web layer reads the rows and passes plain values in.
   session's number (1 for the patient's first dosed session).
 - :func:`outside_band` compares one reading with a forecast band, as the page shows it.
 
-The clinic record has no age: forecasts use :data:`ASSUMED_AGE` (the library's default
-adult) and say so.
+The age comes from the patient's year of birth on the clinic record (the web layer reads it);
+when it is not recorded, forecasts use :data:`ASSUMED_AGE` (the library's default adult) and
+say so.
 
 >>> from datetime import UTC, datetime
 >>> t0 = datetime(2026, 3, 2, 9, 5, tzinfo=UTC)
@@ -38,7 +39,7 @@ from ketasim.dosing.route import Route
 from ketasim.errors import KetasimError
 from ketasim.pd.session_forecast import HORIZON_H, AcuteObservation
 
-ASSUMED_AGE = 45.0  # years; the clinic record has no age (the library's default adult)
+ASSUMED_AGE = 45.0  # years, when the record has no year of birth (the library's default adult)
 TYPICAL_BASELINE = (125.0, 78.0, 75.0)  # SBP, DBP, HR when none was ever recorded
 COMPOUND_WORDS = {"racemic": "ketamine", "esketamine": "esketamine"}
 

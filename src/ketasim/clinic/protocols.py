@@ -28,19 +28,23 @@ class Protocol:
 PROTOCOLS: dict[str, Protocol] = {p.id: p for p in (
     Protocol("iv_induction", "IV racemic ketamine induction series (6 infusions)",
              "0.5 mg/kg IV over 40 min three times weekly for 2 weeks",
-             "Phillips 2019 AJP (ketamine-pd-clinical.md §D2) [V]"),
+             "Phillips JL et al. 2019, Am J Psychiatry 176:401, doi:10.1176/appi.ajp.2018.18070834 "
+             "(six infusions over two weeks)"),
     Protocol("esketamine_rems", "Esketamine nasal spray, label induction + weekly phase",
              "56 mg esketamine intranasal on day 1 then 84 mg twice weekly for 4 weeks "
-             "then 84 mg weekly for 4 weeks", "Spravato dosing (§F) [V]; REMS monitoring"),
+             "then 84 mg weekly for 4 weeks", "SPRAVATO (esketamine) nasal spray, US prescribing "
+             "information (Janssen): dosage and administration; REMS monitoring"),
     Protocol("im_weekly", "IM racemic ketamine weekly",
              "0.5 mg/kg IM weekly for 4 weeks",
-             "assumed clinic practice (no IM trial schedule in the reference)"),
+             "assumed clinic practice (no published IM trial fixes a schedule)"),
     Protocol("sublingual_kap", "Sublingual ketamine for ketamine-assisted psychotherapy",
              "100 mg sublingual weekly for 6 weeks",
-             "assumed clinic practice (KAP evidence limited, §E)"),
+             "assumed clinic practice (the evidence for ketamine-assisted psychotherapy is "
+             "limited)"),
     Protocol("iv_maintenance", "IV maintenance boosters every 2 weeks",
              "0.5 mg/kg IV over 40 min every 14 days for 6 doses",
-             "Phillips 2019: weekly maintenance held MADRS (§D2); interval assumed"),
+             "Phillips JL et al. 2019, Am J Psychiatry 176:401: weekly maintenance infusions held "
+             "the response; the 2-week interval is assumed"),
 )}
 
 __all__ = ["PROTOCOLS", "Protocol"]

@@ -22,7 +22,8 @@ from pydantic import BaseModel, ConfigDict, Field, ValidationInfo, field_validat
 from ketasim.outcomes.indications import Indication, get_indication
 from ketasim.scales import Score, score
 
-F = "ketamine-pd-clinical.md §F"
+# the public cites the label itself (the team's notes are in ketamine-pd-clinical.md §F)
+PI = "SPRAVATO (esketamine) nasal spray, US prescribing information (Janssen)"
 
 # condition asked about → (label, indication id or None)
 CONDITIONS: dict[str, tuple[str, str | None]] = {
@@ -62,27 +63,55 @@ class Caution:
 CAUTIONS: dict[str, Caution] = {c.id: c for c in (
     Caution("hypertension", "High blood pressure that is not controlled",
             "ketamine raises blood pressure for a few hours (peak ~40 min); a clinician "
-            "measures it before each dose and may not dose above ~140/90 mmHg", f"{F}, BP "
-            "screening threshold (Spravato PI)"),
+            "measures it before each dose and may not dose above ~140/90 mmHg",
+            f"{PI}: warnings, increase in blood pressure"),
     Caution("aneurysm_avm", "Aneurysm (aorta, brain or other arteries) or an arteriovenous "
-            "malformation", "a contraindication for esketamine (Spravato)", f"{F}, "
-            "contraindications"),
+            "malformation", "a contraindication for esketamine (Spravato)",
+            f"{PI}: contraindications"),
     Caution("brain_bleed", "A past bleed in the brain (intracerebral haemorrhage)",
-            "a contraindication for esketamine (Spravato)", f"{F}, contraindications"),
+            "a contraindication for esketamine (Spravato)", f"{PI}: contraindications"),
     Caution("pregnancy", "Pregnancy, planning pregnancy or breastfeeding",
             "not recommended: embryo-fetal toxicity in animals; present in milk",
-            f"{F}, pregnancy/lactation"),
+            f"{PI}: use in pregnancy and lactation"),
     Caution("psychosis", "Psychosis now or in the past (e.g. schizophrenia)",
-            "a clinician weighs the risk carefully; trials excluded psychosis", f"{F}, "
-            "psychosis"),
+            "a clinician weighs the risk carefully; trials excluded psychosis",
+            f"{PI}: warnings; the trials' exclusion criteria"),
     Caution("substance_use", "Problems with alcohol, drugs or ketamine itself",
             "abuse risk is assessed before prescribing; trials excluded recent substance use "
-            "disorder", f"{F}, substance use disorder"),
+            "disorder", f"{PI}: warnings, abuse and misuse"),
     Caution("bp_medicines", "Medicines that raise blood pressure (stimulants, MAOIs)",
-            "they add to the rise in blood pressure", f"{F}, interactions"),
+            "they add to the rise in blood pressure", f"{PI}: drug interactions"),
     Caution("sedatives", "Medicines that make you drowsy (benzodiazepines, opioids, "
-            "sleeping pills)", "they add to sedation", f"{F}, interactions"),
+            "sleeping pills)", "they add to sedation", f"{PI}: drug interactions"),
 )}
+
+
+# the questions as the person reads them (PHQ-9 and GAD-7: Spitzer, Williams, Kroenke and
+# colleagues, Pfizer; free to reproduce, no permission required), and the answers' words
+ITEM_TEXT: dict[str, tuple[str, ...]] = {
+    "phq9": ("Little interest or pleasure in doing things",
+             "Feeling down, depressed, or hopeless",
+             "Trouble falling or staying asleep, or sleeping too much",
+             "Feeling tired or having little energy",
+             "Poor appetite or overeating",
+             "Feeling bad about yourself — or that you are a failure or have let yourself or "
+             "your family down",
+             "Trouble concentrating on things, such as reading the newspaper or watching "
+             "television",
+             "Moving or speaking so slowly that other people could have noticed? Or the "
+             "opposite — being so fidgety or restless that you have been moving around a lot "
+             "more than usual",
+             "Thoughts that you would be better off dead or of hurting yourself in some way"),
+    "gad7": ("Feeling nervous, anxious or on edge",
+             "Not being able to stop or control worrying",
+             "Worrying too much about different things",
+             "Trouble relaxing",
+             "Being so restless that it is hard to sit still",
+             "Becoming easily annoyed or irritable",
+             "Feeling afraid as if something awful might happen"),
+}
+FREQUENCY = ("Not at all", "Several days", "More than half the days", "Nearly every day")
+ANSWER_WORDS: dict[str, tuple[str, ...]] = {"phq9": FREQUENCY, "gad7": FREQUENCY}
 
 
 class ScreeningAnswers(BaseModel):
@@ -140,9 +169,9 @@ def screen(a: ScreeningAnswers) -> ScreeningSummary:
         headline = (f"For {ind.name.lower()} the evidence is limited: {ind.reason}. A clinician "
                     "will discuss whether ketamine is appropriate.")
     else:
-        headline = (f"For {ind.name.lower()} the evidence is graded {ind.grade} (A = several "
-                    "randomised trials … D = case reports). Whether it could help you is a "
-                    "decision for a clinician who examines you.")
+        headline = (f"The research on ketamine for {ind.name.lower()} is graded {ind.grade}, on a "
+                    "scale from A (several randomised trials) to D (case reports only). Whether "
+                    "it could help you is a decision for a clinician who examines you.")
     looks_at = ["your blood pressure, measured at the clinic",
                 "your psychiatric and medical history and current medicines",
                 "what treatments you have tried "
@@ -155,5 +184,5 @@ def screen(a: ScreeningAnswers) -> ScreeningSummary:
                             looks_at, urgent="phq9_item9_positive" in phq9.flags)
 
 
-__all__ = ["CAUTIONS", "CONDITIONS", "PRIOR_TREATMENTS", "Caution", "ScreeningAnswers",
-           "ScreeningSummary", "screen"]
+__all__ = ["ANSWER_WORDS", "CAUTIONS", "CONDITIONS", "ITEM_TEXT", "PRIOR_TREATMENTS", "Caution",
+           "ScreeningAnswers", "ScreeningSummary", "screen"]

@@ -26,7 +26,7 @@ Vitals beyond the clinic's thresholds raise alerts. Times are timezone-aware (UT
 from __future__ import annotations
 
 from dataclasses import dataclass, field
-from datetime import datetime, timedelta
+from datetime import UTC, datetime, timedelta, tzinfo
 from typing import Literal
 
 from pydantic import BaseModel, ConfigDict, Field
@@ -79,6 +79,12 @@ class Alert:
     acknowledged_by: str | None = None
 
 
+def _hm(t: datetime, tz: tzinfo) -> str:
+    """A time of day to the minute in ``tz``, zone named (``11:05 CET``)."""
+    local = t.astimezone(tz)
+    return f"{local:%H:%M} {local.tzname() or 'UTC'}"
+
+
 def _aware(t: datetime, field_name: str) -> datetime:
     if t.tzinfo is None or t.utcoffset() is None:
         raise SessionError(field_name, "has no time zone", "record times in UTC")
@@ -98,6 +104,7 @@ class MonitoredSession:
     observations: list[Vitals] = field(default_factory=list)
     alerts: list[Alert] = field(default_factory=list)
     discharged_at: datetime | None = None
+    tz: tzinfo = UTC  # the zone the messages name times in (the clinic's)
 
     def __post_init__(self) -> None:
         if self.compound == "esketamine" and not self.rems_enrolled:
@@ -180,7 +187,7 @@ class MonitoredSession:
             left = (earliest - time).total_seconds() / 60
             raise SessionError("discharge", f"{left:.0f} min before the end of the "
                                f"{self.rules.min_observation_min:g}-min observation",
-                               f"keep monitoring until {earliest.isoformat()}")
+                               f"keep monitoring until {_hm(earliest, self.tz)}")
         lo, hi = self.rules.bp_check_window_min
         if not any(lo <= (v.time - first).total_seconds() / 60 <= hi
                    for v in self.observations):

@@ -35,6 +35,8 @@ class Clinic(Base):
     moaas_alert_max: Mapped[int | None] = mapped_column(Integer, nullable=True)
     # clinical roles must sign in with a second factor (TOTP) when set
     require_mfa: Mapped[bool] = mapped_column(Boolean, default=False)
+    # the IANA time zone every time is shown and entered in (stored times stay UTC)
+    timezone: Mapped[str] = mapped_column(String(64), default="UTC", server_default="UTC")
 
 
 class User(Base):
@@ -64,6 +66,8 @@ class Patient(Base):
     id: Mapped[int] = mapped_column(Integer, primary_key=True)
     clinic_id: Mapped[int] = mapped_column(ForeignKey("clinics.id"), index=True)
     display_name: Mapped[str] = mapped_column(String(200))
+    # the year of birth (the age the session forecast uses); unknown when None
+    birth_year: Mapped[int | None] = mapped_column(Integer, nullable=True)
 
 
 class WebSession(Base):

@@ -1,6 +1,7 @@
-"""Clinic settings (administrator): monitoring thresholds and the clinic's own, versioned
-dose-range limits. Every change is a new version, audited with who changed what; dose checks
-use the latest version and record its name.
+"""Clinic settings (administrator): the clinic's time zone (every time is shown and entered
+in it), monitoring thresholds and the clinic's own, versioned dose-range limits. Every change
+is audited with the old and new values; every change of the limits is a new version, and
+dose checks use the latest version and record its name.
 
 >>> ADMINS
 ('administrator',)
@@ -19,6 +20,7 @@ from sqlalchemy.orm import Session
 from ketasim.clinic.dose_check import parse_limits_json
 from ketasim.errors import KetasimError
 from ketasim.storage.models import Clinic, DoseLimitsVersion
+from ketasim.web.clock import check_zone, zone_names
 from ketasim.web.deps import AppContext, Posted, ReadDb, SignedIn, Who, deny, require_role
 from ketasim.web.sessions import FormError, clinic_limits, parse_number
 
@@ -29,7 +31,8 @@ def register(app: FastAPI, ctx: AppContext) -> None:
     """Add the settings routes."""
 
     def show(request: Request, who: Who, db: Session, error: str = "",
-             status: int = 200, draft: str | None = None) -> HTMLResponse:
+             status: int = 200, draft: str | None = None, error_input: str | None = None,
+             error_form: str = "") -> HTMLResponse:
         user = who.user
         clinic = db.get(Clinic, user.clinic_id)
         current = clinic_limits(db, user.clinic_id)
@@ -40,7 +43,8 @@ def register(app: FastAPI, ctx: AppContext) -> None:
                                                           indent=1)
         return ctx.page(request, "admin.html", who, status, title="Clinic settings",
                         clinic=clinic, limits=current, limits_text=text, history=history,
-                        error=error)
+                        error=error, error_input=error_input, error_form=error_form,
+                        zones=[(z, z.replace("_", " ")) for z in zone_names()])
 
     @app.get("/admin", response_class=HTMLResponse)
     def settings(request: Request, who: SignedIn, db: ReadDb) -> HTMLResponse:
@@ -51,18 +55,27 @@ def register(app: FastAPI, ctx: AppContext) -> None:
     def change(request: Request, what: str, post: Posted, db: ReadDb) -> Response:
         user = post.user
         require_role(ctx, user, ADMINS, "settings")
-        if what not in ("thresholds", "dose-limits", "mfa"):
+        if what not in ("thresholds", "dose-limits", "mfa", "timezone"):
             deny(ctx, user, f"settings:{what[:40]}")
         detail: dict[str, Any]
         try:
             with ctx.write() as w:
                 clinic = w.get(Clinic, user.clinic_id)
                 assert clinic is not None
-                if what == "thresholds":
+                if what == "timezone":
+                    try:
+                        name = check_zone(post.get("timezone"))
+                    except KetasimError as exc:
+                        raise FormError(exc.field, exc.problem, exc.fix,
+                                        input_name="timezone") from None
+                    detail = {"timezone": [clinic.timezone, name]}
+                    clinic.timezone = name
+                elif what == "thresholds":
                     spo2 = parse_number(post.get("spo2_min"), "SpO₂ alert threshold (%)",
-                                        51, 100)
+                                        51, 100, name="spo2_min")
                     moaas = int(parse_number(post.get("moaas_alert_max"),
-                                             "MOAA/S alert threshold", 0, 5, whole=True))
+                                             "MOAA/S alert threshold", 0, 5, whole=True,
+                                             name="moaas_alert_max"))
                     detail = {"spo2_min": [clinic.spo2_min, spo2],
                               "moaas_alert_max": [clinic.moaas_alert_max, moaas]}
                     clinic.spo2_min, clinic.moaas_alert_max = spo2, moaas
@@ -87,7 +100,10 @@ def register(app: FastAPI, ctx: AppContext) -> None:
         except KetasimError as exc:
             draft = post.get("limits") if what == "dose-limits" else None
             return show(request, post.who, db, str(exc), 400,
-                        draft=draft if draft is not None and len(draft) <= 65536 else None)
+                        draft=draft if draft is not None and len(draft) <= 65536 else None,
+                        error_input=getattr(exc, "input_name", None) or (
+                            "limits" if what == "dose-limits" else None),
+                        error_form="limits" if what == "dose-limits" else what)
         return RedirectResponse("/admin", status_code=303)
 
 

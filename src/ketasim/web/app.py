@@ -32,6 +32,7 @@ from sqlalchemy.exc import IntegrityError, OperationalError
 from sqlalchemy.exc import TimeoutError as PoolTimeout
 from sqlalchemy.orm import Session, sessionmaker
 from starlette.exceptions import HTTPException as StarletteHTTPException
+from starlette.staticfiles import StaticFiles
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from ketasim.clinic.mbc import questionnaires_due
@@ -50,6 +51,7 @@ from ketasim.storage.models import (
     WebSession,
 )
 from ketasim.web.admin import register as register_admin
+from ketasim.web.clock import zone
 from ketasim.web.consult import register as register_consult
 from ketasim.web.deps import (
     CLINICIANS,
@@ -90,7 +92,7 @@ from ketasim.web.security import (
     same,
     token_hash,
 )
-from ketasim.web.sessions import SESSION_READ, SESSION_WRITE, register
+from ketasim.web.sessions import SESSION_READ, SESSION_WRITE, parse_birth_year, register
 
 ROLES = ("administrator", "prescriber", "nurse", "front_desk", "patient", "researcher")
 MFA_ROLES = ("administrator", "prescriber", "nurse")  # clinical roles: a clinic may require TOTP
@@ -111,6 +113,12 @@ def _portal_instrument(ctx: AppContext, user: User, name: str) -> Instrument:
     if name in CLINICIAN_INSTRUMENTS:
         deny(ctx, user, f"questionnaire:{name}", "questionnaire")
     raise HTTPException(status_code=404, detail="no such questionnaire")
+
+
+def _wording(inst: Instrument) -> dict[str, Any]:
+    """The questions' and answers' words where ketasim has them (PHQ-9, GAD-7)."""
+    from ketasim.clinic.screening import ANSWER_WORDS, ITEM_TEXT
+    return {"item_text": ITEM_TEXT.get(inst.id, ()), "answer_words": ANSWER_WORDS.get(inst.id, ())}
 
 
 def _item(raw: object, k: int) -> int:
@@ -146,6 +154,34 @@ class Headers:
         await self.app(scope, receive, add)
 
 
+def add_filters(templates: Jinja2Templates) -> None:
+    """Jinja filters that show a stored (UTC) time in the page's time zone (``tz`` in the
+    template context, UTC when absent): ``when`` date and time, ``hm`` time of day, ``day``
+    the date, ``dtlocal`` the value of an ``<input type="datetime-local">``."""
+    from datetime import UTC
+
+    from jinja2 import pass_context
+
+    from ketasim.web import clock
+
+    def using(fn: Any) -> Any:
+        @pass_context
+        def f(c: Any, t: Any) -> str:
+            return str(fn(t, c.get("tz") or UTC))
+        return f
+
+    env = templates.env
+    env.filters["when"] = using(clock.shown)
+    env.filters["hm"] = using(clock.clock)
+    env.filters["day"] = using(clock.day)
+    env.filters["dtlocal"] = using(clock.input_value)
+    env.filters["sentence"] = lambda text: str(text)[:1].upper() + str(text)[1:]
+
+
+ALERT_LABELS = {"phq9_item9_positive": "PHQ-9 item 9 positive: thoughts of death or self-harm",
+                "suicidal_ideation": "C-SSRS: suicidal ideation reported"}
+
+
 def _totp_ok(secret: str | None, code: str) -> bool:
     """A 6-digit code valid for ``secret`` now (one 30-s step of clock drift allowed)."""
     import pyotp
@@ -176,6 +212,7 @@ def create_app(database_url: str, *, audit_key: bytes, settings: Settings | None
         Base.metadata.create_all(engine)
     templates = Jinja2Templates(
         directory=str(resources.files("ketasim.web").joinpath("templates")))
+    add_filters(templates)
     reader = session_factory(engine)
     reader.configure(autoflush=False)
 
@@ -267,6 +304,8 @@ def create_app(database_url: str, *, audit_key: bytes, settings: Settings | None
                           "That was already recorded (or conflicts with what was just "
                           "recorded); reload the page to see the current state.", 409)
 
+    app.mount("/static", StaticFiles(directory=str(resources.files("ketasim.web").joinpath(
+        "static"))), name="static")
     app.add_middleware(Headers)
     app.add_middleware(LoadShedder, limit=max_in_flight, max_body=MAX_BODY,
                        on_busy=lambda: busy.__setitem__("count", busy["count"] + 1))
@@ -523,11 +562,14 @@ def create_app(database_url: str, *, audit_key: bytes, settings: Settings | None
                         q=query, page_no=page_no, more=more,
                         searchable=user.role in STAFF_READ)
 
-    @app.get("/patients/{patient_id}", response_class=HTMLResponse)
-    def patient(request: Request, patient_id: PatientId, who: SignedIn, db: ReadDb
-                ) -> HTMLResponse:
+    def patient_page(request: Request, who: Who, db: Session, p: Patient, *,
+                     error: str = "", exc: Exception | None = None, form: str = "",
+                     typed: dict[str, str] | None = None, status: int = 200) -> HTMLResponse:
+        """The chart (audited as a read); after a refused form, with its error tied to the
+        field and what was typed."""
+        from ketasim.web.sessions import input_of
         user = who.user
-        p = patient_in_reach(ctx, db, user, patient_id)
+        patient_id = p.id
         responses = db.scalars(select(QuestionnaireResponse).where(
             QuestionnaireResponse.patient_id == patient_id).order_by(
             QuestionnaireResponse.submitted_at.desc())).all()
@@ -538,10 +580,14 @@ def create_app(database_url: str, *, audit_key: bytes, settings: Settings | None
         sessions_ = db.scalars(select(MonitoredSessionRow).where(
             MonitoredSessionRow.patient_id == patient_id).order_by(
             MonitoredSessionRow.id.desc())).all() if show_sessions else []
-        chart = chart_context(db, patient_id) if show_sessions else {}
+        tz = zone(who.tz)
+        chart = chart_context(db, p, tz=tz, now=ctx.clock()) if show_sessions else {}
         due = questionnaires_due([(r.instrument, r.submitted_at) for r in responses], ctx.clock())
         ctx.audit(f"user:{user.id}", "read", f"patient:{patient_id}")
-        return ctx.page(request, "patient.html", who, title="Patient", patient=p, **chart,
+        return ctx.page(request, "patient.html", who, status, title=p.display_name, patient=p,
+                        **chart, alert_labels=ALERT_LABELS, can_edit=user.role in STAFF_READ,
+                        age=None if p.birth_year is None else
+                        ctx.clock().astimezone(tz).year - p.birth_year,
                         responses=responses, alerts=alerts, can_ack=user.role in CLINICIANS,
                         show_sessions=show_sessions, sessions=sessions_,
                         can_start=user.role in SESSION_WRITE,
@@ -552,7 +598,38 @@ def create_app(database_url: str, *, audit_key: bytes, settings: Settings | None
                                                CLINICIAN_INSTRUMENTS]
                         if user.role in CLINICIANS else [],
                         can_export=user.role in ("administrator", "prescriber", "nurse",
-                                                 "patient"))
+                                                 "patient"),
+                        error=error, error_input=input_of(exc) if exc is not None else None,
+                        error_form=form, values=typed or {})
+
+    app.state.patient_page = patient_page
+
+    @app.get("/patients/{patient_id}", response_class=HTMLResponse)
+    def patient(request: Request, patient_id: PatientId, who: SignedIn, db: ReadDb
+                ) -> HTMLResponse:
+        return patient_page(request, who, db, patient_in_reach(ctx, db, who.user, patient_id))
+
+    @app.post("/patients/{patient_id}/details")
+    def patient_details(request: Request, patient_id: PatientId, post: Posted, db: ReadDb
+                        ) -> Response:
+        """Staff correct a patient's year of birth (empty: unknown); audited with the old and
+        new values."""
+        user = post.user
+        p = patient_in_reach(ctx, db, user, patient_id, STAFF_READ)
+        try:
+            year = parse_birth_year(post.get("birth_year"), ctx.clock())
+        except KetasimError as exc:
+            return patient_page(request, post.who, db, p, error=str(exc), exc=exc,
+                                form="details", typed={"birth_year": post.get("birth_year")[:20]},
+                                status=400)
+        with ctx.write() as w:
+            live = w.get(Patient, p.id)
+            assert live is not None
+            if live.birth_year != year:
+                ctx.auditor.record(w, f"user:{user.id}", "write", f"patient:{p.id}",
+                                   {"birth_year": [live.birth_year, year]})
+                live.birth_year = year
+        return RedirectResponse(f"/patients/{p.id}", status_code=303)
 
     @app.get("/patients/{patient_id}/questionnaires/{instrument}",
              response_class=HTMLResponse)
@@ -562,7 +639,7 @@ def create_app(database_url: str, *, audit_key: bytes, settings: Settings | None
         p = patient_in_reach(ctx, db, user, patient_id, PRO_SUBMITTERS)
         inst = _portal_instrument(ctx, user, instrument[:40])
         return ctx.page(request, "questionnaire.html", who, title=inst.name, patient=p,
-                        instrument=inst, error="", form_token=new_token())
+                        instrument=inst, error="", form_token=new_token(), **_wording(inst))
 
     @app.post("/patients/{patient_id}/questionnaires/{instrument}")
     def questionnaire_submit(request: Request, patient_id: PatientId, instrument: str,
@@ -577,9 +654,15 @@ def create_app(database_url: str, *, audit_key: bytes, settings: Settings | None
             items = [_item(post.form.get(f"item_{k}"), k) for k in range(1, inst.n_items + 1)]
             scored = score(inst.id, items)
         except ScaleError as exc:
+            field = exc.field if isinstance(exc.field, str) else ""
             return ctx.page(request, "questionnaire.html", post.who, 400, title=inst.name,
                             patient=p, instrument=inst, error=str(exc),
-                            form_token=token or new_token())
+                            form_token=token or new_token(), **_wording(inst),
+                            error_input=field.replace(" ", "_") if field.startswith("item ")
+                            else None,
+                            values={k: v for k, v in post.form.items()
+                                    if isinstance(v, str) and k.startswith("item_")
+                                    and len(v) <= 2})
         from ketasim.storage.audit_store import clinical_digest
         t = ctx.clock()
         if token and db.scalar(select(QuestionnaireResponse.id).where(

@@ -3,7 +3,7 @@
 >>> svg = trend_svg({"days": [0, 1, 2], "p5": [10, 6, 5], "p50": [18, 10, 9],
 ...                  "p95": [20, 15, 14], "baseline": 18}, [(0.0, 18), (1.5, 9)],
 ...                 remission_max=4, top=27, label="PHQ-9")
->>> svg.startswith("<svg") and svg.count("<circle") == 2
+>>> svg.startswith("<svg") and svg.count('<circle class="measured"') == 2
 True
 """
 
@@ -11,24 +11,58 @@ from __future__ import annotations
 
 import math
 from collections.abc import Mapping, Sequence
+from datetime import UTC, datetime, timedelta, tzinfo
 from html import escape
 from typing import Any
 
-W, H, PAD = 640, 260, 40
+W, H = 720, 330  # the trend chart
+TL, TR, TT, TB = 46, 150, 46, 50  # its margins: left (values), right (threshold labels), top
+# (legend), bottom (dates)
+INK, MUTED = "#1b1f24", "#4a5260"
+BAND, MEDIAN, MEASURED = "#9ecae1", "#1f5fa8", "#b3141b"
+
+
+def _interp(days: Sequence[float], values: Sequence[float], d: float) -> float:
+    """``values`` at day ``d`` by linear interpolation (held at the ends)."""
+    if d <= days[0]:
+        return float(values[0])
+    for i in range(1, len(days)):
+        if d <= days[i]:
+            a, b = days[i - 1], days[i]
+            w = (d - a) / ((b - a) or 1.0)
+            return float(values[i - 1]) + w * (float(values[i]) - float(values[i - 1]))
+    return float(values[-1])
+
+
+def _day_ticks(xmax: float) -> list[float]:
+    every = 2.0 if xmax <= 14 else 7.0 if xmax <= 63 else 14.0 if xmax <= 126 else 28.0
+    return [k * every for k in range(int(xmax // every) + 1)]
+
+
+def _value_ticks(top: float) -> list[float]:
+    step = 5.0 if top <= 40 else 10.0 if top <= 100 else ticks(0, top)[1]
+    out = [k * step for k in range(int(top // step) + 1)]
+    return out if out[-1] == top else [*out, top]
 
 
 def trend_svg(forecast: dict[str, Any], measured: Sequence[tuple[float, float]], *,
-              remission_max: float | None, top: float, label: str) -> str:
-    """Forecast band (5-95 %) and median, measured scores as dots, response (50 % of
-    baseline) and remission thresholds as dashed lines; x in days."""
+              remission_max: float | None, top: float, label: str,
+              start: datetime | None = None, tz: tzinfo = UTC) -> str:
+    """A score over the days of a plan: the forecast's 5-95 % band shaded and its median as
+    a line, the measured scores as large dark-red dots joined by a line (drawn over the
+    forecast), the response (50 % of baseline) and remission thresholds as labelled dashed
+    lines; the values on the y axis and, given the plan's ``start``, the dates (in ``tz``)
+    and days on the x axis; a legend names each mark. Pair it with :func:`trend_rows` as
+    its table."""
     days = [float(d) for d in forecast["days"]]
     xmax = max([days[-1], *[m[0] for m in measured]]) or 1.0
+    x0, x1, y0, y1 = TL, W - TR, H - TB, TT
 
     def x(d: float) -> float:
-        return PAD + (W - 2 * PAD) * d / xmax
+        return x0 + (x1 - x0) * d / xmax
 
     def y(v: float) -> float:
-        return H - PAD - (H - 2 * PAD) * v / top
+        return y0 - (y0 - y1) * min(max(v, 0.0), top) / top
 
     band = " ".join(f"{x(d):.1f},{y(v):.1f}" for d, v in zip(days, forecast["p95"],
                                                              strict=True))
@@ -36,34 +70,114 @@ def trend_svg(forecast: dict[str, Any], measured: Sequence[tuple[float, float]],
                            zip(reversed(days), reversed(forecast["p5"]), strict=True))
     median = " ".join(f"{x(d):.1f},{y(v):.1f}" for d, v in zip(days, forecast["p50"],
                                                                strict=True))
+    title = (f"{label} over time: {len(measured)} measured score"
+             f"{'s' if len(measured) != 1 else ''} against the forecast (table below)")
     parts = [f'<svg xmlns="http://www.w3.org/2000/svg" width="{W}" height="{H}" '
-             f'role="img" aria-label="{escape(label)} over time against the forecast">',
-             f'<polygon points="{band}" fill="#9ecae1" opacity="0.5"/>',
-             f'<polyline points="{median}" fill="none" stroke="#3182bd" stroke-width="2"/>']
-    lines = [(forecast["baseline"] * 0.5, "response (50 % of baseline)")]
+             f'viewBox="0 0 {W} {H}" role="img" aria-label="{escape(title)}" '
+             'class="trend">']
+    for v in _value_ticks(top):
+        parts.append(f'<line x1="{x0}" x2="{x1}" y1="{y(v):.1f}" y2="{y(v):.1f}" '
+                     f'stroke="#e3e6ea"/><text x="{x0 - 6}" y="{y(v) + 4:.1f}" font-size="12" '
+                     f'text-anchor="end" fill="{INK}">{v:g}</text>')
+    for d in _day_ticks(xmax):
+        parts.append(f'<line x1="{x(d):.1f}" x2="{x(d):.1f}" y1="{y1}" y2="{y0}" '
+                     f'stroke="#f0f2f4"/><line x1="{x(d):.1f}" x2="{x(d):.1f}" y1="{y0}" '
+                     f'y2="{y0 + 5}" stroke="{MUTED}"/>')
+        if start is not None:
+            when = (start + timedelta(days=d)).astimezone(tz)
+            parts.append(f'<text x="{x(d):.1f}" y="{y0 + 18}" font-size="12" '
+                         f'text-anchor="middle" fill="{INK}">{when.day} {when:%b}</text>')
+        parts.append(f'<text x="{x(d):.1f}" y="{y0 + (32 if start else 18)}" font-size="11" '
+                     f'text-anchor="middle" fill="{MUTED}">day {d:g}</text>')
+    parts.append(f'<line x1="{x0}" x2="{x1}" y1="{y0}" y2="{y0}" stroke="{MUTED}"/>'
+                 f'<line x1="{x0}" x2="{x0}" y1="{y1}" y2="{y0}" stroke="{MUTED}"/>')
+    parts.append(f'<text x="12" y="{(y0 + y1) / 2:.0f}" font-size="12" fill="{INK}" '
+                 f'text-anchor="middle" transform="rotate(-90 12 {(y0 + y1) / 2:.0f})">'
+                 f"{escape(label)} total</text>")
+    parts.append(f'<polygon points="{band}" fill="{BAND}" opacity="0.6"/>'
+                 f'<polyline points="{median}" fill="none" stroke="{MEDIAN}" '
+                 'stroke-width="2.5"/>')
+    baseline = float(forecast["baseline"])
+    lines = [(baseline * 0.5, f"response: ≤ {baseline * 0.5:g}", "(50 % of baseline)")]
     if remission_max is not None:
-        lines.append((remission_max, "remission"))
-    for v, name in lines:
-        parts.append(f'<line x1="{PAD}" x2="{W - PAD}" y1="{y(v):.1f}" y2="{y(v):.1f}" '
-                     f'stroke="#888" stroke-dasharray="4 3"/><text x="{W - PAD}" '
-                     f'y="{y(v) - 3:.1f}" font-size="10" text-anchor="end">{escape(name)}'
-                     "</text>")
-    for d, v in measured:
-        parts.append(f'<circle cx="{x(d):.1f}" cy="{y(v):.1f}" r="4" fill="#d62728">'
-                     f"<title>day {d:.1f}: {v:g}</title></circle>")
-    parts.append(f'<text x="{PAD}" y="{PAD - 10}" font-size="11">{escape(label)} (0-{top:g})'
-                 " — band: forecast 5-95 %, line: median, dots: measured</text>")
-    parts.append(f'<text x="{W / 2}" y="{H - 8}" font-size="11" text-anchor="middle">days '
-                 "since the plan started</text></svg>")
+        lines.append((float(remission_max), f"remission: ≤ {remission_max:g}", ""))
+    label_y = -1e9  # labels are kept apart when the lines are close
+    for v, name, sub in sorted(lines, key=lambda line: -line[0]):
+        ty = max(y(v) + 4, label_y + 15)
+        parts.append(f'<line x1="{x0}" x2="{x1}" y1="{y(v):.1f}" y2="{y(v):.1f}" '
+                     f'stroke="{INK}" stroke-width="1.2" stroke-dasharray="6 4"/>'
+                     f'<text x="{x1 + 6}" y="{ty:.1f}" font-size="12" fill="{INK}">'
+                     f"{escape(name)}</text>")
+        label_y = ty
+        if sub:
+            label_y = ty + 14
+            parts.append(f'<text x="{x1 + 6}" y="{label_y:.1f}" font-size="11" '
+                         f'fill="{MUTED}">{escape(sub)}</text>')
+    pts = sorted(measured)
+    if len(pts) > 1:
+        parts.append('<polyline points="' + " ".join(f"{x(d):.1f},{y(v):.1f}" for d, v in pts)
+                     + f'" fill="none" stroke="{MEASURED}" stroke-width="2"/>')
+    for d, v in pts:
+        on = f"{(start + timedelta(days=d)).astimezone(tz):%Y-%m-%d}, " if start else ""
+        parts.append(f'<circle class="measured" cx="{x(d):.1f}" cy="{y(v):.1f}" r="6.5" '
+                     f'fill="{MEASURED}" stroke="#ffffff" stroke-width="2">'
+                     f"<title>measured {escape(label)} {v:g} ({on}day {d:.0f})</title>"
+                     "</circle>")
+    lx, ly = x0, 20
+    parts.append(f'<g class="legend" font-size="12" fill="{INK}">'
+                 f'<rect x="{lx}" y="{ly - 10}" width="18" height="12" fill="{BAND}" '
+                 f'opacity="0.8"/><text x="{lx + 24}" y="{ly}">forecast 5–95 %</text>'
+                 f'<line x1="{lx + 140}" x2="{lx + 162}" y1="{ly - 4}" y2="{ly - 4}" '
+                 f'stroke="{MEDIAN}" stroke-width="2.5"/>'
+                 f'<text x="{lx + 168}" y="{ly}">forecast median</text>'
+                 f'<circle cx="{lx + 300}" cy="{ly - 4}" r="6" fill="{MEASURED}" '
+                 f'stroke="#ffffff" stroke-width="2"/><text x="{lx + 311}" y="{ly}">'
+                 "measured</text>"
+                 f'<line x1="{lx + 390}" x2="{lx + 414}" y1="{ly - 4}" y2="{ly - 4}" '
+                 f'stroke="{INK}" stroke-dasharray="6 4"/>'
+                 f'<text x="{lx + 420}" y="{ly}">threshold</text></g></svg>')
     return "".join(parts)
 
 
-COLOURS = ("#d62728", "#1f77b4", "#2ca02c", "#9467bd", "#ff7f0e")
+def trend_rows(forecast: dict[str, Any], measured: Sequence[tuple[float, float]], *,
+               start: datetime | None = None, tz: tzinfo = UTC) -> list[dict[str, Any]]:
+    """The trend chart as a table: one row a week of the forecast and one for each measured
+    score (its date, day, the score, the forecast median and 5-95 % band that day, and
+    whether the score is within, above or below the band).
+
+    >>> rows = trend_rows({"days": [0, 7, 14], "p5": [10, 6, 5], "p50": [18, 10, 9],
+    ...                    "p95": [20, 15, 14]}, [(7.0, 16)])
+    >>> [(r["day"], r["measured"], r["p50"], r["status"]) for r in rows]
+    [(0, None, 18, ''), (7, 16, 10, 'above'), (14, None, 9, '')]
+    """
+    days = [float(d) for d in forecast["days"]]
+    out: dict[tuple[int, int], dict[str, Any]] = {}
+
+    def row(d: float, value: float | None) -> dict[str, Any]:
+        p5, p50, p95 = (_interp(days, forecast[k], d) for k in ("p5", "p50", "p95"))
+        status = "" if value is None else ("above" if value > round(p95) else
+                                           "below" if value < round(p5) else "within")
+        when = (start + timedelta(days=d)) if start is not None else None
+        return {"day": round(d), "date": when, "measured": value, "p5": round(p5),
+                "p50": round(p50), "p95": round(p95), "status": status}
+
+    for week in range(0, int(days[-1]) + 1, 7):
+        out[(week, 1)] = row(float(week), None)
+    for d, v in measured:
+        out[(round(d), 0)] = row(d, v)
+    for key in [k for k in out if k[1] == 1 and (k[0], 0) in out]:
+        del out[key]
+    return [out[k] for k in sorted(out)]
+
+
+COLOURS = ("#b3141b", "#1f5fa8", "#1d6a38", "#6a3d9a", "#8a4b00")
+DASHES = ("", "6 3", "2 3", "8 3 2 3", "1 2")
 
 
 def series_svg(series: dict[str, list[tuple[float, float]]], *, top: float, label: str,
                x_label: str) -> str:
-    """Measured values as dotted lines, one colour per series (x in the caller's unit).
+    """Measured values as dotted lines, one colour and dash pattern per series (x in the
+    caller's unit), with values on both axes and a legend.
 
     >>> series_svg({"SBP": [(0, 120), (45, 150)]}, top=200, label="BP", x_label="min")[:4]
     '<svg'
@@ -71,36 +185,46 @@ def series_svg(series: dict[str, list[tuple[float, float]]], *, top: float, labe
     pts = [p for v in series.values() for p in v]
     xmax = max([p[0] for p in pts], default=1.0) or 1.0
     xmin = min([p[0] for p in pts], default=0.0)
+    width, height, left, right, upper, lower = 640, 280, 46, 16, 44, 44
 
     def x(d: float) -> float:
-        return PAD + (W - 2 * PAD) * (d - xmin) / ((xmax - xmin) or 1.0)
+        return left + (width - left - right) * (d - xmin) / ((xmax - xmin) or 1.0)
 
     def y(v: float) -> float:
-        return H - PAD - (H - 2 * PAD) * v / top
+        return height - lower - (height - upper - lower) * v / top
 
-    parts = [f'<svg xmlns="http://www.w3.org/2000/svg" width="{W}" height="{H}" role="img" '
-             f'aria-label="{escape(label)}">']
+    parts = [f'<svg xmlns="http://www.w3.org/2000/svg" width="{width}" height="{height}" '
+             f'viewBox="0 0 {width} {height}" role="img" aria-label="{escape(label)} '
+             '(table below)">']
     step = 50.0 if top > 100 else 10.0
     v = 0.0
     while v <= top + 1e-9:
-        parts.append(f'<line x1="{PAD}" x2="{W - PAD}" y1="{y(v):.1f}" y2="{y(v):.1f}" '
-                     f'stroke="#eee"/><text x="{PAD - 4}" y="{y(v) + 3:.1f}" font-size="9" '
-                     f'text-anchor="end">{v:g}</text>')
+        parts.append(f'<line x1="{left}" x2="{width - right}" y1="{y(v):.1f}" y2="{y(v):.1f}" '
+                     f'stroke="#e3e6ea"/><text x="{left - 5}" y="{y(v) + 4:.1f}" '
+                     f'font-size="11" text-anchor="end" fill="{INK}">{v:g}</text>')
         v += step
     for d in sorted({xmin, xmax, *[p[0] for p in pts]}):
-        parts.append(f'<text x="{x(d):.1f}" y="{H - PAD + 12}" font-size="9" '
-                     f'text-anchor="middle">{d:g}</text>')
+        parts.append(f'<text x="{x(d):.1f}" y="{height - lower + 15}" font-size="11" '
+                     f'text-anchor="middle" fill="{INK}">{d:g}</text>')
+    parts.append(f'<line x1="{left}" x2="{width - right}" y1="{height - lower}" '
+                 f'y2="{height - lower}" stroke="{MUTED}"/><line x1="{left}" x2="{left}" '
+                 f'y1="{upper}" y2="{height - lower}" stroke="{MUTED}"/>')
     for k, (name, vals) in enumerate(series.items()):
         c = COLOURS[k % len(COLOURS)]
+        dash = DASHES[k % len(DASHES)]
+        dash_attr = f' stroke-dasharray="{dash}"' if dash else ""
         line = " ".join(f"{x(a):.1f},{y(b):.1f}" for a, b in vals)
-        parts.append(f'<polyline points="{line}" fill="none" stroke="{c}" stroke-width="1.5"/>')
+        parts.append(f'<polyline points="{line}" fill="none" stroke="{c}" stroke-width="2"'
+                     f"{dash_attr}/>")
         for a, b in vals:
-            parts.append(f'<circle cx="{x(a):.1f}" cy="{y(b):.1f}" r="3" fill="{c}">'
+            parts.append(f'<circle cx="{x(a):.1f}" cy="{y(b):.1f}" r="4" fill="{c}">'
                          f"<title>{escape(name)} {b:g} at {a:g}</title></circle>")
-        parts.append(f'<text x="{PAD + 70 * k}" y="{PAD - 10}" font-size="11" fill="{c}">'
-                     f"{escape(name)}</text>")
-    parts.append(f'<text x="{W / 2}" y="{H - 8}" font-size="11" text-anchor="middle">'
-                 f"{escape(x_label)}</text></svg>")
+        lx = left + 96 * k
+        parts.append(f'<line x1="{lx}" x2="{lx + 22}" y1="{upper - 22}" y2="{upper - 22}" '
+                     f'stroke="{c}" stroke-width="3"{dash_attr}/><text x="{lx + 27}" '
+                     f'y="{upper - 18}" font-size="12" fill="{INK}">{escape(name)}</text>')
+    parts.append(f'<text x="{(left + width - right) / 2:.0f}" y="{height - 8}" font-size="12" '
+                 f'text-anchor="middle" fill="{INK}">{escape(x_label)}</text></svg>')
     return "".join(parts)
 
 
@@ -237,4 +361,4 @@ def band_svg(*, label: str, unit: str, band: Mapping[str, Sequence[float]] | Non
     return "".join(parts)
 
 
-__all__ = ["band_svg", "series_svg", "ticks", "trend_svg"]
+__all__ = ["band_svg", "series_svg", "ticks", "trend_rows", "trend_svg"]

@@ -8,7 +8,7 @@ store nothing.
 
 from __future__ import annotations
 
-from datetime import UTC, datetime
+from datetime import datetime
 from typing import Any
 
 from fastapi import FastAPI, HTTPException, Request
@@ -16,9 +16,12 @@ from fastapi.responses import HTMLResponse, RedirectResponse, Response
 from pydantic import ValidationError
 from sqlalchemy import select
 
+from ketasim.clinic.references import papers_cited, public_text
 from ketasim.clinic.screening import (
+    ANSWER_WORDS,
     CAUTIONS,
     CONDITIONS,
+    ITEM_TEXT,
     PRIOR_TREATMENTS,
     ScreeningAnswers,
     screen,
@@ -26,6 +29,7 @@ from ketasim.clinic.screening import (
 from ketasim.errors import KetasimError
 from ketasim.scales import get_instrument
 from ketasim.storage.models import Clinic, ConsultationRequest, Patient, User
+from ketasim.web.clock import local_candidates, zone, zone_name
 from ketasim.web.deps import (
     MAX_ID,
     AppContext,
@@ -39,7 +43,7 @@ from ketasim.web.deps import (
     require_role,
 )
 from ketasim.web.security import new_token, same
-from ketasim.web.sessions import FormError, text_field
+from ketasim.web.sessions import FormError, input_of, parse_birth_year, text_field
 
 QUEUE_READ = ("administrator", "prescriber", "nurse", "front_desk")
 SCHEDULERS = ("administrator", "front_desk")
@@ -59,13 +63,14 @@ def _answers(form: Any) -> tuple[ScreeningAnswers, str, str]:
     contact = _field(form, "contact")
     if not 1 <= len(name) <= 200:
         raise FormError("name", "is missing or longer than 200 characters",
-                        "give the name to call you by")
+                        "give the name to call you by", input_name="name")
     if not 3 <= len(contact) <= 200:
         raise FormError("contact", "is missing or longer than 200 characters",
-                        "give a telephone number or e-mail address")
+                        "give a telephone number or e-mail address", input_name="contact")
     if form.get("consent") != "yes":
         raise FormError("consent", "is not given",
-                        "agree that the clinic may store your answers and contact you")
+                        "agree that the clinic may store your answers and contact you",
+                        input_name="consent")
     items: dict[str, list[int]] = {}
     for inst_id in ("phq9", "gad7"):
         inst = get_instrument(inst_id)
@@ -76,7 +81,8 @@ def _answers(form: Any) -> tuple[ScreeningAnswers, str, str]:
             # ASCII digits only ('²' or '٣' are digits to str.isdigit but not answers)
             if len(raw) != 1 or raw not in "0123456789" or not lo <= int(raw) <= hi:
                 raise FormError(f"{inst.id.upper()} question {k}", "is not answered with one "
-                                "of the choices", f"choose {lo}-{hi} for every question")
+                                "of the choices", f"choose {lo}-{hi} for every question",
+                                input_name=f"{inst_id}_{k}")
             vals.append(int(raw))
         items[inst_id] = vals
     try:
@@ -87,21 +93,34 @@ def _answers(form: Any) -> tuple[ScreeningAnswers, str, str]:
             phq9=items["phq9"], gad7=items["gad7"])
     except ValidationError as exc:
         err = exc.errors()[0]
+        where = str(err["loc"][0]) if err["loc"] else ""
         raise FormError(".".join(str(p) for p in err["loc"]), err["msg"],
-                        "choose from the options shown") from None
+                        "choose from the options shown",
+                        input_name={"condition": "condition", "prior_treatments": "prior",
+                                    "cautions": "caution"}.get(where)) from None
     return answers, name, contact
 
 
 def register(app: FastAPI, ctx: AppContext) -> None:
     """Add the consultation routes."""
 
-    def form_page(request: Request, clinic: Clinic, error: str = "", status: int = 200
-                  ) -> HTMLResponse:
+    def form_page(request: Request, clinic: Clinic, error: str = "", status: int = 200,
+                  exc: Exception | None = None, form: Any = None) -> HTMLResponse:
+        """The public form; after a refused submission, with the error at its question and
+        the answers given kept (so nothing has to be entered twice)."""
         tok = new_token()
+        picked: dict[str, list[str]] = {}
+        if form is not None and exc is not None:
+            for key in {k for k in form.keys() if k not in ("csrf_token", "clinic_id")}:
+                picked[key[:40]] = [v[:200] for v in form.getlist(key)
+                                    if isinstance(v, str)][:50]
         resp = ctx.page(request, "consult.html", None, status, title="Could ketamine therapy "
                         "help me?", clinic=clinic, error=error, form_csrf=tok,
                         conditions=CONDITIONS, prior=PRIOR_TREATMENTS, cautions=CAUTIONS,
-                        phq9=get_instrument("phq9"), gad7=get_instrument("gad7"))
+                        phq9=get_instrument("phq9"), gad7=get_instrument("gad7"),
+                        item_text=ITEM_TEXT, answer_words=ANSWER_WORDS, picked=picked,
+                        error_input=input_of(exc) if exc is not None else None,
+                        tz=zone(clinic.timezone))
         resp.set_cookie(PUBLIC_CSRF, tok, httponly=True, secure=True, samesite="strict",
                         max_age=3600)
         return resp
@@ -138,7 +157,7 @@ def register(app: FastAPI, ctx: AppContext) -> None:
             answers, name, contact = _answers(form)
             summary = screen(answers)
         except KetasimError as exc:
-            return form_page(request, clinic, str(exc), 400)
+            return form_page(request, clinic, str(exc), 400, exc=exc, form=form)
         with ctx.write() as w:
             req = ConsultationRequest(
                 clinic_id=clinic.id, created_at=ctx.clock(), name=name, contact=contact,
@@ -148,8 +167,10 @@ def register(app: FastAPI, ctx: AppContext) -> None:
             w.flush()
             ctx.auditor.record(w, "anonymous", "write", f"consultation:{req.id}",
                                {"urgent": summary.urgent})
+        evidence = summary.indication.evidence if summary.indication else ""
         resp = ctx.page(request, "consult_result.html", None, title="Your answers",
-                        summary=summary, clinic=clinic)
+                        summary=summary, clinic=clinic, public=public_text,
+                        papers=papers_cited(evidence), tz=zone(clinic.timezone))
         resp.delete_cookie(PUBLIC_CSRF)
         return resp
 
@@ -185,18 +206,23 @@ def register(app: FastAPI, ctx: AppContext) -> None:
             when = post.get("when").strip()
             if not when:
                 raise FormError("when", "is missing", "give the appointment date and time")
+            clinic = db.get(Clinic, user.clinic_id)
+            tz = zone(clinic.timezone if clinic else None)
             try:
                 if len(when) > 40:
                     raise ValueError
                 t = datetime.fromisoformat(when)
             except ValueError:
                 raise FormError("when", f"{when[:40]!r} is not a date and time",
-                                "use YYYY-MM-DDTHH:MM") from None
-            scheduled = t if t.tzinfo else t.replace(tzinfo=UTC)
+                                f"use YYYY-MM-DDTHH:MM ({zone_name(tz)})") from None
+            # a wall-clock time in the clinic's zone (the earlier instant when the clocks
+            # went back); stored in UTC
+            scheduled = local_candidates(t, tz)[0]
             detail = {"when": scheduled.isoformat()}
         else:
             decision = post.get("decision")
             note = text_field(post, "note", "note")
+            year = parse_birth_year(post.get("birth_year"), ctx.clock())
             if decision not in DECISIONS:
                 raise FormError("decision", "is not one of the options", "choose a decision")
             if len(note) < 10:
@@ -213,11 +239,14 @@ def register(app: FastAPI, ctx: AppContext) -> None:
                                   "at": ctx.clock().isoformat()}
                 req.status = "assessed"
                 if decision == "plan" and req.patient_id is None:
-                    p = Patient(clinic_id=req.clinic_id, display_name=req.name)
+                    p = Patient(clinic_id=req.clinic_id, display_name=req.name,
+                                birth_year=year)
                     w.add(p)
                     w.flush()
                     req.patient_id = p.id
                 detail = {"decision": decision, "patient": req.patient_id}
+                if year is not None:
+                    detail["birth_year"] = year
             ctx.auditor.record(w, f"user:{user.id}", action, f"consultation:{req.id}", detail)
         target = f"/patients/{req.patient_id}" if action == "assess" and req.patient_id \
             else "/consultations"

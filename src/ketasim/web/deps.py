@@ -42,7 +42,8 @@ from sqlalchemy.orm import Session, sessionmaker
 from starlette.datastructures import FormData
 from starlette.types import ASGIApp, Receive, Scope, Send
 
-from ketasim.storage.models import Patient, User, WebSession
+from ketasim.storage.models import Clinic, Patient, User, WebSession
+from ketasim.web.clock import zone, zone_name
 from ketasim.web.security import same, token_hash
 
 MAX_ID = 2**31 - 1  # ids are 32-bit in every table; anything larger cannot exist
@@ -119,10 +120,14 @@ class AppContext:
 
     def page(self, request: Request, name: str, who: Who | None, status: int = 200,
              **ctx: Any) -> HTMLResponse:
-        """Render a template with the user and the CSRF token of their session."""
+        """Render a template with the user, the CSRF token of their session and their
+        clinic's time zone (``tz``, used by the ``when``/``hm`` filters; UTC without a user
+        unless the page passes its clinic's)."""
+        tz = ctx.pop("tz", None) or zone(who.tz if who else None)
         return self.templates.TemplateResponse(
             request, name, {"user": who.user if who else None,
-                            "csrf_token": who.ws.csrf_token if who else "", **ctx},
+                            "csrf_token": who.ws.csrf_token if who else "",
+                            "tz": tz, "tz_name": zone_name(tz), **ctx},
             status_code=status)
 
 
@@ -200,10 +205,11 @@ ReadDb = Annotated[Session, Depends(read_db)]
 
 @dataclass(frozen=True)
 class Who:
-    """The signed-in user and their browser session."""
+    """The signed-in user, their browser session and their clinic's time zone."""
 
     user: User
     ws: WebSession
+    tz: str = "UTC"
 
 
 def client_address(request: Request) -> str:
@@ -220,12 +226,14 @@ def current(request: Request, c: Ctx) -> Who | None:
     if not token or len(token) > 200:
         return None
     with c.reader() as db:
-        found = db.execute(select(WebSession, User).join(User, User.id == WebSession.user_id)
+        found = db.execute(select(WebSession, User, Clinic.timezone)
+                           .join(User, User.id == WebSession.user_id)
+                           .join(Clinic, Clinic.id == User.clinic_id)
                            .where(WebSession.token_hash == token_hash(token))).first()
         db.expunge_all()
     if found is None:
         return None
-    ws, user = found
+    ws, user, tz = found
     t = c.clock()
     expired = (t - utc(ws.last_seen) > c.settings.idle_timeout
                or t - utc(ws.created_at) > c.settings.absolute_timeout)
@@ -240,7 +248,7 @@ def current(request: Request, c: Ctx) -> Who | None:
             live = w.get(WebSession, ws.id)
             if live is not None:
                 live.last_seen = t
-    return Who(user, ws)
+    return Who(user, ws, tz or "UTC")
 
 
 MaybeWho = Annotated[Who | None, Depends(current)]

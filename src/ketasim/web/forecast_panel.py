@@ -2,12 +2,14 @@
 call :func:`ketasim.pd.session_forecast.forecast_session`, render.
 
 On the **session page**, once a dose is recorded: the forecast for this patient and this dose
-(the dose's weight, the session's pre-dose BP and HR, the number of earlier completed
+(the dose's weight, the patient's age from the year of birth on the record — 45 years,
+assumed and said so, when it is not recorded — the session's pre-dose BP and HR, the number
+of earlier completed
 sessions with a dose, and — when there are any — the readings of those earlier sessions, so
 the forecast is the patient's own), drawn as 90 % bands behind the readings, with every
 reading outside its band listed, the forecast time the patient is ready to leave beside the
-2-hour minimum, and how the forecast was made. On the **chart** (the plan), the expected
-course of one session for each dose of the latest plan.
+2-hour minimum (clock times in the clinic's zone), and how the forecast was made. On the
+**chart** (the plan), the expected course of one session for each dose of the latest plan.
 
 A dose the forecast cannot read gives a note, never an error page. Forecasts are deterministic
 (fixed seed), so one computed for the same inputs is reused (:func:`cached_forecast`); the
@@ -24,7 +26,7 @@ import logging
 import math
 from collections.abc import Mapping, Sequence
 from dataclasses import replace
-from datetime import datetime, timedelta
+from datetime import UTC, datetime, timedelta, tzinfo
 from functools import lru_cache
 from typing import Any
 
@@ -55,6 +57,7 @@ from ketasim.pd.session_forecast import (
 )
 from ketasim.storage.models import MonitoredSessionRow, SessionEvent
 from ketasim.web.charts import band_svg, ticks
+from ketasim.web.clock import clock
 from ketasim.web.deps import utc
 
 log = logging.getLogger("ketasim.web")
@@ -132,8 +135,25 @@ def _evidence_note(f: SessionForecast) -> dict[str, Any]:
                         "params": ", ".join(params)} for tag, params in f.evidence.items()]}
 
 
+def patient_age(birth_year: int | None, on: datetime, tz: tzinfo = UTC
+                ) -> tuple[float, str]:
+    """The age the forecast uses and where it comes from: the year of the session (in the
+    clinic's zone) less the year of birth, or :data:`ASSUMED_AGE` when the record has none.
+
+    >>> patient_age(1974, datetime(2026, 3, 2, tzinfo=UTC))
+    (52.0, 'from the year of birth, 1974')
+    >>> patient_age(None, datetime(2026, 3, 2, tzinfo=UTC))[1]
+    'assumed: the clinic record has no year of birth'
+    """
+    if birth_year is None:
+        return ASSUMED_AGE, "assumed: the clinic record has no year of birth"
+    return float(on.astimezone(tz).year - birth_year), f"from the year of birth, {birth_year}"
+
+
 def _method(f: SessionForecast, *, bp_source: str, weight_source: str, history_n: int,
-            readings: int, left_out: int, session: bool = True) -> dict[str, Any]:
+            readings: int, left_out: int, session: bool = True,
+            age_source: str = "assumed: the clinic record has no year of birth"
+            ) -> dict[str, Any]:
     p = f.patient
     if f.individual:
         basis = (f"Individual forecast: the population model updated with this patient's own "
@@ -149,8 +169,8 @@ def _method(f: SessionForecast, *, bp_source: str, weight_source: str, history_n
     return {
         "basis": basis, "individual": f.individual, "n_history": f.n_history_sessions,
         "regimen": f.regimen, "model": f.model, "n": f.n,
-        "inputs": (f"{p.weight:g} kg ({weight_source}), age {p.age:g} years (assumed: the "
-                   f"clinic record has no age), pre-dose BP {p.sbp:g}/{p.dbp:g} mmHg and HR "
+        "inputs": (f"{p.weight:g} kg ({weight_source}), age {p.age:g} years ({age_source}), "
+                   f"pre-dose BP {p.sbp:g}/{p.dbp:g} mmHg and HR "
                    f"{p.hr:g}/min ({bp_source})"
                    + (f", session {p.session} of this patient" if session else "")),
         "evidence": _evidence_note(f)["groups"],
@@ -160,12 +180,11 @@ def _method(f: SessionForecast, *, bp_source: str, weight_source: str, history_n
     }
 
 
-def _clock(first: datetime, hours: float) -> dict[str, Any] | None:
+def _clock(first: datetime, hours: float, tz: tzinfo = UTC) -> dict[str, Any] | None:
     if not math.isfinite(hours):
         return None
     t = first + timedelta(hours=hours)
-    return {"clock": t.strftime("%H:%M UTC"), "minutes": round(hours * 60.0),
-            "iso": t.isoformat()}
+    return {"clock": clock(t, tz), "minutes": round(hours * 60.0), "iso": t.isoformat()}
 
 
 def _y_range(key: str, values: Sequence[float]) -> tuple[float, float]:
@@ -192,11 +211,13 @@ def _guarded(what: str, compute: Any) -> tuple[Any, str | None]:
 
 
 def session_view(db: Session, row: MonitoredSessionRow, state: MonitoredSession,
-                 events: Sequence[SessionEvent], rules: MonitoringRules) -> dict[str, Any]:
+                 events: Sequence[SessionEvent], rules: MonitoringRules, *, tz: tzinfo = UTC,
+                 birth_year: int | None = None) -> dict[str, Any]:
     """The forecast section of a session page: ``{"status": "none"}`` before a dose,
     ``{"status": "unavailable", "reason": …}`` when it cannot be forecast, otherwise the
     panels, the readings outside their bands, the band-vs-reading table, readiness and how
-    the forecast was made."""
+    the forecast was made. Clock times are in ``tz``; the age is the patient's from
+    ``birth_year`` (assumed, and said so, when it is unknown)."""
     first = state.first_administration
     pre = state.predose
     if first is None or pre is None:
@@ -212,20 +233,21 @@ def session_view(db: Session, row: MonitoredSessionRow, state: MonitoredSession,
                                       "record the weight with the dose")
         past, left_out = _past(earlier)
         observations, _ = history(past)
-        patient = AcutePatient(weight, ASSUMED_AGE, pre.sbp, pre.dbp, pre.hr,
+        age, age_source = patient_age(birth_year, first, tz)
+        patient = AcutePatient(weight, age, pre.sbp, pre.dbp, pre.hr,
                                prior_sessions=len(earlier))
         f = cached_forecast(regimen, patient, tuple(observations))
         return _render_session(f, state, rules, first, left_out=left_out,
                                readings=len({(o.session, o.t_h) for o in observations}),
-                               history_n=len(earlier))
+                               history_n=len(earlier), tz=tz, age_source=age_source)
 
     view, reason = _guarded(f"session {row.id}", compute)
     return view if reason is None else {"status": "unavailable", "reason": reason}
 
 
 def _render_session(f: SessionForecast, state: MonitoredSession, rules: MonitoringRules,
-                    first: datetime, *, left_out: int, readings: int, history_n: int
-                    ) -> dict[str, Any]:
+                    first: datetime, *, left_out: int, readings: int, history_n: int,
+                    tz: tzinfo = UTC, age_source: str = "") -> dict[str, Any]:
     obs = ([state.predose] if state.predose else []) + list(state.observations)
 
     def minute(t: datetime) -> float:
@@ -311,10 +333,10 @@ def _render_session(f: SessionForecast, state: MonitoredSession, rules: Monitori
     return {
         "status": "ok", "panels": panels, "flags": flags, "table": table,
         "judged": len(table), "hr_flagged": any(fl["output"] == "hr" for fl in flags),
-        "ready_p50": _clock(first, ready.p50), "ready_p95": _clock(first, ready.p95),
+        "ready_p50": _clock(first, ready.p50, tz), "ready_p95": _clock(first, ready.p95, tz),
         "p_ready_by_minimum": round(100.0 * f.p_ready_by_rems),
         "minimum_min": rules.min_observation_min,
-        "minimum_end": minimum_end.strftime("%H:%M UTC") if minimum_end else None,
+        "minimum_end": clock(minimum_end, tz) if minimum_end else None,
         "p_sbp_rise_ge_40": round(100.0 * f.p_sbp_rise_ge_40),
         "p_dbp_rise_ge_25": round(100.0 * f.p_dbp_rise_ge_25),
         "p_moaas_any_fall": round(100.0 * f.p_moaas_any_fall),
@@ -323,7 +345,9 @@ def _render_session(f: SessionForecast, state: MonitoredSession, rules: Monitori
         "cadss_peak": f.cadss_peak,
         "method": _method(f, bp_source="this session's pre-dose check",
                           weight_source="recorded with the dose", history_n=history_n,
-                          readings=readings, left_out=left_out),
+                          readings=readings, left_out=left_out,
+                          age_source=age_source or "assumed: the clinic record has no year "
+                          "of birth"),
     }
 
 
@@ -341,7 +365,8 @@ def _latest_vitals(db: Session, patient_id: int) -> tuple[float, float, float] |
     return sbp, dbp, hr
 
 
-def plan_view(db: Session, patient_id: int, regimen_text: str, weight_kg: float
+def plan_view(db: Session, patient_id: int, regimen_text: str, weight_kg: float, *,
+              birth_year: int | None = None, now: datetime | None = None, tz: tzinfo = UTC
               ) -> dict[str, Any]:
     """The expected course of one session for each distinct dose of a plan's regimen (at
     most three), for this patient: the plan's weight, the latest pre-dose BP and HR (typical
@@ -355,6 +380,7 @@ def plan_view(db: Session, patient_id: int, regimen_text: str, weight_kg: float
         past, left_out = _past(earlier)
         observations, _ = history(past)
         sbp, dbp, hr = vitals or TYPICAL_BASELINE
+        age, age_source = patient_age(birth_year, now or datetime.now(UTC), tz)
         rows: list[dict[str, Any]] = []
         seen: set[str] = set()
         position = 1  # the plan's session at which this dose is first given
@@ -362,7 +388,7 @@ def plan_view(db: Session, patient_id: int, regimen_text: str, weight_kg: float
             text = format_regimen(Regimen((replace(d, time=0.0, every=None, additional=0),)))
             if text not in seen and len(seen) < 3:
                 seen.add(text)
-                patient = AcutePatient(weight_kg, ASSUMED_AGE, sbp, dbp, hr,
+                patient = AcutePatient(weight_kg, age, sbp, dbp, hr,
                                        prior_sessions=len(earlier) + position - 1)
                 f = cached_forecast(text, patient, tuple(observations))
                 ready = f.discharge_ready_h
@@ -384,10 +410,10 @@ def plan_view(db: Session, patient_id: int, regimen_text: str, weight_kg: float
                 "method": _method(first, bp_source=bp_source,
                                   weight_source="the plan's weight", history_n=len(earlier),
                                   readings=len({(o.session, o.t_h) for o in observations}),
-                                  left_out=left_out, session=False)}
+                                  left_out=left_out, session=False, age_source=age_source)}
 
     view, reason = _guarded(f"plan of patient {patient_id}", compute)
     return view if reason is None else {"status": "unavailable", "reason": reason}
 
 
-__all__ = ["cached_forecast", "level_band", "plan_view", "session_view"]
+__all__ = ["cached_forecast", "level_band", "patient_age", "plan_view", "session_view"]

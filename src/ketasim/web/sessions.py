@@ -33,7 +33,7 @@ Server-side rules that no form can walk around:
 
 from __future__ import annotations
 
-from datetime import UTC, date, datetime, timedelta
+from datetime import UTC, date, datetime, timedelta, tzinfo
 from typing import Any
 
 from fastapi import FastAPI, Request
@@ -63,6 +63,8 @@ from ketasim.storage.models import (
     SessionEvent,
     User,
 )
+from ketasim.web.checklist import checklist
+from ketasim.web.clock import local_candidates, zone, zone_name
 from ketasim.web.deps import (
     AppContext,
     PatientId,
@@ -92,32 +94,81 @@ MAX_TEXT = {"override_reason": 500, "late_reason": 500, "product": 100, "lot": 5
 
 
 class FormError(KetasimError):
-    """A form field that cannot be accepted as typed."""
+    """A form field that cannot be accepted as typed; ``input_name`` is the form input it is
+    about (the page ties the message to that input), when there is one."""
+
+    def __init__(self, field: str, problem: str, fix: str = "", *,
+                 input_name: str | None = None) -> None:
+        super().__init__(field, problem, fix)
+        self.input_name = input_name
+
+
+# the inputs that errors raised by the session and dose rules are about (by their field)
+RULE_INPUTS = {"contraindications": "contraindications_confirmed", "predose BP": "override_reason",
+               "effects": "effects_resolved", "time": "time", "reason for the late entry":
+               "late_reason", "reason for cancelling": "cancel_reason", "dose": "amount",
+               "weight (kg)": "weight_kg", "weight date": "weight_date",
+               "second_clinician": "second_clinician", "second_password": "second_password",
+               "route": "route", "unit": "unit", "product": "product", "lot": "lot",
+               "infusion duration (min)": "duration_min", "override reason": "override_reason",
+               "stock concentration (mg/mL)": "concentration_mg_per_ml", "MOAA/S": "moaas",
+               "CADSS": "cadss", "systolic BP": "sbp", "diastolic BP": "dbp",
+               "heart rate": "hr", "SpO₂": "spo2"}
+
+
+def input_of(exc: Exception) -> str | None:
+    """The form input an error is about (its ``input_name``, or the input of the rule's
+    field), or None when it is about the form as a whole."""
+    name = getattr(exc, "input_name", None)
+    if name:
+        return str(name)
+    field = getattr(exc, "field", None)
+    return RULE_INPUTS.get(field) if isinstance(field, str) else None
 
 
 class _AlreadyRecorded(Exception):
     """This form's one-use token was already used: the step is recorded, nothing to do."""
 
 
-def parse_number(raw: object, label: str, lo: float, hi: float, *, whole: bool = False
-                 ) -> float:
+def parse_number(raw: object, label: str, lo: float, hi: float, *, whole: bool = False,
+                 name: str | None = None) -> float:
     """A number typed in a form, read strictly (ASCII digits, a leading zero, no trailing
     zeros, no exponent or sign: :func:`ketasim.clinic.numbers.parse_number`) and within
-    [lo, hi]; ``whole`` refuses a decimal point. Nothing is coerced."""
+    [lo, hi]; ``whole`` refuses a decimal point. Nothing is coerced. ``name`` is the form
+    input (an error is tied to it on the page)."""
     text = raw if isinstance(raw, str) else ""
     if len(text) > 20:
-        raise FormError(label, "is too long to be a number", "type the number only")
+        raise FormError(label, "is too long to be a number", "type the number only",
+                        input_name=name)
     try:
         value = strict_number(text, field=label, allow_zero=lo <= 0)
     except NumberEntryError as exc:
-        raise FormError(label, exc.problem, exc.fix) from None
+        raise FormError(label, exc.problem, exc.fix, input_name=name) from None
     if whole and "." in text:
         raise FormError(label, f"{text.strip()} is not a whole number",
-                        "enter a whole number")
+                        "enter a whole number", input_name=name)
     if not lo <= value <= hi:
         raise FormError(label, f"{text.strip()} is outside {lo:g}-{hi:g}",
-                        f"enter a value from {lo:g} to {hi:g}")
+                        f"enter a value from {lo:g} to {hi:g}", input_name=name)
     return value
+
+
+def parse_birth_year(raw: object, now: datetime) -> int | None:
+    """A year of birth typed in a form: four ASCII digits, 1900 to this year; empty means
+    unknown.
+
+    >>> parse_birth_year("1974", datetime(2026, 3, 2, tzinfo=UTC)), parse_birth_year(" ", None)
+    (1974, None)
+    """
+    text = raw.strip() if isinstance(raw, str) else ""
+    if not text:
+        return None
+    if not (len(text) == 4 and text.isascii() and text.isdigit()) \
+            or not 1900 <= int(text) <= now.year:
+        raise FormError("year of birth", f"{text[:20]!r} is not a year from 1900 to "
+                        f"{now.year}", "give the four-digit year (e.g. 1974), or leave it "
+                        "empty if unknown", input_name="birth_year")
+    return int(text)
 
 
 def text_field(form: Any, name: str, label: str, *, required: bool = False) -> str:
@@ -127,37 +178,60 @@ def text_field(form: Any, name: str, label: str, *, required: bool = False) -> s
     limit = MAX_TEXT.get(name, 200)
     if len(value) > limit:
         raise FormError(label, f"is {len(value)} characters long (at most {limit})",
-                        "shorten it")
+                        "shorten it", input_name=name)
     if required and not value:
-        raise FormError(label, "is required", f"enter the {label}")
+        raise FormError(label, "is required", f"enter the {label}", input_name=name)
     return value
 
 
-def parse_time(raw: object, *, now: datetime, not_before: datetime | None = None) -> datetime:
-    """A stated clinical time (ISO 8601; UTC when no zone is given); empty means now. It may
-    precede the server clock ``now`` by at most :data:`LATE_WINDOW`, is never in the future,
-    and never before ``not_before`` (the session's start on the server clock)."""
+def parse_time(raw: object, *, now: datetime, not_before: datetime | None = None,
+               tz: tzinfo = UTC) -> datetime:
+    """A stated clinical time: ISO 8601 as an ``<input type="datetime-local">`` sends it,
+    read in the clinic's zone ``tz`` (an explicit offset is honoured); empty means now. It
+    may precede the server clock ``now`` by at most :data:`LATE_WINDOW`, is never in the
+    future, and never before ``not_before`` (the session's start on the server clock). A
+    wall-clock time the clocks skipped is refused; one they passed twice is the instant the
+    rules allow (refused when both are allowed)."""
     text = raw.strip() if isinstance(raw, str) else ""
     if not text:
         return now
+    zone_ = zone_name(tz)
     if len(text) > 40:
-        raise FormError("time", "is too long", "use YYYY-MM-DDTHH:MM")
+        raise FormError("time", "is too long", "use the date and time picker",
+                        input_name="time")
     try:
-        t = datetime.fromisoformat(text)
+        wall = datetime.fromisoformat(text)
     except ValueError:
         raise FormError("time", f"{text!r} is not a date and time",
-                        "use YYYY-MM-DDTHH:MM (UTC) or leave it empty for now") from None
-    t = (t if t.tzinfo else t.replace(tzinfo=UTC)).astimezone(UTC)
-    if t > now + FUTURE_SLACK:
-        raise FormError("time", "is in the future", "record what has happened")
-    if now - t > LATE_WINDOW:
-        raise FormError("time", f"is more than {LATE_WINDOW.seconds // 60} min before now",
-                        "record events as they happen; later corrections are a note, "
-                        "not a back-dated entry")
-    if not_before is not None and t < not_before:
-        raise FormError("time", "is before the session started",
-                        "record steps of this session only")
-    return t
+                        f"use the picker (YYYY-MM-DDTHH:MM, {zone_}) or leave it empty for "
+                        "now", input_name="time") from None
+    try:
+        candidates = local_candidates(wall, tz)
+    except KetasimError as exc:
+        raise FormError(exc.field, exc.problem, exc.fix, input_name="time") from None
+
+    def refusal(t: datetime) -> FormError | None:
+        if t > now + FUTURE_SLACK:
+            return FormError("time", "is in the future", "record what has happened",
+                             input_name="time")
+        if now - t > LATE_WINDOW:
+            return FormError("time", f"is more than {LATE_WINDOW.seconds // 60} min before "
+                             "now", "record events as they happen; later corrections are a "
+                             "note, not a back-dated entry", input_name="time")
+        if not_before is not None and t < not_before:
+            return FormError("time", "is before the session started",
+                             "record steps of this session only", input_name="time")
+        return None
+
+    allowed = [t for t in candidates if refusal(t) is None]
+    if len(allowed) == 1:
+        return allowed[0]
+    if allowed:
+        raise FormError("time", f"{wall:%H:%M} happened twice in {zone_} (the clocks went "
+                        "back)", "leave the time empty to record now", input_name="time")
+    error = refusal(candidates[0])
+    assert error is not None
+    raise error
 
 
 def clinic_limits(db: Session, clinic_id: int) -> DoseLimits:
@@ -177,9 +251,11 @@ def rules_of(clinic: Clinic) -> MonitoringRules:
 
 
 def replay(row: MonitoredSessionRow, events: list[SessionEvent],
-           rules: MonitoringRules) -> MonitoredSession:
-    """Rebuild the session from its stored steps (the rules run again on each)."""
-    s = MonitoredSession(row.compound, rules, rems_enrolled=row.rems_enrolled)  # type: ignore[arg-type]
+           rules: MonitoringRules, tz: tzinfo = UTC) -> MonitoredSession:
+    """Rebuild the session from its stored steps (the rules run again on each); its
+    messages name times in the clinic's zone ``tz``."""
+    s = MonitoredSession(row.compound, rules, rems_enrolled=row.rems_enrolled,  # type: ignore[arg-type]
+                         tz=tz)
     for e in events:
         apply(s, e.kind, utc(e.at), e.data)
     return s
@@ -226,18 +302,28 @@ def register(app: FastAPI, ctx: AppContext) -> None:
         return row, p, clinic, session_events(db, row.id)
 
     def show(request: Request, who: Who, db: Session, clinic: Clinic, row: MonitoredSessionRow,
-             p: Patient, events: list[SessionEvent], error: str = "", status: int = 200
+             p: Patient, events: list[SessionEvent], error: str = "", status: int = 200,
+             exc: Exception | None = None, step: str = "", typed: dict[str, str] | None = None
              ) -> HTMLResponse:
         rules = rules_of(clinic)
-        s = replay(row, events, rules)
+        tz = zone(clinic.timezone)
+        s = replay(row, events, rules, tz)
         open_ = row.discharged_at is None and row.cancelled_at is None
-        forecast = session_view(db, row, s, events, rules)
+        forecast = session_view(db, row, s, events, rules, tz=tz, birth_year=p.birth_year)
+        now = ctx.clock()
+        steps = checklist(s, now=now, is_open=open_, forecast=forecast)
         return ctx.page(request, "session.html", who, status, title="Monitored session",
                         chart=_vitals_chart(s) if forecast["status"] != "ok" else "",
                         forecast=forecast, session=row, patient=p, state=s,
                         events=events, error=error, form_token=new_token(),
                         can_write=who.user.role in SESSION_WRITE and open_,
-                        earliest=s.earliest_discharge())
+                        earliest=s.earliest_discharge(), steps=steps, now=now, tz=tz,
+                        error_input=input_of(exc) if exc is not None else None,
+                        error_form=step, values=typed or {},
+                        late_window=int(LATE_WINDOW.total_seconds() // 60),
+                        late_reason_after=int(LATE_REASON_AFTER.total_seconds() // 60),
+                        time_min=max(now - LATE_WINDOW, utc(row.started_at)),
+                        vitals_table=_vitals_rows(s))
 
     @app.post("/patients/{patient_id}/sessions")
     def start(patient_id: PatientId, post: Posted, db: ReadDb) -> Response:
@@ -294,8 +380,11 @@ def register(app: FastAPI, ctx: AppContext) -> None:
                 return RedirectResponse(f"/sessions/{row.id}", status_code=303)
             raise
         except (KetasimError, ValueError) as exc:  # rolled back: the page as it was read
+            typed = {k: v for k, v in post.form.items() if isinstance(v, str)
+                     and k not in ("csrf_token", "form_token", "second_password")
+                     and len(v) <= 500}
             return show(request, post.who, db, clinic, row, p, events, error=str(exc),
-                        status=400)
+                        status=400, exc=exc, step=step, typed=typed)
         return RedirectResponse(f"/sessions/{row.id}", status_code=303)
 
     def _record_step(w: Session, step: str, post: Post, user: User, p: Patient,
@@ -334,17 +423,19 @@ def register(app: FastAPI, ctx: AppContext) -> None:
             ctx.auditor.record(w, f"user:{user.id}", "write", f"patient:{p.id}",
                                {"session": row.id, "step": "cancel"})
             return
-        state = replay(row, events, rules_of(clinic))
+        tz = zone(clinic.timezone)
+        state = replay(row, events, rules_of(clinic), tz)
         if step == "discharge":
             at = now  # discharge is judged on the server clock, whatever a form says
         else:
-            at = parse_time(post.get("time"), now=now, not_before=started)
+            at = parse_time(post.get("time"), now=now, not_before=started, tz=tz)
         data, audit = _step_data(step, post, user, w, p, state, at, row)
         if now - at > LATE_REASON_AFTER:
             late = text_field(post, "late_reason", "reason for the late entry")
             if len(late) < 10:
                 raise FormError("time", f"is {int((now - at).total_seconds() // 60)} min ago",
-                                "give the reason for the late entry (10 characters or more)")
+                                "give the reason for the late entry (10 characters or more)",
+                                input_name="late_reason")
             data["late_reason"] = late
         if step == "dose" and not token:
             raise FormError("form_token", "is missing",
@@ -365,7 +456,8 @@ def register(app: FastAPI, ctx: AppContext) -> None:
     def monitoring_form(request: Request, session_id: SessionId, who: SignedIn, db: ReadDb
                         ) -> HTMLResponse:
         row, p, clinic, events = load(db, who.user, session_id)
-        s = replay(row, events, rules_of(clinic))
+        tz = zone(clinic.timezone)
+        s = replay(row, events, rules_of(clinic), tz)
         first = s.first_administration
         near40 = None
         if first is not None:
@@ -374,7 +466,7 @@ def register(app: FastAPI, ctx: AppContext) -> None:
         ctx.audit(f"user:{who.user.id}", "read", f"patient:{p.id}",
                   {"session": row.id, "form": True})
         return ctx.page(request, "monitoring_form.html", who, title="Monitoring form",
-                        session=row, patient=p, state=s, near40=near40,
+                        session=row, patient=p, state=s, near40=near40, tz=tz,
                         last=s.observations[-1] if s.observations else None)
 
 
@@ -400,24 +492,40 @@ def _vitals_chart(s: MonitoredSession) -> str:
                       x_label="minutes from the first dose")
 
 
+def _vitals_rows(s: MonitoredSession) -> list[dict[str, Any]]:
+    """Every reading as a table row (the text alternative of the charts): its time, minutes
+    from the first dose (negative before it), and the values."""
+    first = s.first_administration
+    rows = []
+    for v, kind in ([(s.predose, "pre-dose")] if s.predose else []) + [
+            (o, "observation") for o in s.observations]:
+        rows.append({"time": v.time, "kind": kind,
+                     "minute": None if first is None else
+                     round((v.time - first).total_seconds() / 60.0),
+                     "sbp": v.sbp, "dbp": v.dbp, "hr": v.hr, "spo2": v.spo2,
+                     "moaas": v.moaas, "cadss": v.cadss})
+    return rows
+
+
 def _step_data(step: str, form: Post, user: User, db: Session, p: Patient,
                state: MonitoredSession, at: datetime, row: MonitoredSessionRow
                ) -> tuple[dict[str, Any], dict[str, Any]]:
     """Parse one step's form into the stored data and the audit detail."""
     if step in ("predose", "vitals"):
-        data: dict[str, Any] = {k: parse_number(form.get(k), label, lo, hi)
+        data: dict[str, Any] = {k: parse_number(form.get(k), label, lo, hi, name=k)
                                 for k, (label, lo, hi) in VITAL_RANGES.items()}
         if step == "predose":
             if form.get("contraindications_confirmed") != "yes":
                 raise FormError("contraindications", "were not re-checked",
-                                "confirm the contraindication re-check")
+                                "confirm the contraindication re-check",
+                                input_name="contraindications_confirmed")
             reason = text_field(form, "override_reason", "override reason")
             if reason:
                 data["override_reason"] = reason
         else:
             for k, label, hi in (("moaas", "MOAA/S", 5), ("cadss", "CADSS", 92)):
                 if form.get(k).strip():
-                    data[k] = int(parse_number(form.get(k), label, 0, hi, whole=True))
+                    data[k] = int(parse_number(form.get(k), label, 0, hi, whole=True, name=k))
         return data, {}
     if step == "dose":
         return _dose_data(form, user, db, p, state, at, row)
@@ -427,7 +535,8 @@ def _step_data(step: str, form: Post, user: User, db: Session, p: Patient,
     if step == "discharge":
         if form.get("effects_resolved") != "yes":
             raise FormError("effects", "sedation, dissociation and respiratory effects are not "
-                            "confirmed resolved", "keep monitoring until they have resolved")
+                            "confirmed resolved", "keep monitoring until they have resolved",
+                            input_name="effects_resolved")
         return {}, {}
     raise FormError("step", f"{step!r} is unknown", "use the session page")
 
@@ -454,17 +563,20 @@ def _dose_data(form: Post, user: User, db: Session, p: Patient, state: Monitored
     raw_route = form.get("route").strip() or ("intranasal" if compound == "esketamine"
                                               else "iv_infusion")
     if len(raw_route) > 30:
-        raise FormError("route", "is not a route", "choose a route from the list")
+        raise FormError("route", "is not a route", "choose a route from the list",
+                        input_name="route")
     route = Route.parse(raw_route).value
     unit = form.get("unit").strip() or "mg"
     if unit not in ("mg", "mg/kg", "mL"):
-        raise FormError("unit", f"{unit[:20]!r} is not offered", "choose mg, mg/kg or mL")
-    amount = parse_number(form.get("amount"), "dose", 0.001, 10_000)
+        raise FormError("unit", f"{unit[:20]!r} is not offered", "choose mg, mg/kg or mL",
+                        input_name="unit")
+    amount = parse_number(form.get("amount"), "dose", 0.001, 10_000, name="amount")
     concentration = None
     if unit == "mL":
         concentration = parse_number(form.get("concentration_mg_per_ml"),
-                                     "stock concentration (mg/mL)", 0.1, 1000)
-    weight = parse_number(form.get("weight_kg"), "weight (kg)", 1, 400)
+                                     "stock concentration (mg/mL)", 0.1, 1000,
+                                     name="concentration_mg_per_ml")
+    weight = parse_number(form.get("weight_kg"), "weight (kg)", 1, 400, name="weight_kg")
     raw_date = form.get("weight_date").strip()
     try:
         if len(raw_date) != 10:
@@ -472,10 +584,12 @@ def _dose_data(form: Post, user: User, db: Session, p: Patient, state: Monitored
         measured = date.fromisoformat(raw_date)
     except ValueError:
         raise FormError("weight date", "is missing or not a date",
-                        "give the date the weight was measured (YYYY-MM-DD)") from None
+                        "give the date the weight was measured (YYYY-MM-DD)",
+                        input_name="weight_date") from None
     duration = None
     if route == "iv_infusion":
-        duration = parse_number(form.get("duration_min"), "infusion duration (min)", 1, 600)
+        duration = parse_number(form.get("duration_min"), "infusion duration (min)", 1, 600,
+                                name="duration_min")
     product = text_field(form, "product", "product", required=True)
     lot = text_field(form, "lot", "lot", required=True)
     doses = _earlier_doses(db, p.id)
@@ -537,6 +651,8 @@ __all__ = [
     "FormError",
     "apply",
     "clinic_limits",
+    "input_of",
+    "parse_birth_year",
     "parse_number",
     "parse_time",
     "register",
