@@ -347,8 +347,9 @@ def forecast_session(regimen: str | Regimen, patient: AcutePatient, *,
     except ModelError:
         ae = {}
         notes.append("no published adverse-event table for this route and dose")
-    first = parse_regimen(text).doses[0]
-    if (first.compound or parse_regimen(text).compound or "racemic") == "racemic" \
+    reg = parse_regimen(text)
+    first = reg.doses[0]
+    if (first.compound or reg.compound or "racemic") == "racemic" \
             and first.route.value == "intranasal":
         notes.append("read as racemic ketamine; for the esketamine spray write e.g. "
                      "'84 mg esketamine intranasal'")

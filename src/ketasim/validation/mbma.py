@@ -42,7 +42,7 @@ from __future__ import annotations
 
 import math
 from collections.abc import Callable, Mapping, Sequence
-from dataclasses import dataclass, field, replace
+from dataclasses import dataclass, field
 from typing import Any
 
 import numpy as np
@@ -364,8 +364,10 @@ def leave_one_trial_out(res: FitResult, predict: Predictor | None = None,
         info = wj.T @ wj
         cov = np.linalg.pinv(info)
         if refit and predict is not None and start is not None and bounds is not None:
+            whole: Predictor = predict
+
             def sub_predict(p: dict[str, float], keep: list[int] = keep,
-                            full: Predictor = predict) -> np.ndarray:  # type: ignore[assignment]
+                            full: Predictor = whole) -> np.ndarray:
                 return np.asarray(full(p))[keep]
             sub = fit(kept, sub_predict, res.names, bounds, {**start, **res.params()},
                       fix_tau=res.tau, max_nfev=max_nfev)
@@ -396,16 +398,6 @@ def _whiten_vector(data: Sequence[Datum], v: np.ndarray, tau: tuple[float, float
     return _whiten_matrix(data, v[:, None], tau)[:, 0]
 
 
-def without_trial(data: Sequence[Datum], trial: str) -> list[Datum]:
-    """The data without one trial's rows."""
-    return [d for d in data if d.trial != trial]
-
-
-def relabel(data: Sequence[Datum], **changes: Any) -> list[Datum]:
-    """Copies with fields changed (e.g. grade)."""
-    return [replace(d, **changes) for d in data]
-
-
 __all__ = ["LOGIT_SCALE", "Datum", "FitResult", "LotoRow", "covariance", "fit", "fit_tau",
            "leave_one_trial_out", "neg_log_lik", "prediction_interval", "predictive_variance",
-           "profile_ci", "relabel", "trials_of", "whitened", "without_trial"]
+           "profile_ci", "trials_of", "whitened"]
