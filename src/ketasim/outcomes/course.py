@@ -31,7 +31,7 @@ usual care from the high point at which patients enrol; D_SI the cascade's fast 
 components weighted by ``w_fast_ideation``; Eᵢ' logit-normal around ``emax_ideation`` with
 the same patient draw as Eᵢ. The rating is the baseline (independent of the mood baseline)
 times 1 − Y_SI plus visit-to-visit variability (``ideation_visit_sd`` points), rounded to a
-level. Calibrated on the Taiwan RCT (Su et al. 2023, ketamine-pd-clinical.md §E).
+level. Calibrated on the Taiwan RCT (Su et al. 2023).
 
 >>> c = simulate_course(Arm(regimen="0.5 mg/kg IV over 40 min"), "trd", n=200, seed=1,
 ...                     horizon_h=24 * 7)
@@ -245,12 +245,8 @@ def simulate_course(arm: Arm, indication: str | Indication, *, n: int, seed: int
     bsd = ind.baseline_sd if baseline_sd is None else baseline_sd
     baseline = np.clip(bmean + bsd * rng.standard_normal(n), lo + 1.0, hi)
 
-    p_key = f"placebo_{ind.id}"
-    p_mean = min(v.get(p_key, 0.0) * (v["active_placebo"] if arm.active_placebo else 1.0)
-                 * (1.0 + v["large_trial_expectancy"] if arm.large_trial else 1.0), 0.99)
-    p_i = expit(logit(max(p_mean, 1e-4)) + v["omega_placebo"] * z_p)
-    placebo = p_i[:, None] * _expectancy(t, arm.session_times(), v["t_half_placebo_h"],
-                                          v["t_half_placebo_wane_h"])[None, :]
+    p_i = placebo_share(z_p, ind, v, active=arm.active_placebo, large_trial=arm.large_trial)
+    placebo = p_i[:, None] * expectancy(t, arm.session_times(), v)[None, :]
     parts = {"placebo": placebo}
     one_minus = 1.0 - placebo
     if arm.background == "oral_antidepressant":
@@ -265,17 +261,13 @@ def simulate_course(arm: Arm, indication: str | Indication, *, n: int, seed: int
     if arm.regimen is not None:
         inputs, s_keta = _pk_inputs(arm.regimen, arm.model, n, pk_seed,
                                     np.ascontiguousarray(t, dtype=float).tobytes(), weight_kg)
-        e_i = expit(logit(min(max(v[f"emax_{ind.id}"], 1e-4), 0.999))
-                    + v["omega_emax"] * z_e)
+        e_i = drug_share(z_e, ind, v)
         if ind.pathway == "analgesia":
             c50 = v["c50_analgesia_ng_ml"] * np.exp(v["omega_c50_analgesia"] * z_a)
             ce = relax(t, s_keta, v["t_half_analgesia_h"])
             effect = e_i[:, None] * ce / (c50[:, None] + ce)
         else:
-            settings = {"w_fast": v.get(f"w_fast_{ind.id}", v["w_fast"]),
-                        "t_half_spine_h": v["t_half_spine_h"]}
-            if arm.psychotherapy:
-                settings["t_half_spine_h"] *= v["psychotherapy_persistence"]
+            settings = cascade_settings(ind, v, psychotherapy=bool(arm.psychotherapy))
             block = v["naltrexone_block"] if arm.naltrexone else 0.0
             cascade = run_cascade(inputs, settings, branches, opioid_block=block)
             drive = np.maximum(cascade.drive, 0.0)
@@ -324,13 +316,75 @@ def _is_esketamine(regimen: str) -> bool:
     return any((d.compound or reg.compound) == "esketamine" for d in reg.doses)
 
 
-def _expectancy(t: np.ndarray, dose_times: list[float], t_half_h: float,
-                t_half_wane_h: float) -> np.ndarray:
-    """Rises from the first visit; wanes from 24 h after the last session."""
-    on = 1.0 - 2.0 ** (-t / t_half_h)
-    end = max(dose_times) + 24.0
+def expectancy(t: np.ndarray, session_times: list[float], v: Mapping[str, float]
+               ) -> np.ndarray:
+    """The placebo/expectancy time course (0-1): rises from the first visit with half-life
+    ``t_half_placebo_h``, wanes from 24 h after the last session (``t_half_placebo_wane_h``).
+    Times before the first visit (t < 0) are 0.
+
+    >>> from ketasim.outcomes.parameters import values
+    >>> e = expectancy(np.array([0.0, 12.0, 1000.0]), [0.0], values())
+    >>> [round(float(x), 3) for x in e]
+    [0.0, 0.5, 0.013]
+    """
+    t = np.asarray(t, dtype=float)
+    t_half_h, t_half_wane_h = v["t_half_placebo_h"], v["t_half_placebo_wane_h"]
+    on = 1.0 - 2.0 ** (-np.maximum(t, 0.0) / t_half_h)
+    end = max(session_times) + 24.0
     at_end = 1.0 - 2.0 ** (-end / t_half_h)
     return np.where(t <= end, on, at_end * 2.0 ** (-(t - end) / t_half_wane_h))
+
+
+def placebo_share(z_p: np.ndarray, ind: Indication, v: Mapping[str, float], *,
+                  active: bool = False, large_trial: bool = False) -> np.ndarray:
+    """Each patient's placebo/expectancy plateau pᵢ (logit-normal, module docstring) from
+    standard-normal ``z_p``.
+
+    >>> from ketasim.outcomes.parameters import values
+    >>> round(float(placebo_share(np.zeros(1), get_indication("trd"), values())[0]), 3) > 0
+    True
+    """
+    p_mean = min(v.get(f"placebo_{ind.id}", 0.0) * (v["active_placebo"] if active else 1.0)
+                 * (1.0 + v["large_trial_expectancy"] if large_trial else 1.0), 0.99)
+    return np.asarray(expit(logit(max(p_mean, 1e-4)) + v["omega_placebo"] * z_p))
+
+
+def drug_share(z_e: np.ndarray, ind: Indication, v: Mapping[str, float]) -> np.ndarray:
+    """Each patient's maximal ketamine effect Eᵢ (logit-normal around the indication's
+    ``emax``) from standard-normal ``z_e``.
+
+    >>> from ketasim.outcomes.parameters import values
+    >>> v = values(); ind = get_indication("trd")
+    >>> bool(abs(drug_share(np.zeros(1), ind, v)[0] - v["emax_trd"]) < 1e-12)
+    True
+    """
+    return np.asarray(expit(logit(min(max(v[f"emax_{ind.id}"], 1e-4), 0.999))
+                            + v["omega_emax"] * z_e))
+
+
+def cascade_settings(ind: Indication, v: Mapping[str, float], *, psychotherapy: bool = False
+                     ) -> dict[str, float]:
+    """The cascade settings an indication uses (its fast weight; spine persistence, longer
+    with psychotherapy).
+
+    >>> from ketasim.outcomes.parameters import values
+    >>> sorted(cascade_settings(get_indication("trd"), values()))
+    ['t_half_spine_h', 'w_fast']
+    """
+    settings = {"w_fast": v.get(f"w_fast_{ind.id}", v["w_fast"]),
+                "t_half_spine_h": v["t_half_spine_h"]}
+    if psychotherapy:
+        settings["t_half_spine_h"] *= v["psychotherapy_persistence"]
+    return settings
+
+
+def is_esketamine(regimen: str) -> bool:
+    """Whether any dose of ``regimen`` is esketamine (structural hypothesis H1).
+
+    >>> is_esketamine("56 mg esketamine intranasal"), is_esketamine("0.5 mg/kg IV over 40 min")
+    (True, False)
+    """
+    return _is_esketamine(regimen)
 
 
 def hours(text: str) -> float:
@@ -355,4 +409,5 @@ def hours(text: str) -> float:
     return value * units[unit]
 
 
-__all__ = ["IDEATION", "Arm", "Course", "Ideation", "hours", "simulate_course"]
+__all__ = ["IDEATION", "Arm", "Course", "Ideation", "cascade_settings", "drug_share",
+           "expectancy", "hours", "is_esketamine", "placebo_share", "simulate_course"]

@@ -236,8 +236,12 @@ def _driver(regimen_text: str, weight: float, age: float) -> tuple[AcuteDriver, 
 
 
 def _regimen(regimen: str | Regimen) -> str:
-    reg = parse_regimen(regimen) if isinstance(regimen, str) else regimen
-    return reg.to_text()
+    return _canonical(regimen) if isinstance(regimen, str) else regimen.to_text()
+
+
+@lru_cache(maxsize=256)
+def _canonical(text: str) -> str:
+    return parse_regimen(text).to_text()
 
 
 def evidence_summary(params: Mapping[str, Any] | None = None) -> dict[str, list[str]]:
@@ -248,9 +252,10 @@ def evidence_summary(params: Mapping[str, Any] | None = None) -> dict[str, list[
     return {k: sorted(v) for k, v in sorted(out.items())}
 
 
-def _log_likelihood(effects: PatientEffects, history: Sequence[AcuteObservation],
+def log_likelihood(effects: PatientEffects, history: Sequence[AcuteObservation],
                     patient: AcutePatient, p: Mapping[str, float]) -> np.ndarray:
-    """log p(readings | effects) for each draw (M,)."""
+    """log p(readings | effects) for each draw (M,): CADSS (normal, a reading of 0 the
+    lower tail) and the SBP/DBP rises from each session's pre-dose baseline."""
     g = acute.age_group(patient.age)
     ll = np.zeros(len(effects))
     sd_c = p["cadss_noise_sd"]
@@ -282,7 +287,7 @@ def posterior_effects(history: Sequence[AcuteObservation], patient: AcutePatient
     importance sample's effective size."""
     p = dict(params) if params is not None else acute.values()
     prior = PatientEffects.draw(prior_draws, rng)
-    ll = _log_likelihood(prior, history, patient, p)
+    ll = log_likelihood(prior, history, patient, p)
     w = np.exp(ll - ll.max())
     w /= w.sum()
     ess = float(1.0 / np.sum(w * w))
@@ -446,6 +451,17 @@ def read_history(path: Any) -> list[AcuteObservation]:
     return out
 
 
-__all__ = ["DISCLAIMER", "HISTORY_COLUMNS", "REMS_MINIMUM_H", "AcuteObservation",
-           "AcutePatient", "Band", "SessionForecast", "evidence_summary", "forecast_session",
-           "posterior_effects", "read_history"]
+__all__ = [
+    "DISCLAIMER",
+    "HISTORY_COLUMNS",
+    "REMS_MINIMUM_H",
+    "AcuteObservation",
+    "AcutePatient",
+    "Band",
+    "SessionForecast",
+    "evidence_summary",
+    "forecast_session",
+    "log_likelihood",
+    "posterior_effects",
+    "read_history",
+]
