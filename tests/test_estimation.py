@@ -259,6 +259,9 @@ def test_cli_forecast_json_and_plot(tmp_path: Path) -> None:
     assert all(a <= b <= c for a, b, c in zip(out["p5"], out["p50"], out["p95"], strict=True))
     assert set(out["p_relapse_by"]) == {"7", "14", "28", "56", "84"}
     assert "emax" in out["map"] and "emax" in out["shrinkage"]
+    # the session readings made the next session's forecast individual
+    assert out["next_session"]["individual"] is True
+    assert out["next_session"]["cadss_peak"]["p5"] <= out["next_session"]["cadss_peak"]["p95"]
     assert png.stat().st_size > 10_000
 
 

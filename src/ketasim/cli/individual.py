@@ -97,6 +97,14 @@ def forecast_cmd(
     nr = f.next_rating
     console.print(f"next rating (day {nr['day']:g}): {nr['p50']:g} "
                   f"(90 %: {nr['p5']:g}–{nr['p95']:g})")
+    ns = f.next_session
+    if "cadss_peak" in ns:
+        c, sb = ns["cadss_peak"], ns["sbp_peak_mmhg"]
+        console.print(f"next session (day {ns['day']:g}, {ns['dose']}; "
+                      f"{'individual' if ns['individual'] else 'population'}): peak CADSS "
+                      f"{c['p50']:.0f} ({c['p5']:.0f}–{c['p95']:.0f}), peak SBP {sb['p50']:.0f} "
+                      f"({sb['p5']:.0f}–{sb['p95']:.0f}) mmHg, ready by the REMS 2 h "
+                      f"{_pct(ns['p_ready_by_rems_minimum'])}")
     console.print("MAP: " + ", ".join(f"{k} {v:.3g}" for k, v in f.map.items()))
     console.print("posterior SD / prior SD (1 = the data did not move it): "
                   + ", ".join(f"{k} {v:.2f}" for k, v in f.shrinkage.items())

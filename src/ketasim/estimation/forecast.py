@@ -18,7 +18,9 @@ noise). The forecast reports, per day from the first dose:
   meeting the instrument's relapse rule: MADRS ≥ 22 (SUSTAIN-1), otherwise no longer a
   response), and ``median_days_to_relapse`` (Kaplan-Meier over the draws, censored at the
   end of follow-up);
-- ``map`` and ``shrinkage`` of the fit, and the effective sample size.
+- ``map`` and ``shrinkage`` of the fit, and the effective sample size;
+- ``next_session``: the hour after the next dose (peak CADSS and SBP bands, P(ready by the
+  REMS 2-h minimum)), updated by the patient's own session readings when there are any.
 
 ketasim supports decisions and research; it does not replace a clinician.
 
@@ -109,6 +111,7 @@ class Forecast:
     plan: str | None
     notes: tuple[str, ...] = ()
     next_rating: dict[str, float] = field(default_factory=dict)
+    next_session: dict[str, Any] = field(default_factory=dict)
 
     def to_json(self) -> dict[str, Any]:
         """A JSON-ready dict (the CLI's ``--json``)."""
@@ -124,7 +127,8 @@ class Forecast:
             "p_relapse_by": {str(k): v for k, v in self.p_relapse_by.items()},
             "median_days_to_relapse": None if not math.isfinite(med) else med,
             "map": self.map, "shrinkage": self.shrinkage, "ess": round(self.ess, 1),
-            "next_rating": self.next_rating, "notes": list(self.notes),
+            "next_rating": self.next_rating, "next_session": self.next_session,
+            "notes": list(self.notes),
             "disclaimer": DISCLAIMER,
         }
 
@@ -243,6 +247,7 @@ def forecast_patient(data: PatientData, indication: str | Indication, *,
         end = predictive(model, fit.draws, np.array([last_session + 24.0]), inst, rng)[:, 0]
         p_rem = round(float(np.mean(end <= rem_max)), 3)
     nxt = _next_rating(model, fit, data, inst, rng)
+    session = next_session(data, placed, rng)
     notes = list(fit.notes)
     if not resp.any():
         notes.append("no draw responds at the end of the plan: relapse is not defined")
@@ -256,7 +261,37 @@ def forecast_patient(data: PatientData, indication: str | Indication, *,
         map=fit.map_values(), shrinkage=fit.shrinkage(), ess=fit.ess,
         observed=[(round(r_.time_h / 24.0, 3), r_.value) for r_ in data.ratings_on(inst)],
         plan=None if placed is None else (plan if isinstance(plan, str) else placed.to_text()),
-        notes=tuple(notes), next_rating=nxt)
+        notes=tuple(notes), next_rating=nxt, next_session=session)
+
+
+def next_session(data: PatientData, plan: Regimen | None, rng: np.random.Generator
+                 ) -> dict[str, Any]:
+    """The hour after the next dose (the plan's first, else the last given), individual
+    when the patient has session readings: peak CADSS and peak SBP bands, P(ready to leave
+    by the REMS 2-h minimum) (:mod:`ketasim.pd.session_forecast`). Empty when the dose's
+    route has no acute model."""
+    from ketasim.dosing.regimen import Dose
+    from ketasim.errors import KetasimError
+    from ketasim.estimation.individual import acute_history
+    from ketasim.pd.session_forecast import AcutePatient, forecast_session
+    source = plan if plan is not None else data.regimen
+    t0, mg, dose = source.administrations(data.weight_kg)[0 if plan is not None else -1]
+    one = Regimen((Dose(mg, dose.route, duration=dose.duration, rate=dose.rate,
+                        compound=dose.compound),))
+    pre = {r.kind: r.value for r in data.readings if r.kind in ("sbp", "dbp")
+           and any(abs(r.time_h - t) < 1e-9 for t in data.dose_times)}
+    history = acute_history(data)
+    try:
+        patient = AcutePatient(data.weight_kg, data.age or 45.0, pre.get("sbp", 125.0),
+                               pre.get("dbp", 78.0),
+                               prior_sessions=data.regimen.n_administrations)
+        f = forecast_session(one, patient, history=history, n=500, rng=rng)
+    except KetasimError as exc:
+        return {"note": f"no session forecast: {exc}"}
+    return {"day": round(t0 / 24.0, 2), "dose": one.to_text(), "individual": f.individual,
+            "cadss_peak": f.cadss_peak.as_dict(), "sbp_peak_mmhg": f.sbp_peak.as_dict(),
+            "p_ready_by_rems_minimum": round(f.p_ready_by_rems, 3),
+            "age_assumed": data.age is None}
 
 
 def _next_rating(model: SymptomModel, fit: IndividualFit, data: PatientData,
@@ -269,5 +304,5 @@ def _next_rating(model: SymptomModel, fit: IndividualFit, data: PatientData,
 
 
 __all__ = ["DISCLAIMER", "RELAPSE_DAYS", "Forecast", "choose_instrument", "forecast_patient",
-           "place_plan",
+           "next_session", "place_plan",
            "plan_start", "predictive", "relapse_curve", "responding"]

@@ -450,7 +450,10 @@ def _acute_map(data: PatientData) -> dict[str, float]:
     res = optimize.minimize(nlp, np.zeros(4), method="L-BFGS-B", bounds=[(-6, 6)] * 4,
                             options={"ftol": 1e-12, "gtol": 1e-8})
     names = ("z_dissociation_c50", "z_dissociation_emax", "z_sbp_slope", "z_dbp_slope")
-    return {k: round(float(x), 4) for k, x in zip(names, res.x, strict=True)}
+    informed = (any(o.cadss is not None for o in history),) * 2 + (
+        any(o.sbp is not None for o in history), any(o.dbp is not None for o in history))
+    return {k: round(float(x), 4) for k, x, use in zip(names, res.x, informed, strict=True)
+            if use}
 
 
 def acute_history(data: PatientData) -> list[AcuteObservation]:
