@@ -185,6 +185,38 @@ def test_responder_and_non_responder_examples() -> None:
                                    "p_relapse_by", "map", "shrinkage"}
 
 
+def test_esketamine_spray_patient_uses_the_label_model_with_its_devices() -> None:
+    """The drive follows the library model's own dose handling (84 mg = three 28-mg devices
+    5 min apart in Perez-Ruixo 2021), the same concentrations as a population run."""
+    from ketasim.estimation.pk import individual_pk
+    from ketasim.population.pkrun import run_pk
+    reg = parse_regimen("84 mg esketamine intranasal")
+    t = np.array([0.25, 0.5, 1.0, 2.0])
+    mine = individual_pk(reg, 80.0, t).concentration("esketamine", "ng/mL")
+    ref = run_pk(reg, covariates={"weight": 80.0}, times=t).concentration("esketamine", "ng/mL")
+    assert np.allclose(mine, ref, rtol=1e-12)
+    data = read_patient(_csv("0,0,,,,madrs,34,80", "0,1,56,intranasal,esketamine,,,",
+                             "24,0,,,,madrs,26,", "84,1,84,intranasal,esketamine,,,",
+                             "168,0,,,,madrs,20,", header="TIME,EVID,AMT,ROUTE,CMPD,DVID,DV,WT"))
+    f = forecast_patient(data, "trd", plan="84 mg esketamine intranasal weekly for 4 weeks",
+                         n=500)
+    assert f.instrument == "madrs" and f.next_session["dose"].startswith("84 mg esketamine")
+
+
+def test_single_subject_random_effects_are_checked() -> None:
+    from ketasim.errors import KetasimError
+    from ketasim.population.pkrun import run_pk
+    with pytest.raises(KetasimError, match="eta_nope"):
+        run_pk("35 mg IV over 40 min", covariates={"weight": 70.0}, etas={"eta_nope": 0.1})
+    with pytest.raises(KetasimError, match="one subject"):
+        run_pk("35 mg IV over 40 min", subjects=5, seed=1, etas={"eta_cl": 0.1})
+    a = run_pk("35 mg IV over 40 min", covariates={"weight": 70.0}, etas={"eta_cl": 0.5},
+               times=[4.0]).concentration("ketamine")
+    b = run_pk("35 mg IV over 40 min", covariates={"weight": 70.0},
+               times=[4.0]).concentration("ketamine")
+    assert a[0, 0] < b[0, 0]  # higher clearance, lower level
+
+
 def test_recommendation_is_the_fewest_sessions_meeting_the_target() -> None:
     from ketasim.design.recommend import recommend
     r = recommend(read_patient(RESPONDER), "trd", target_relapse=0.5, n=500)

@@ -155,6 +155,7 @@ class SymptomModel:
     esketamine: bool
     session_times: tuple[float, ...]
     pk_etas: Mapping[str, float] = field(default_factory=dict)
+    warnings: tuple[str, ...] = ()
 
     @property
     def baseline_bounds(self) -> tuple[float, float]:
@@ -221,8 +222,12 @@ def symptom_model(data: PatientData, indication: str | Indication, *,
     drive = patient_drive(regimen, ind, data.weight_kg, grid, pk_etas=pk_etas,
                           pk_model=pk_model, psychotherapy=psychotherapy)
     text = regimen.to_text()
+    from ketasim.population.pkrun import resolve_model
+    warnings = resolve_model(pk_model, regimen).extrapolation({"weight": data.weight_kg},
+                                                              allow=True)
     return SymptomModel(ind, values(), regimen, data.weight_kg, grid, drive,
-                        is_esketamine(text), tuple(dose_times), dict(pk_etas or {}))
+                        is_esketamine(text), tuple(dose_times), dict(pk_etas or {}),
+                        tuple(warnings))
 
 
 @dataclass(frozen=True)
@@ -352,6 +357,7 @@ def _fit(data: PatientData, indication: str | Indication, plan: Regimen | None,
     model = symptom_model(data, indication, plan=plan, horizon_h=horizon_h, pk_etas=pk_etas,
                           pk_model=pk_model, psychotherapy=psychotherapy)
     prepared = _prepare(model, data.ratings)
+    notes.extend(model.warnings)
     if not data.ratings:
         notes.append("no ratings: the forecast is the population's at this weight")
     elif not any(r.time_h <= 0.0 for r in data.ratings):

@@ -29,47 +29,29 @@ import numpy as np
 from scipy import optimize
 
 from ketasim.dosing.regimen import Regimen
-from ketasim.engine.simulate import simulate
 from ketasim.errors import ModelError
 from ketasim.estimation.patient import Level, PatientData, PatientDataError
 from ketasim.pk.library_model import LibraryModel
-from ketasim.population.pkrun import PKRun, resolve_model
-from ketasim.population.virtual import VirtualPopulation
+from ketasim.population.pkrun import PKRun, resolve_model, run_pk
 
 NG_PER_MG_L = 1000.0
-
-
-def _covariates(lm: LibraryModel, weight_kg: float) -> dict[str, float]:
-    covs = {k: float(c.default) for k, c in lm.model.covariates.items()
-            if c.default is not None}
-    covs["weight"] = float(weight_kg)
-    return {k: v for k, v in covs.items() if k in lm.model.covariates}
 
 
 def individual_pk(regimen: Regimen, weight_kg: float, times: np.ndarray,
                   etas: Mapping[str, float] | None = None, model: str | None = None) -> PKRun:
     """One patient's concentrations under ``regimen`` with random effects ``etas`` (0 when
-    not given: the typical patient at this weight).
+    not given: the typical patient at this weight); the library model's own dose handling
+    (nasal devices, occasions) applies, and a weight outside the studied range is an
+    extrapolation reported in ``warnings``.
 
     >>> run = individual_pk(Regimen.parse("0.5 mg/kg IV over 40 min"), 70.0,
     ...                     np.array([0.5, 2.0]), {"eta_cl": 0.3})
     >>> run.concentration("ketamine", "ng/mL").shape
     (1, 2)
     """
-    lm = resolve_model(model, regimen)
-    covs = _covariates(lm, weight_kg)
-    names = lm.iiv.names if lm.iiv is not None else ()
-    unknown = sorted(set(etas or {}) - set(names))
-    if unknown:
-        raise ModelError("etas", f"{unknown[0]} is not a random effect of {lm.name}",
-                         f"use {', '.join(names)}")
-    params = {k: float((etas or {}).get(k, 0.0)) for k in names}
-    t = np.asarray(times, dtype=float)
-    r = simulate(lm.model, regimen, covariates=covs, parameters=params, times=t, throw=True)
-    conc = {a.id: np.asarray(r[a.output], dtype=float).reshape(1, -1) for a in lm.analytes}
-    pop = VirtualPopulation(1, {k: np.array([v]) for k, v in covs.items()},
-                            {k: np.array([v]) for k, v in params.items()})
-    return PKRun(lm, regimen, t, conc, pop, None, "analytic" if lm.model.is_linear else "ode")
+    return run_pk(regimen, model=model, covariates={"weight": float(weight_kg)},
+                  times=np.asarray(times, dtype=float), etas=dict(etas or {}),
+                  allow_extrapolation=True)
 
 
 @dataclass(frozen=True)

@@ -123,21 +123,23 @@ def run_pk(regimen: str | Regimen, *, model: str | LibraryModel | None = None,
            times: Sequence[float] | np.ndarray | None = None,
            allow_extrapolation: bool = False, residual_error: bool = False,
            chunk_size: int = 2000,
-           progress: Callable[[int], None] | None = None) -> PKRun:
+           progress: Callable[[int], None] | None = None,
+           etas: Mapping[str, float] | None = None) -> PKRun:
     """Simulate ``regimen`` with a library model for one typical patient (``subjects=1``) or
     a virtual population sampled with ``numpy.random.default_rng(seed)``.
 
     ``covariates`` fixes covariates (one value, or one per subject). Covariates outside the
     model's studied population raise unless ``allow_extrapolation``; then they are warned
     about in ``warnings``. ``times`` default: every 5 min until 24 h after the last dose.
-    ``progress`` is called with the number of subjects finished. For populations too large
-    to hold, iterate :func:`iter_pk` instead.
+    ``progress`` is called with the number of subjects finished. ``etas`` gives one subject
+    (``subjects=1``) its own random effects (by name; the others 0), e.g. a MAP estimate.
+    For populations too large to hold, iterate :func:`iter_pk` instead.
     """
     chunks = list(iter_pk(regimen, model=model, subjects=subjects, seed=seed,
                           covariates=covariates, times=times,
                           allow_extrapolation=allow_extrapolation,
                           residual_error=residual_error, chunk_size=chunk_size,
-                          progress=progress))
+                          progress=progress, etas=etas))
     if len(chunks) == 1:
         return chunks[0]
     first = chunks[0]
@@ -157,7 +159,8 @@ def iter_pk(regimen: str | Regimen, *, model: str | LibraryModel | None = None,
             times: Sequence[float] | np.ndarray | None = None,
             allow_extrapolation: bool = False, residual_error: bool = False,
             chunk_size: int = 2000,
-            progress: Callable[[int], None] | None = None) -> Iterator[PKRun]:
+            progress: Callable[[int], None] | None = None,
+            etas: Mapping[str, float] | None = None) -> Iterator[PKRun]:
     """Like :func:`run_pk`, but yields one :class:`PKRun` per chunk of ``chunk_size``
     subjects, so memory stays bounded by one chunk's output. The population is sampled
     once from ``seed`` (so results do not depend on ``chunk_size``)."""
@@ -192,6 +195,17 @@ def iter_pk(regimen: str | Regimen, *, model: str | LibraryModel | None = None,
         fixed = {k: c.default for k, c in lm.model.covariates.items() if c.default is not None}
         fixed.update(covariates or {})
         pop = sample_population(lm, 1, rng, covariates=fixed, variability=False)
+        if etas:
+            names = lm.iiv.names if lm.iiv is not None else ()
+            unknown = sorted(set(etas) - set(names))
+            if unknown:
+                raise KetasimError("etas", f"{unknown[0]} is not a random effect of {lm.name}",
+                                   f"use {', '.join(names) or 'none: the model has none'}")
+            pop = VirtualPopulation(1, pop.covariates,
+                                    {k: np.array([float(etas.get(k, 0.0))]) for k in names})
+    elif etas:
+        raise KetasimError("etas", "are given for a population",
+                           "give random effects for one subject (subjects=1)")
     else:
         pop = sample_population(lm, subjects, rng, covariates=covariates)
     warnings = tuple(lm.extrapolation(pop.covariates, allow=allow_extrapolation))
