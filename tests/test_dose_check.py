@@ -25,6 +25,7 @@ from ketasim.clinic.dose_check import (
     parse_limits_json,
 )
 from ketasim.dosing.route import Route
+from ketasim.references import Source, resolve
 
 NOW = datetime(2026, 3, 2, 9, 0, tzinfo=UTC)
 LIMITS = DoseLimits()
@@ -69,7 +70,10 @@ def test_every_route_and_compound_has_default_limits_with_a_source() -> None:
     assert racemic | {"esketamine:intranasal"} == set(DEFAULT_ROUTE_LIMITS)
     for key, entry in DEFAULT_ROUTE_LIMITS.items():
         src = entry.source
-        assert "doi:" in src or "assumed" in src or "prescribing information" in src, key
+        # a bibliography key (resolving to a record with a DOI, a PMID or a stated reason)
+        keys = Source.parse(src).keys
+        assert keys or "assumed" in src, key
+        assert all(resolve(k).has_identifier or "no DOI" in resolve(k).note for k in keys)
         assert dose_hard_mg(LIMITS, *key.split(":"), W) is not None
 
 

@@ -1,7 +1,7 @@
 """A tamper-evident audit trail: an append-only HMAC-SHA256 hash chain.
 
 Each entry's MAC covers its own canonical JSON and the previous entry's MAC, under a key kept
-outside the database (shared/reference/reliability-security.md §2.1 lesson from OpenEMR: an
+outside the database (the lesson from OpenEMR's audit log, whose checksum is an
 unkeyed checksum that nothing verifies does not protect anything). :func:`verify` detects an
 edited, deleted, inserted or reordered entry; with a MAC anchored elsewhere (``head``) it also
 detects a tail truncated up to that entry. Entries hold identifiers and actions, never PHI

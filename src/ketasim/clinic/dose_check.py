@@ -4,8 +4,9 @@ A :class:`DoseLimits` table (pydantic, loaded from a clinic's file with
 :func:`parse_limits_json`) says what is accepted; :func:`check_dose` returns every finding with
 its severity, and :func:`authorize` accepts an override only with a reason (soft) or a reason
 and a second clinician (hard), returning the audit record. The default values are a worked
-example (shared/reference/reliability-security.md §4.2 C1, C2, and one cited
-:class:`RouteLimit` per route) — each clinic sets its own.
+example (dose-range checks with soft warnings and hard stops as medication-safety practice
+recommends, and one :class:`RouteLimit` per route whose source names bibliography keys) —
+each clinic sets its own.
 
 Caught on purpose: a compound/route with no limits in the table, doses above the per-dose,
 per-session and rolling 24-hour limits of their route, doses ≥ 10× the protocol dose, mg typed
@@ -50,7 +51,7 @@ from ketasim.errors import KetasimError
 
 Severity = Literal["soft", "hard"]
 Compound = Literal["racemic", "esketamine"]
-EXAMPLE = "example value from reliability-security.md §4.2 C1/C2; set by each clinic"
+EXAMPLE = "worked example shipped with ketasim (sources per route); set by each clinic"
 DEFAULT_VERSION = "example-1"
 
 MAX_LIMITS_BYTES = 64 * 1024
@@ -172,73 +173,59 @@ def _src(*parts: str) -> str:
 
 
 _IV = _src("per-session limits are racemic_iv_mg_per_kg_soft/hard (0.5 mg/kg over 40 min is "
-           "standard, evidence above 0.75 limited: Sanacora G et al. 2017 JAMA Psychiatry "
-           "74:399, doi:10.1001/jamapsychiatry.2017.0080; highest dose in a dose-ranging RCT "
-           "1.0 mg/kg: Fava M et al. 2020 Mol Psychiatry 25:1592, doi:10.1038/s41380-018-0256-5)",
+           "standard, evidence above 0.75 limited: sanacora2017; highest dose in a "
+           "dose-ranging RCT 1.0 mg/kg: fava2020)",
            "24-h limit assumed: no published schedule gives more than one session in 24 h")
 _ORAL_LIKE = ("assumed: no depression study by this route; oral limits carried over because "
-              "bioavailability is similar (oral ~17-25 %, Clements JA et al. 1982 J Pharm Sci "
-              "71:539)")
+              "bioavailability is similar (oral ~17-25 %, clements1982)")
 DEFAULT_ROUTE_LIMITS: dict[str, RouteLimit] = {
     "racemic:iv_infusion": RouteLimit(day_mg_per_kg_hard=1.0, source=_IV),
     "racemic:iv_bolus": RouteLimit(day_mg_per_kg_hard=1.0, source=_IV),
     "racemic:im": RouteLimit(
         mg_per_kg_soft=0.5, mg_per_kg_hard=1.0, session_mg_per_kg_soft=0.5,
         session_mg_per_kg_hard=1.0, day_mg_per_kg_hard=1.0,
-        source=_src("soft: highest IM dose studied in depression 0.5 mg/kg (Chilukuri H et al. "
-                    "2014 Indian J Psychol Med 36:71, doi:10.4103/0253-7176.127258; Loo CK et "
-                    "al. 2016 Acta Psychiatr Scand 134:48, doi:10.1111/acps.12572, IV/IM/SC "
-                    "0.1-0.5 mg/kg)", "hard assumed: the IV hard limit, as IM bioavailability "
-                    "is ~93 % (Clements JA et al. 1982 J Pharm Sci 71:539)")),
+        source=_src("soft: highest IM dose studied in depression 0.5 mg/kg (chilukuri2014; "
+                    "loo2016, IV/IM/SC 0.1-0.5 mg/kg)", "hard assumed: the IV hard limit, as "
+                    "IM bioavailability is ~93 % (clements1982)")),
     "racemic:sc": RouteLimit(
         mg_per_kg_soft=0.9, mg_per_kg_hard=1.0, session_mg_per_kg_soft=0.9,
         session_mg_per_kg_hard=1.0, day_mg_per_kg_hard=1.0,
-        source=_src("soft: flexible SC dosing 0.5-0.9 mg/kg twice weekly (Loo C et al. 2023 Br "
-                    "J Psychiatry 223:533, doi:10.1192/bjp.2023.79)", "hard: highest SC dose "
-                    "studied 1 mg/kg (Glue P et al. 2017 J Psychopharmacol 31:1302, "
-                    "doi:10.1177/0269881117705089)")),
+        source=_src("soft: flexible SC dosing 0.5-0.9 mg/kg twice weekly (loo2023)",
+                    "hard: highest SC dose studied 1 mg/kg (glue2017)")),
     "racemic:oral": RouteLimit(
         mg_per_kg_soft=1.0, mg_per_kg_hard=2.0, session_mg_per_kg_soft=1.0,
         session_mg_per_kg_hard=2.0, day_mg_per_kg_hard=2.0,
-        source=_src("soft: 1 mg/kg three times weekly (Domany Y et al. 2019 Br J Psychiatry "
-                    "214:20, doi:10.1192/bjp.2018.196)", "hard: highest RCT arm 2 mg/kg "
-                    "(KheirAbadi G, Golkar S 2023 Iran J Psychiatry Behav Sci 17:e137879, "
-                    "doi:10.5812/ijpbs-137879)", "24-h limit assumed: one dose a day")),
+        source=_src("soft: 1 mg/kg three times weekly (domany2019)", "hard: highest RCT arm "
+                    "2 mg/kg (kheirabadi2023)", "24-h limit assumed: one dose a day")),
     "racemic:sublingual": RouteLimit(
         mg_per_kg_soft=1.0, mg_per_kg_hard=2.0, session_mg_per_kg_soft=1.0,
         session_mg_per_kg_hard=2.0, day_mg_per_kg_hard=2.0,
-        source=_src("the only depression study used 10 mg (Lara DR et al. 2013 Int J "
-                    "Neuropsychopharmacol 16:2111, doi:10.1017/S1461145713000485)",
-                    _ORAL_LIKE + " and sublingual ~30 % (Lara 2013)")),
+        source=_src("the only depression study used 10 mg (lara2013)",
+                    _ORAL_LIKE + " and sublingual ~30 % (lara2013)")),
     "racemic:buccal": RouteLimit(
         mg_per_kg_soft=1.0, mg_per_kg_hard=2.0, session_mg_per_kg_soft=1.0,
         session_mg_per_kg_hard=2.0, day_mg_per_kg_hard=2.0,
-        source=_src(_ORAL_LIKE, "buccal treated as sublingual (Lara DR et al. 2013 Int J "
-                    "Neuropsychopharmacol 16:2111)")),
+        source=_src(_ORAL_LIKE, "buccal treated as sublingual (lara2013)")),
     "racemic:rectal": RouteLimit(
         mg_per_kg_soft=1.0, mg_per_kg_hard=2.0, session_mg_per_kg_soft=1.0,
         session_mg_per_kg_hard=2.0, day_mg_per_kg_hard=2.0,
-        source=_src(_ORAL_LIKE, "rectal bioavailability 25 % (Malinovsky JM et al. 1996 Br J "
-                    "Anaesth 77:203, doi:10.1093/bja/77.2.203)")),
+        source=_src(_ORAL_LIKE, "rectal bioavailability 25 % (malinovsky1996)")),
     "racemic:intranasal": RouteLimit(
         mg_soft=50.0, mg_hard=100.0, session_mg_soft=50.0, session_mg_hard=100.0,
         day_mg_hard=100.0,
-        source=_src("soft: 50 mg (Lapidus KAB et al. 2014 Biol Psychiatry 76:970, "
-                    "doi:10.1016/j.biopsych.2014.03.026)", "hard assumed: no higher racemic "
-                    "dose studied in depression; 100 mg racemic holds 50 mg esketamine, below "
-                    "the esketamine label maximum of 84 mg")),
+        source=_src("soft: 50 mg (lapidus2014)", "hard assumed: no higher racemic dose "
+                    "studied in depression; 100 mg racemic holds 50 mg esketamine, below the "
+                    "esketamine label maximum of 84 mg")),
     "racemic:inhaled": RouteLimit(
         mg_per_kg_soft=0.75, mg_per_kg_hard=1.5, session_mg_per_kg_soft=0.75,
         session_mg_per_kg_hard=1.5, day_mg_per_kg_hard=1.5,
-        source=_src("nebulised 0.75/1/1.5 mg/kg for pain (Dove D et al. 2021 Ann Emerg Med "
-                    "78:779, doi:10.1016/j.annemergmed.2021.04.031)", "assumed for depression: "
-                    "no depression study by inhalation")),
+        source=_src("nebulised 0.75/1/1.5 mg/kg for pain (dove2021)", "assumed for "
+                    "depression: no depression study by inhalation")),
     "esketamine:intranasal": RouteLimit(
         session_mg_hard=84.0, day_mg_hard=84.0,
         source=_src("per-dose limits are esketamine_max_mg and esketamine_label_doses_mg",
-                    "SPRAVATO US prescribing information (Janssen): 56 or 84 mg per session in "
-                    "28-mg devices, at most 84 mg (Popova V et al. 2019 Am J Psychiatry 176:428, "
-                    "doi:10.1176/appi.ajp.2019.19020172)")),
+                    "spravato-label: 56 or 84 mg per session in 28-mg devices, at most 84 mg "
+                    "(popova2019)")),
 }
 
 
@@ -667,7 +654,7 @@ def check_dose(order: DoseOrder, patient: PatientDoseContext, limits: DoseLimits
         if racemic_iv and conc >= IV_DILUTE_MG_PER_ML:
             add("iv_undiluted", "soft", f"{conc:g} mg/mL stock for IV use: dilute before IV "
                 f"use; never give {IV_DILUTE_MG_PER_ML:g} mg/mL IV undiluted (KETALAR "
-                "prescribing information §2)", "dilute with an equal volume or more of "
+                "prescribing information, section 2)", "dilute with an equal volume or more of "
                 "0.9 % saline, 5 % dextrose or sterile water")
     per_kg_hard = limits.racemic_iv_mg_per_kg_hard if racemic_iv else (
         entry.mg_per_kg_hard if entry is not None else None)

@@ -1,7 +1,7 @@
 """Measurement-based care: which questionnaires are due.
 
-The default schedule is an assumed clinic practice (the reference gives instruments and
-cut-offs, §G, not visit schedules): PHQ-9 and the C-SSRS screen weekly, GAD-7, QIDS-SR16 and
+The default schedule is an assumed clinic practice (the literature gives instruments and
+cut-offs, not visit schedules): PHQ-9 and the C-SSRS screen weekly, GAD-7, QIDS-SR16 and
 PCL-5 every two weeks. A clinic may change it.
 
 >>> from datetime import UTC, datetime, timedelta

@@ -3,7 +3,7 @@
 A leading zero is required (``0.5``, not ``.5``), trailing zeros are refused (``5``, not
 ``5.0``; they turn into ten-fold errors when the point is missed), and locale commas,
 scientific notation, signs, spaces inside numbers and non-numbers are refused rather than
-guessed at (shared/reference/reliability-security.md §4, C3).
+guessed at (ISMP's error-prone abbreviations and dose designations).
 
 >>> parse_number("0.5", field="dose")
 0.5

@@ -2,8 +2,8 @@
 sourced summary it returns. It never says a person is eligible; it says what the evidence is
 for their condition and what a clinician will look at.
 
-Cautions follow shared/reference/ketamine-pd-clinical.md §F (Spravato contraindications, BP
-screening threshold, psychosis, pregnancy, substance use, interactions).
+Cautions follow the SPRAVATO label (``spravato-label``: contraindications, BP screening
+threshold, psychosis, pregnancy, substance use, interactions).
 
 >>> s = screen(ScreeningAnswers(condition="depression", prior_treatments=["antidepressants_2"],
 ...            cautions=["hypertension"], phq9=[2] * 9, gad7=[1] * 7))
@@ -19,11 +19,12 @@ from dataclasses import dataclass
 
 from pydantic import BaseModel, ConfigDict, Field, ValidationInfo, field_validator
 
+from ketasim.clinic.references import public_text
 from ketasim.outcomes.indications import Indication, get_indication
 from ketasim.scales import Score, score
 
-# the public cites the label itself (the team's notes are in ketamine-pd-clinical.md §F)
-PI = "SPRAVATO (esketamine) nasal spray, US prescribing information (Janssen)"
+# the label, as a bibliography key (pages show it as a full citation with its link)
+PI = "spravato-label"
 
 # condition asked about → (label, indication id or None)
 CONDITIONS: dict[str, tuple[str, str | None]] = {
@@ -166,7 +167,8 @@ def screen(a: ScreeningAnswers) -> ScreeningSummary:
         headline = ("ketasim has no trial evidence summary for this condition; a clinician "
                     "will discuss whether any evidence applies to you.")
     elif not ind.predicts_efficacy:
-        headline = (f"For {ind.name.lower()} the evidence is limited: {ind.reason}. A clinician "
+        headline = (f"For {ind.name.lower()} the evidence is limited: {public_text(ind.reason)}. "
+                    "A clinician "
                     "will discuss whether ketamine is appropriate.")
     else:
         headline = (f"The research on ketamine for {ind.name.lower()} is graded {ind.grade}, on a "

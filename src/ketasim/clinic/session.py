@@ -1,6 +1,6 @@
 """A monitored dosing session and the rules it must follow before discharge.
 
-Rules (shared/reference/reliability-security.md §4.1 and ketamine-pd-clinical.md §F, REMS):
+Rules (the SPRAVATO label and its REMS, bibliography key ``spravato-label``):
 esketamine needs REMS enrolment before a session is scheduled; a pre-dose check records BP,
 HR and SpO₂ and the contraindication re-check, and a pre-dose BP above the threshold (e.g.
 > 140/90) needs a documented override; BP is taken ~40 min after the first administration
@@ -46,9 +46,9 @@ class MonitoringRules(BaseModel):
 
     spo2_min: float = Field(gt=50, le=100)
     moaas_alert_max: int = Field(ge=0, le=5)
-    predose_sbp_max: float = 140.0  # Spravato PI (dossier §F, [M] for exact wording)
+    predose_sbp_max: float = 140.0  # spravato-label ([M] for the exact wording)
     predose_dbp_max: float = 90.0
-    sbp_rise_alert: float = 40.0  # label: SBP rise ≥ 40 mmHg (ketamine-pd-clinical.md §C)
+    sbp_rise_alert: float = 40.0  # label: SBP rise ≥ 40 mmHg (spravato-label)
     dbp_rise_alert: float = 25.0  # label: DBP rise ≥ 25 mmHg
     min_observation_min: float = 120.0  # REMS: monitor ≥ 2 h
     bp_check_window_min: tuple[float, float] = (30.0, 60.0)  # "~40 min after"

@@ -78,7 +78,7 @@ class Parameter:
 
     ``evidence`` is ``literature`` (``source`` cites paper with table or figure),
     ``calibrated`` (``source`` names the calibration run) or ``assumed`` (``source`` gives the
-    reason). ``grade`` carries the reference dossier's tag: ``V`` checked against the primary
+    reason). ``grade`` says how the number was checked: ``V`` checked against the primary
     text, ``S`` secondary source, ``M`` recalled, ``U`` uncertain or disputed.
     """
 

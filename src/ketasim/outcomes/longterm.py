@@ -1,6 +1,6 @@
 """Long-term effects of a regimen: exposure, dissociation tolerance, and risk flags.
 
-What the reference supports, and no more (ketamine-pd-clinical.md §C, §F):
+What the published evidence supports, and no more (sources name bibliography keys):
 
 - **Cumulative exposure**: sessions, total mg and mg/kg, sessions per 4 weeks, longest
   continuous infusion.
@@ -30,7 +30,7 @@ from ketasim.pk.library._common import assumed
 TOLERANCE: dict[str, Parameter] = {
     "attenuation_per_session": assumed(
         0.85, "fraction", "dissociation at a session relative to the previous one (same dose)",
-        "dissociation 'attenuates with repeated dosing' (Singh 2016; Popova 2019 [V]) with no "
+        "dissociation 'attenuates with repeated dosing' (singh2016; popova2019) [V] with no "
         "rate given; 15 % per session is a placeholder that only orders sessions"),
     "t_half_recovery_h": assumed(
         336.0, "h", "recovery half-life of dissociation tolerance between sessions",
@@ -93,24 +93,24 @@ def summarise_regimen(regimen: str, *, weight_kg: float, substance_use_history: 
     if longest >= 24.0:
         flags.append(RiskFlag(
             "liver", "check", f"continuous infusion of {longest:g} h: check liver enzymes "
-            "before and after", "Noppers 2011 Pain 152:2173: two 100-h S-ketamine infusions "
-            "16 days apart → 3/6 drug-induced liver injury [V] (ketamine-pd-clinical.md §F)"))
+            "before and after", "noppers2011: two 100-h S-ketamine infusions 16 days apart → "
+            "3/6 drug-induced liver injury [V]"))
     if weeks > 12.0:
         flags.append(RiskFlag(
             "bladder", "monitor", f"treatment over {weeks:.0f} weeks: ask about urinary "
-            "symptoms at each visit", "Winstock 2012 BJU Int: urinary symptoms in 26.6 % of "
-            "past-year recreational users, rising with dose and frequency [V]; therapeutic "
-            "exposure is far lower (§F)"))
+            "symptoms at each visit", "winstock2012: urinary symptoms in 26.6 % of past-year "
+            "recreational users, rising with dose and frequency [V]; therapeutic exposure is "
+            "far lower"))
         flags.append(RiskFlag(
             "cognition", "monitor", "long-term course: repeat a brief cognitive screen "
-            "periodically", "Morgan 2010 Addiction: deficits in frequent recreational users "
-            "[V]; six-infusion courses showed none [V] (§F)"))
+            "periodically", "morgan2010: deficits in frequent recreational users [V]; "
+            "six-infusion courses showed none (secondary summaries) [V]"))
     if per4 >= 8 or substance_use_history:
         flags.append(RiskFlag(
             "dependence_monitoring", "monitor", "frequent dosing" if per4 >= 8 else
             "history of substance use: assess abuse risk before each course",
             "Schedule III; esketamine drug liking ≈ IV ketamine; assess abuse risk "
-            "(Spravato PI, §F) [V]"))
+            "(spravato-label) [V]"))
     return LongTermSummary(len(times), round(total, 3), round(total / weight_kg, 4), per4,
                            float(longest), round(weeks, 2),
                            [float(x) for x in tolerance_factors(times)], flags)

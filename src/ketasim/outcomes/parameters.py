@@ -26,13 +26,12 @@ CALIBRATION_RUN = "ketasim calibrate outcomes (ketasim.validation.outcomes.calib
 FIXED: dict[str, Parameter] = {
     "t_half_placebo_h": assumed(
         12.0, "h", "placebo/expectancy onset half-life",
-        "midazolam arms improve by 24 h (Murrough 2013, ketamine-pd-clinical.md §D1); onset "
-        "within a day"),
+        "midazolam arms improve by 24 h (murrough2013); onset within a day"),
     "t_half_placebo_wane_h": assumed(
         168.0, "h", "waning half-life of the placebo/expectancy response after treatment ends",
-        "the reference has no placebo-durability data; expectancy is tied to being treated, "
-        "and placebo responses in the 12-week CRPS trial persisted beyond the infusion "
-        "(Sigtermans 2009 [V]); one week"),
+        "no published placebo-durability data; expectancy is tied to being treated, and "
+        "placebo responses in the 12-week CRPS trial persisted beyond the infusion "
+        "(sigtermans2009) [V]; one week"),
     "t_half_antidepressant_h": assumed(
         168.0, "h", "onset half-life of a newly started oral antidepressant",
         "oral antidepressants act over weeks; only used for designs with background = "
@@ -40,22 +39,22 @@ FIXED: dict[str, Parameter] = {
     "t_half_ideation_natural_h": assumed(
         168.0, "h", "half-life of the fall of suicidal ideation under usual care (regression "
         "from the high point at which patients enrol)",
-        "trials enrol at high ideation (Su 2023: MADRS item 10 ≥ 4) and ideation then falls "
-        "in the control arm over two weeks (Taiwan RCT midazolam remission 7 % → 17 % by day "
-        "14, PDC §E); the reference has no time constant, one week"),
+        "trials enrol at high ideation (su2023: MADRS item 10 ≥ 4) and ideation then falls "
+        "in the control arm over two weeks (su2023: midazolam remission 7 % → 17 % by day "
+        "14); no published time constant, one week"),
     "residual_fraction": assumed(
         0.09, "fraction of the baseline mean", "rating noise (SD) at each visit",
         "≈3 MADRS points at a baseline of 32 (typical inter-visit rating noise); "
         "the same fraction for every instrument"),
     "c50_analgesia_ng_ml": lit(
         10.5, "ng/mL", "S-ketamine C50 of sustained CRPS analgesia",
-        "Dahan 2011 Eur J Pain 15:258 (ketamine-pd-clinical.md §B3(3)) [V]", grade="V"),
+        "dahan2011, abstract [V]", grade="V"),
     "omega_c50_analgesia": lit(
         0.46, "log-SD", "between-patient variability of the analgesic C50",
-        "Dahan 2011: C50 10.5 ± 4.8 ng/mL (SD/mean 0.46 as log-SD) [V]", grade="V"),
+        "dahan2011, abstract: C50 10.5 ± 4.8 ng/mL (SD/mean 0.46 as log-SD) [V]", grade="V"),
     "t_half_analgesia_h": lit(
         261.6, "h", "onset/offset half-life of CRPS analgesia (10.9 days)",
-        "Dahan 2011 (ketamine-pd-clinical.md §B3(3), §B2) [V]", grade="V"),
+        "dahan2011, abstract: onset/offset t½ 10.9 days [V]", grade="V"),
     "esketamine_efficacy": assumed(
         1.0, "fraction", "esketamine's antidepressant effect relative to what its cascade "
         "drive gives (structural hypothesis H1; 1 = no R-ketamine/HNK contribution missing)",
@@ -70,7 +69,7 @@ FIXED: dict[str, Parameter] = {
         "default structure; fitted when H3 is chosen"),
     "naltrexone_block": assumed(
         1.0, "fraction", "opioid block by naltrexone 50 mg pre-treatment (opioid branch only)",
-        "Williams 2018 [V]: the antidepressant effect was abolished; full block"),
+        "williams2018 [V]: the antidepressant effect was abolished; full block"),
 }
 
 DESCRIPTIONS = {

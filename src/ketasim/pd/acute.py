@@ -51,26 +51,23 @@ from ketasim.population.pkrun import PKRun, run_pk
 FIT_FILE = "acute_fit.json"
 CALIBRATION_RUN = "ketasim.validation.acute_calibration.calibrate"
 
-# ---- sources (papers; DOIs where the reference gives them) --------------------------------
-OLOFSEN = ("Olofsen E, Kamp J, Henthorn TK, van Velzen M, Niesters M, Sarton E, Dahan A. "
-           "Anesthesiology 2022;136(5):792-801, doi:10.1097/ALN.0000000000004176")
-SIMONS = ("Simons P, Olofsen E, van Velzen M, et al., Dahan A. Front Pain Res 2022;3:946487, "
-          "doi:10.3389/fpain.2022.946487")
-BOWDLE = ("Bowdle TA et al. Anesthesiology 1998;88(1):82-88, "
-          "doi:10.1097/00000542-199801000-00015")
-GLUE_2018 = "Glue P et al. J Psychopharmacol 2018;32(6):663-667"
-VAN_SCHALKWYK = ("van Schalkwyk GI, Wilkinson ST, Davidson L, Silverman WK, Sanacora G. "
-                 "J Affect Disord 2018;227:11-16")
-LABEL = "SPRAVATO (esketamine) nasal spray, US prescribing information (Janssen)"
-DOHERTY = "Doherty T et al. CNS Drugs 2020;34(3):299-310"
-LANGSJO = "Längsjö JW et al. Anesthesiology 2005;103(2):258"
-CANUSO = "Canuso CM et al. J Clin Psychopharmacol 2021;41:516 (PMC8407443, Table 2)"
-TAIWAN_RCT = ("Taiwanese RCT, racemic 0.5 mg/kg vs midazolam in TRD with suicidal ideation "
-              "(n = 42/42), AE table (citation details uncertain)")
-CHEN = "Chen G et al. Int J Neuropsychopharmacol 2022;25(4):269-279"
-ACEVEDO = "Acevedo-Diaz EE et al. J Affect Disord 2020;263:568"
-DEL_SANT = "Del Sant LC et al. Pharmaceuticals 2023;16(1):31"
-READY_POSTER = "Pooled TRANSFORM-1/-2 readiness-to-leave analysis, Psych Congress 2019 poster"
+# ---- sources: bibliography keys (ketasim.references; `ketasim references KEY`) --------------
+OLOFSEN = "olofsen2022"
+SIMONS = "simons2022b"
+BOWDLE = "bowdle1998"
+GLUE_2018 = "glue2018"
+VAN_SCHALKWYK = "vanschalkwyk2018"
+LABEL = "spravato-label"
+MEDINFO = "janssen-medinfo"
+DOHERTY = "doherty2020"
+LANGSJO = "langsjo2005"
+CANUSO = "canuso2021, Table 2"
+TAIWAN_RCT = ("su2023: racemic 0.5 mg/kg vs midazolam in TRD with suicidal ideation "
+              "(n = 42/42), adverse-event table (its attribution to this paper is uncertain)")
+CHEN = "chen2022"
+ACEVEDO = "acevedodiaz2020"
+DEL_SANT = "delsant2023"
+READY_POSTER = "transform-readiness2019"
 
 LEVELS = (5, 4, 3, 2, 1, 0)  # MOAA/S, awake to unresponsive
 AGE_GROUPS = ("under_65", "65_plus")
@@ -87,22 +84,24 @@ FIXED: dict[str, Parameter] = {
                       "5.1-13.0); used for S-norketamine as well (assumed)", OLOFSEN),
     "hill": assumed(2.0, "", "Hill coefficient γ of the perception and drug-high Emax "
                     "models (VAS endpoints)",
-                    "gap in Olofsen 2022; γ 1-2 reproduces Bowdle 1998's near-linear rise "
-                    "(" + BOWDLE + "); 2 taken"),
+                    "gap in " + OLOFSEN + "; γ 1-2 reproduces the near-linear rise of "
+                    + BOWDLE + "; 2 taken"),
     "f_inf": lit(0.44, "fraction", "dissociation remaining after many sessions (f∞): mean "
                  "CADSS 20 at week 1 → 8.8 at week 14, SC racemic 1 mg/kg weekly (derived)",
                  GLUE_2018),
     "tau_sessions": assumed(1.0, "sessions", "attenuation constant τ of dissociation over "
                             "sessions", "most of the fall happens after the first dose, then "
-                            "the level holds (Rodrigues 2020; " + DEL_SANT + "); the "
+                            "the level holds (rodrigues2020; " + DEL_SANT + "); the "
                             "suggested range is 1-3 sessions; 1 taken"),
     "moaas_background": lit(0.11, "probability", "any MOAA/S fall without drug (placebo, "
-                            "fixed-dose study < 65 y)", LABEL + ", sedation table", grade="M"),
+                            "fixed-dose study < 65 y)", LABEL + ", sedation table",
+                            grade="M"),
     "hr_noise_sd": assumed(6.0, "beats/min", "SD of a heart-rate reading's non-drug change "
                            "from the pre-dose reading (the forecast band of a reading)",
                            "no per-reading HR variability is published for ketamine "
-                           "sessions (Doherty 2020 gives HR events only); repeated resting "
-                           "readings in adults typically differ by a few beats/min, 6 taken"),
+                           "sessions (" + DOHERTY + " gives HR events only); repeated "
+                           "resting readings in adults typically differ by a few beats/min, "
+                           "6 taken"),
     "hr_slope": lit(43.5 / 1959.0, "%/(ng/mL)", "relative HR rise per ng/mL S-ketamine: "
                     "+43.5 % at 1959 ng/mL, taken linear through zero (linearity assumed)",
                     LANGSJO),

@@ -9,7 +9,7 @@ The error is that of linear interpolation of C (below 0.1 % at 1-2 min spacing f
 ``tests/test_pd.py`` checks it against the exact effect compartment).
 
 t½ke0 = 8.3 min for S-ketamine, the same for psychedelic and analgesic effects (Olofsen 2022
-[V], ketamine-pd-clinical.md §C); ketasim uses it for every analyte (assumed for metabolites).
+[V], ``olofsen2022``); ketasim uses it for every analyte (assumed for metabolites).
 
 >>> import numpy as np
 >>> t = np.array([0.0, 1.0, 2.0]); c = np.array([1.0, 1.0, 1.0])

@@ -31,7 +31,7 @@ ANALYTE_COMPOUND = {
 _PARTS = {"ketamine": ("s_ketamine", "r_ketamine"),
           "norketamine": ("s_norketamine", "r_norketamine"), "hnk": ("s_hnk", "r_hnk")}
 
-MEANINGFUL = 0.15  # below this, a target is "not meaningfully occupied" (dossier §A, note 1)
+MEANINGFUL = 0.15  # below this, a target is "not meaningfully occupied" (assumed cut-off)
 
 
 def binding_analytes(run: PKRun) -> list[tuple[str, str]]:

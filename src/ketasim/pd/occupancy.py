@@ -5,8 +5,8 @@ Kᵢⱼ (Ki or IC50, µM):
 
     occupancy_j = Sⱼ / (1 + Sⱼ),  Sⱼ = Σᵢ Cᵢ / Kᵢⱼ,   analyte i's share = (Cᵢ/Kᵢⱼ) / (1 + Sⱼ).
 
-Simple competitive binding (ketamine-pd-clinical.md §A): NMDA channel block is use-dependent
-and trapping, so this is an approximation, as the dossier says.
+Simple competitive binding (as compiled by Zanos et al. 2018, ``zanos2018``): NMDA channel
+block is use-dependent and trapping, so this is an approximation.
 
 >>> import numpy as np
 >>> c = np.array([[[0.3]], [[1.4]]])           # (analytes, subjects, times), µM

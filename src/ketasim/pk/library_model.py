@@ -28,7 +28,7 @@ from ketasim.model.model import Model
 
 Compound = Literal["racemic", "esketamine", "arketamine"]
 
-# molar masses of the free bases, g/mol (shared/reference/ketamine-pk.md §1)
+# molar masses of the free bases, g/mol (bibliography: nlmixr2lib, Simons_2022_s_ketamine.R)
 MOLAR_MASS = {
     "ketamine": 237.73,       # [V] nlmixr2lib Simons_2022 (mw_ketamine); DrugBank
     "norketamine": 223.70,    # [V] nlmixr2lib Simons_2022 vignette

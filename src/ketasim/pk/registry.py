@@ -43,20 +43,19 @@ _BUILDERS = {
 DEFAULTS: dict[tuple[str, Route], tuple[str, str]] = {
     **{("racemic", r): ("racemic_enantiomers",
                         "the only racemic model with S/R, norketamine and HNK for every clinic "
-                        "route; venous disposition matching clinical sampling (ketamine-pk.md "
-                        "§8)")
+                        "route; venous disposition matching clinical sampling")
        for r in (Route.IV_INFUSION, Route.IV_BOLUS, Route.INTRAMUSCULAR, Route.SUBCUTANEOUS,
                  Route.INTRANASAL, Route.ORAL, Route.SUBLINGUAL, Route.BUCCAL, Route.RECTAL)},
     ("esketamine", Route.INTRANASAL): ("perez_ruixo_2021",
                                        "N = 820, the nasal spray with its swallowed fraction, "
-                                       "first pass and covariates (§8)"),
+                                       "first pass and covariates"),
     ("esketamine", Route.ORAL): ("perez_ruixo_2021",
-                                 "explicit hepatic first pass of the oral solution (§8)"),
+                                 "explicit hepatic first pass of the oral solution"),
     ("esketamine", Route.IV_INFUSION): ("otto_2021",
-                                        "venous, fully specified and externally validated (§8)"),
-    ("esketamine", Route.IV_BOLUS): ("otto_2021", "venous, fully specified (§8)"),
-    ("esketamine", Route.SUBLINGUAL): ("simons_2022", "the only mucosal esketamine model (§8)"),
-    ("esketamine", Route.BUCCAL): ("simons_2022", "the only mucosal esketamine model (§8)"),
+                                        "venous, fully specified and externally validated"),
+    ("esketamine", Route.IV_BOLUS): ("otto_2021", "venous, fully specified"),
+    ("esketamine", Route.SUBLINGUAL): ("simons_2022", "the only mucosal esketamine model"),
+    ("esketamine", Route.BUCCAL): ("simons_2022", "the only mucosal esketamine model"),
 }
 
 

@@ -1,5 +1,11 @@
 """Pictures and reports of outcomes: virtual-trial trajectories, the calibration table, and
-the "explain" report that walks the chain from dose to symptoms for one regimen."""
+the "explain" report that walks the chain from dose to symptoms for one regimen.
+
+Every panel of the explain report names its sources as short citations linked to the work,
+and the report ends with the full citation (and DOI link) of every work it cites
+(:mod:`ketasim.references`). Every plot's axes are labelled; time runs in days since the
+first dose.
+"""
 
 from __future__ import annotations
 
@@ -21,11 +27,13 @@ from ketasim.mechanism.parameters import BRANCHES, CASCADE, Branches
 from ketasim.outcomes import endpoints as ep
 from ketasim.outcomes.course import IDEATION, Arm, hours, simulate_course
 from ketasim.outcomes.indications import get_indication
-from ketasim.outcomes.longterm import summarise_regimen
+from ketasim.outcomes.longterm import TOLERANCE, summarise_regimen
 from ketasim.outcomes.trial import TrialResult
 from ketasim.pd.effect_site import T_HALF_KE0_MIN, effect_site
 from ketasim.pd.exposure import target_exposure
+from ketasim.pd.targets import load_target_data
 from ketasim.population.pkrun import DISCLAIMER, run_pk
+from ketasim.references import cited_keys, references_html, render_source_html
 from ketasim.report.plots import save_figure
 from ketasim.scales import get_instrument
 
@@ -55,11 +63,15 @@ def _png(fig: Any) -> str:
     return base64.b64encode(buf.getvalue()).decode("ascii")
 
 
+DAYS = "time since the first dose (days)"
+
+
 def _panel(title: str, sentence: str, sources: str, img: str | None = None,
            body: str = "") -> str:
+    """One report section; ``sources`` names bibliography keys (shown as linked citations)."""
     pic = f'<img alt="{html.escape(title)}" src="data:image/png;base64,{img}">' if img else ""
     return (f"<section><h2>{html.escape(title)}</h2><p>{html.escape(sentence)}</p>{pic}{body}"
-            f'<p class="src">Sources: {html.escape(sources)}</p></section>')
+            f'<p class="src">Sources: {render_source_html(sources)}</p></section>')
 
 
 def explain(regimen: str, indication: str, path: str | Path, *, weight_kg: float = 70.0,
@@ -77,6 +89,7 @@ def explain(regimen: str, indication: str, path: str | Path, *, weight_kg: float
     casc = run_cascade(inp)
     days = t / 24.0
     panels = []
+    cited: list[str] = []  # every source text shown, for the reference list
     # 1. PK
     fig, ax = plt.subplots(figsize=(8, 3))
     for a in typical.concentrations:
@@ -85,69 +98,83 @@ def explain(regimen: str, indication: str, path: str | Path, *, weight_kg: float
     parent = "esketamine" if "esketamine" in typical.concentrations else "ketamine"
     ax.plot(days, effect_site(t, typical.concentration(parent, "ng/mL")[0]), ls="--",
             label=f"{parent}, effect site (t½ke0 {T_HALF_KE0_MIN} min)")
-    ax.set_ylabel("plasma (ng/mL)")
-    ax.set_xlabel("days")
+    ax.set_ylabel("concentration (ng/mL)")
+    ax.set_xlabel(DAYS)
     ax.legend(fontsize=8)
     ax.grid(alpha=0.3)
+    pk_keys = cited_keys([p.source for p in typical.model.model.parameters.values()],
+                         strict=False)
+    src = f"{typical.model.title}: " + "; ".join(pk_keys) + "; effect site: olofsen2022 [V]"
+    cited.append(src)
     panels.append(_panel("1. Plasma and effect-site concentrations",
                          f"For a {weight_kg:g}-kg patient the {typical.model.name} model "
                          "predicts these plasma levels of ketamine and its metabolites; the "
                          "brain (effect site) follows plasma with a lag of minutes.",
-                         f"{typical.model.title} (docs/pk-library.md)", _png(fig)))
+                         src, _png(fig)))
     # 2. occupancy
     tx = target_exposure(typical)
     rows = "".join(f"<tr><td>{html.escape(k)}</td><td>{float(v[0]) * 100:.1f} %</td></tr>"
                    for k, v in sorted(tx.peak.items(), key=lambda kv: -float(kv[1][0]))[:8])
     fig, ax = plt.subplots(figsize=(8, 3))
     ax.plot(days, inp.nmda[0] * 100, label="NMDA (effect site)")
-    ax.set_ylabel("occupancy (%)")
-    ax.set_xlabel("days")
+    ax.set_ylabel("NMDA receptor occupancy (%)")
+    ax.set_xlabel(DAYS)
+    ax.legend(fontsize=8)
     ax.grid(alpha=0.3)
+    shown = [k for k, _ in sorted(tx.peak.items(), key=lambda kv: -float(kv[1][0]))[:8]]
+    affinity = cited_keys([a.source for (tg, _c), a in load_target_data().rows.items()
+                           if tg in shown], strict=False)
+    src = "olofsen2022 [V]; affinities of the targets shown: " + "; ".join(affinity)
+    cited.append(src)
     panels.append(_panel("2. Effect site and receptor occupancy",
                          "Ketamine reaches the brain within minutes (t½ke0 8.3 min) and blocks "
                          "NMDA receptors; other targets are occupied far less.",
-                         "Olofsen 2022 [V]; target data in ketasim/data/targets.toml "
-                         "(ketamine-pd-clinical.md §A)", _png(fig),
+                         src, _png(fig),
                          f"<table><tr><th>target</th><th>peak occupancy</th></tr>{rows}"
                          "</table>"))
     # 3. glutamate
     fig, ax = plt.subplots(figsize=(8, 3))
     ax.plot(days, casc.glutamate_pct()[0])
-    ax.set_ylabel("glutamate cycling (+%)")
-    ax.set_xlabel("days")
+    ax.set_ylabel("glutamate cycling (% rise)")
+    ax.set_xlabel(DAYS)
     ax.grid(alpha=0.3)
+    src = CASCADE["o_zero"].source + "; " + CASCADE["glutamate_surge_ref_pct"].source
+    cited.append(src)
     panels.append(_panel("3. Glutamate surge",
                          "Blocking NMDA receptors on inhibitory interneurons releases the "
                          "brakes on pyramidal cells: a short glutamate surge, largest at "
                          "moderate block and smaller again at anaesthetic block (inverted U).",
-                         CASCADE["o_zero"].source + "; " + CASCADE["glutamate_surge_ref_pct"]
-                         .source, _png(fig)))
+                         src, _png(fig)))
     # 4. BDNF / mTOR
     fig, ax = plt.subplots(figsize=(8, 3))
     ax.plot(days, casc.bdnf[0], label="BDNF translation")
     ax.plot(days, casc.mtor[0], label="mTORC1")
-    ax.set_xlabel("days")
+    ax.set_ylabel("activation (relative units)")
+    ax.set_xlabel(DAYS)
     ax.legend(fontsize=8)
     ax.grid(alpha=0.3)
+    src = CASCADE["t_half_bdnf_h"].source + "; " + CASCADE["t_half_mtor_h"].source
+    cited.append(src)
     panels.append(_panel("4. BDNF and the mTORC1 window",
                          "AMPA receptor drive releases and translates BDNF, which switches on "
                          "mTORC1 for about 0.5-2 hours after each dose: the window for making "
-                         "synaptic proteins.", CASCADE["t_half_bdnf_h"].source + "; "
-                         + CASCADE["t_half_mtor_h"].source, _png(fig)))
+                         "synaptic proteins.", src, _png(fig)))
     # 5. synapses
     fig, ax = plt.subplots(figsize=(8, 3))
     ax.plot(days, casc.fast[0], label="fast potentiation (mTOR-independent)")
     ax.plot(days, casc.slow[0], label="new spines (via synaptic proteins)")
     ax.plot(days, casc.drive[0], label="antidepressant drive", lw=2)
     ax.set_ylabel("× one standard infusion's peak")
-    ax.set_xlabel("days")
+    ax.set_xlabel(DAYS)
     ax.legend(fontsize=8)
     ax.grid(alpha=0.3)
+    src = (CASCADE["t_half_protein_h"].source + "; "
+           + CASCADE["t_half_potentiation_h"].source)
+    cited.append(src)
     panels.append(_panel("5. Synapses",
                          "Fast synaptic potentiation starts the effect within hours; new spines "
                          "from ~12-24 h sustain it for days, and repeated sessions add up.",
-                         CASCADE["t_half_protein_h"].source + "; "
-                         + CASCADE["t_half_potentiation_h"].source, _png(fig)))
+                         src, _png(fig)))
     # 6. symptoms, default and each branch
     inst = get_instrument(ind.instrument)
     base = simulate_course(arm, ind, n=n, seed=seed, horizon_h=horizon)
@@ -156,7 +183,9 @@ def explain(regimen: str, indication: str, path: str | Path, *, weight_kg: float
     fig, (ax, ax2) = plt.subplots(2, 1, figsize=(8, 5), sharex=True)
     ax.fill_between(base.times / 24, lo, hi, alpha=0.3, label="5-95 %")
     ax.plot(base.times / 24, mid, label="median")
-    ax.set_ylabel(inst.id)
+    ax.set_ylabel(f"{inst.id} score")
+    ax.set_xlabel(DAYS)
+    ax.xaxis.set_tick_params(labelbottom=True)
     ax.legend(fontsize=8)
     ax.grid(alpha=0.3)
     visits = np.arange(0, horizon, 6.0)
@@ -167,10 +196,10 @@ def explain(regimen: str, indication: str, path: str | Path, *, weight_kg: float
         ax2.plot(visits / 24, [ep.remitters(base, v, IDEATION).mean() for v in visits],
                  label="no suicidal ideation (C-SSRS 0)")
         ideation = (" Suicidal ideation has its own component (it can lift within hours and "
-                    "fade sooner than mood), calibrated on the Taiwan RCT (Su 2023).")
+                    "fade sooner than mood), calibrated on the Taiwan RCT (Su et al. 2023).")
     ax2.legend(fontsize=8)
     ax2.set_ylabel("probability")
-    ax2.set_xlabel("days")
+    ax2.set_xlabel(DAYS)
     ax2.grid(alpha=0.3)
     check = [("24 h after the first dose", 24.0), ("24 h after the last dose", last + 24.0),
              ("7 days after the last dose", last + 168.0)]
@@ -186,26 +215,34 @@ def explain(regimen: str, indication: str, path: str | Path, *, weight_kg: float
                             horizon_h=horizon, branches=br)
         cells = "".join(f"<td>{ep.responders(c, h).mean() * 100:.0f} %</td>" for _, h in check)
         trows.append(f"<tr><td>{html.escape(name)}</td>{cells}</tr>")
-    ev = "".join(f"<li><b>{html.escape(b.title)}</b>: for — {html.escape(b.evidence)}; "
-                 f"against — {html.escape(b.counter_evidence)}</li>" for b in BRANCHES.values())
+    ev = "".join(f"<li><b>{html.escape(b.title)}</b>: for — "
+                 f"{render_source_html(b.evidence)}; against — "
+                 f"{render_source_html(b.counter_evidence)}</li>" for b in BRANCHES.values())
+    cited += [t for b in BRANCHES.values() for t in (b.evidence, b.counter_evidence)]
+    src = f"{ind.evidence}; calibration: ketasim validate outcomes"
+    cited.append(src)
     panels.append(_panel(
         "6. Symptoms and response",
         f"These synaptic changes lower the {inst.name} score; the band shows how {n} virtual "
         "patients differ, and the table shows how each disputed hypothesis would change the "
-        f"forecast.{ideation}", f"{ind.evidence}; calibration: ketasim validate outcomes",
+        f"forecast.{ideation}", src,
         _png(fig), f"<table><tr><th>model</th>{head}</tr>{''.join(trows)}</table>"
         f"<ul>{ev}</ul>"))
     # 7. risks
     lt = summarise_regimen(regimen, weight_kg=weight_kg)
-    flags = "".join(f"<li>{html.escape(f.message)} <span class='src'>({html.escape(f.source)})"
-                    "</span></li>" for f in lt.flags) or "<li>no long-term flags</li>"
+    flags = "".join(f"<li>{html.escape(f.message)} <span class='src'>"
+                    f"({render_source_html(f.source)})</span></li>"
+                    for f in lt.flags) or "<li>no long-term flags</li>"
+    cited += [f.source for f in lt.flags]
+    src = TOLERANCE["attenuation_per_session"].source
+    cited.append(src)
     diss = ", ".join(f"{x:.2f}" for x in lt.dissociation_relative[:8])
     panels.append(_panel(
         "7. Side effects and long-term risk",
         f"{lt.sessions} sessions, {lt.total_mg:g} mg in all; dissociation is expected to "
         "attenuate over sessions while the antidepressant effect does not. Acute dissociation "
         "and blood-pressure magnitudes are not forecast (no concentration-effect data yet).",
-        "ketamine-pd-clinical.md §C, §F", None,
+        src, None,
         f"<p>relative dissociation by session (tolerance only, first = 1): {diss}</p>"
         f"<ul>{flags}</ul>"))
     doc = (f"<!doctype html><html><head><meta charset='utf-8'><title>Why ketamine works: "
@@ -214,7 +251,7 @@ def explain(regimen: str, indication: str, path: str | Path, *, weight_kg: float
            "border-collapse:collapse} td,th{border:1px solid #ccc;padding:2px 6px}</style>"
            f"</head><body><h1>{html.escape(regimen)} — {html.escape(ind.name)}</h1>"
            f"<p><b>{html.escape(DISCLAIMER)}</b> Evidence grade for this indication: "
-           f"{ind.grade}.</p>{''.join(panels)}</body></html>")
+           f"{ind.grade}.</p>{''.join(panels)}{references_html(cited)}</body></html>")
     p = Path(path)
     p.write_text(doc, encoding="utf-8")
     return p

@@ -16,6 +16,7 @@ import numpy as np
 
 from ketasim.population.metrics import prediction_interval
 from ketasim.population.pkrun import DISCLAIMER, PKRun, run_pk
+from ketasim.references import references_html, render_source_html
 from ketasim.validation.pk import Outcome
 
 
@@ -87,7 +88,8 @@ def _validation_figures(outcomes: Sequence[Outcome]) -> list[tuple[str, str]]:
 
 
 def validation_html(outcomes: Sequence[Outcome], path: str | Path) -> Path:
-    """Write the PK validation report as one self-contained HTML file."""
+    """Write the PK validation report as one self-contained HTML file, its sources linked
+    and listed in full at the end."""
     rows = []
     for o in outcomes:
         t = o.target
@@ -100,7 +102,7 @@ def validation_html(outcomes: Sequence[Outcome], path: str | Path) -> Path:
             f"<td>{t.published:.4g} {html.escape(t.unit)}</td><td>{o.predicted:.4g}</td>"
             f"<td>{o.ratio:.3f}</td><td>{tol}</td><td><b>{html.escape(o.verdict)}</b>"
             f"{'<br><small>' + html.escape(t.note) + '</small>' if t.note else ''}</td>"
-            f"<td><small>{html.escape(t.source)}</small></td></tr>")
+            f"<td><small>{render_source_html(t.source)}</small></td></tr>")
     figs = "".join(f"<figure><img src='data:image/png;base64,{b64}' alt='{html.escape(c)}'>"
                    f"<figcaption>{html.escape(c)}: model line, published points (dots) and "
                    "published Cmax (dotted)</figcaption></figure>"
@@ -118,13 +120,14 @@ tr.info td:nth-child(9){{color:#8a5a00}}figure{{display:inline-block;margin:8px}
 </style></head><body>
 <h1>ketasim — PK validation</h1>
 <p>{len(outcomes)} targets: {html.escape(summary)}. Each library model is run for its typical
-subject and compared with the numbers its paper reports, and with independent observations
-from <code>shared/reference/ketamine-pk.md</code>. Known discrepancies are listed, not hidden.</p>
+subject and compared with the numbers its paper reports, and with independent published
+observations (references below). Known discrepancies are listed, not hidden.</p>
 <p><small>{html.escape(DISCLAIMER)}</small></p>
 <table><tr><th>target</th><th>model</th><th>what</th><th>kind</th><th>published</th>
 <th>predicted</th><th>ratio</th><th>tolerance</th><th>verdict</th><th>source</th></tr>
 {''.join(rows)}</table>
 <h2>Profiles</h2>{figs}
+{references_html(o.target.source for o in outcomes)}
 </body></html>"""
     p = Path(path)
     p.write_text(doc, encoding="utf-8")

@@ -1,8 +1,8 @@
 """Clinical instruments: items, ranges, scoring, severity bands, response and remission.
 
-Definitions follow shared/reference/ketamine-pd-clinical.md §G (grades carried per
-instrument: V checked, M recalled). Scoring is strict: every item must be present and within
-its range, or a :class:`ScaleError` names the item and the fix; nothing is coerced.
+Definitions follow the published scales and trials (sources name bibliography keys; grades
+carried per instrument: V checked, M recalled). Scoring is strict: every item must be present
+and within its range, or a :class:`ScaleError` names the item and the fix; nothing is coerced.
 
 >>> s = score("phq9", [1, 1, 2, 1, 0, 1, 1, 0, 1])
 >>> s.total, s.band, s.flags
@@ -58,64 +58,66 @@ def _qids_total(items: Sequence[int]) -> int:
 _HAMD_RANGES = tuple((0, 4) if i in (1, 2, 3, 7, 8, 9, 10, 11, 15) else (0, 2)
                      for i in range(1, 18))
 
-G = "ketamine-pd-clinical.md §G"
-
 INSTRUMENTS: dict[str, Instrument] = {i.id: i for i in (
     Instrument("madrs", "Montgomery-Åsberg Depression Rating Scale", ((0, 6),) * 10, (0, 60),
                ((0, 6, "none"), (7, 19, "mild"), (20, 34, "moderate"), (35, 60, "severe")),
                response_fall=0.5, remission_max=12, relapse_min=22, clinician_rated=True,
-               source=f"{G}: bands (Snaith) [V]; remission ≤12 as in the esketamine programme; "
-               "relapse ≥22 on 2 consecutive visits (SUSTAIN [M])", grade="V"),
+               source="bands: snaith1986 [V]; remission ≤12 as in the esketamine programme "
+               "(popova2019); relapse ≥22 on 2 consecutive visits (daly2019) [M]", grade="V"),
     Instrument("hamd17", "Hamilton Depression Rating Scale (17 items)", _HAMD_RANGES, (0, 52),
                ((0, 7, "normal"), (8, 13, "mild"), (14, 18, "moderate"), (19, 22, "severe"),
                 (23, 52, "very severe")),
                response_fall=0.5, remission_max=7, clinician_rated=True,
-               source=f"{G} [M]; items 1-3, 7-11 and 15 are 0-4, the others 0-2"),
+               source="standard scoring (recalled) [M]; items 1-3, 7-11 and 15 are 0-4, the "
+               "others 0-2"),
     Instrument("qids_sr16", "Quick Inventory of Depressive Symptomatology, self-report",
                ((0, 3),) * 16, (0, 27),
                ((0, 5, "none"), (6, 10, "mild"), (11, 15, "moderate"), (16, 20, "severe"),
                 (21, 27, "very severe")), response_fall=0.5, remission_max=5,
-               source=f"{G}: ids-qids.org [V]", grade="V", total_of=_qids_total),
+               source="ids-qids [V]", grade="V", total_of=_qids_total),
     Instrument("phq9", "Patient Health Questionnaire-9", ((0, 3),) * 9, (0, 27),
                ((0, 4, "minimal"), (5, 9, "mild"), (10, 14, "moderate"),
                 (15, 19, "moderately severe"), (20, 27, "severe")),
                response_fall=0.5, remission_max=4, loinc="44261-6",
-               source=f"{G}: cut-offs 5/10/15/20; LOINC 44261-6 [V]", grade="V"),
+               source="cut-offs 5/10/15/20; loinc code 44261-6 [V]", grade="V"),
     Instrument("gad7", "Generalized Anxiety Disorder-7", ((0, 3),) * 7, (0, 21),
                ((0, 4, "minimal"), (5, 9, "mild"), (10, 14, "moderate"), (15, 21, "severe")),
                response_fall=0.5, loinc="70274-6",
-               source=f"{G}: cut-offs 5/10/15; LOINC 70274-6 [V]; response ≥50 % fall assumed "
-               "(as for the depression scales; §G gives none)", grade="V"),
+               source="cut-offs 5/10/15; loinc code 70274-6 [V]; response ≥50 % fall assumed "
+               "(as for the depression scales; no published definition found)", grade="V"),
     Instrument("pcl5", "PTSD Checklist for DSM-5", ((0, 4),) * 20, (0, 80),
                ((0, 30, "below provisional PTSD"), (31, 80, "provisional PTSD")),
                response_fall=0.3,
-               source=f"{G}: provisional PTSD ~31-33 [M]; response ≥30 % fall assumed (as "
-               "CAPS-5, §G)"),
+               source="provisional PTSD ~31-33 (recalled) [M]; response ≥30 % fall assumed (as "
+               "for CAPS-5)"),
     Instrument("caps5", "Clinician-Administered PTSD Scale for DSM-5", ((0, 4),) * 20, (0, 80),
                response_fall=0.3, clinician_rated=True,
-               source=f"{G}: response ≥30 % fall [V]", grade="V"),
+               source="response ≥30 % fall, as used in the PTSD ketamine trials [V]",
+               grade="V"),
     Instrument("ybocs", "Yale-Brown Obsessive Compulsive Scale", ((0, 4),) * 10, (0, 40),
                ((0, 7, "subclinical"), (8, 15, "mild"), (16, 23, "moderate"),
                 (24, 31, "severe"), (32, 40, "extreme")),
                response_fall=0.35, remission_max=12, clinician_rated=True,
-               source=f"{G}: response ≥35 % (Rodriguez 2013) [V]; bands, remission [M]"),
+               source="response ≥35 % (rodriguez2013) [V]; bands, remission (recalled) [M]"),
     Instrument("lsas", "Liebowitz Social Anxiety Scale", ((0, 3),) * 48, (0, 144),
                response_fall=0.35, clinician_rated=True,
-               source=f"{G}: 24 situations × fear and avoidance; response >35 % (Taylor 2018) "
-               "[V]", grade="V"),
+               source="24 situations × fear and avoidance; response >35 % (taylor2018) [V]",
+               grade="V"),
     Instrument("cadss", "Clinician-Administered Dissociative States Scale (subjective items)",
-               ((0, 4),) * 23, (0, 92), clinician_rated=True, source=f"{G} [M structure]"),
+               ((0, 4),) * 23, (0, 92), clinician_rated=True,
+               source="23 subjective items scored 0-4 (recalled structure) [M]"),
     Instrument("bprs", "Brief Psychiatric Rating Scale", ((1, 7),) * 18, (18, 126),
-               clinician_rated=True, source=f"{G} [M]"),
+               clinician_rated=True, source="18 items scored 1-7 (recalled) [M]"),
     Instrument("cssrs_ideation", "C-SSRS suicidal ideation severity", ((0, 5),), (0, 5),
                remission_max=0, clinician_rated=True,
-               source=f"{G}: ideation 0-5; remission = 0 (Taiwan RCT) [V use]", grade="V"),
+               source="ideation 0-5; remission = 0 (su2023) [V use]", grade="V"),
     Instrument("nrs_pain", "Numeric rating scale for pain", ((0, 10),), (0, 10),
-               response_fall=0.3, source=f"{G}: ≥30 % moderately important (IMMPACT) [M]"),
+               response_fall=0.3,
+               source="≥30 % fall moderately important (farrar2001; IMMPACT) [M]"),
     Instrument("moaas", "Modified Observer's Assessment of Alertness/Sedation", ((0, 5),),
                (0, 5), ((0, 0, "unresponsive"), (1, 3, "sedated"), (4, 5, "alert or drowsy")),
                clinician_rated=True, higher_is_worse=False,
-               source=f"{G}: 0-5, 0 = unresponsive (Spravato PI) [V]; bands as used for "
+               source="0-5, 0 = unresponsive (spravato-label) [V]; bands as used for "
                "sedation monitoring (assumed)", grade="V"),
 )}
 

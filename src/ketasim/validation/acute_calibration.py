@@ -61,59 +61,59 @@ SESSIONS = 8
 # statistic id -> (value, what it is and where it comes from)
 TARGETS: dict[str, tuple[float, str]] = {
     "cadss_peak_in84_min": (40.0, "peak of dissociation 40 min after 84 mg intranasal "
-                            "esketamine (" + acute.LABEL + "; Popova 2019 [V])"),
+                            "esketamine (" + acute.LABEL + "; popova2019) [V]"),
     "cadss_placebo_share_gt4": (0.105, "placebo share with CADSS > 4: midpoint of 5-16 % "
-                                "(" + acute.LABEL + " §5.2 [V])"),
+                                "(" + acute.LABEL + ", section 5.2) [V]"),
     "cadss_iv_end_mean": (7.7, "mean CADSS at the end of 0.5 mg/kg/40 min IV (" +
-                          acute.VAN_SCHALKWYK + " [V])"),
+                          acute.VAN_SCHALKWYK + ") [V]"),
     "cadss_iv_end_sd": (9.2, "SD of CADSS at the end of 0.5 mg/kg/40 min IV (" +
-                        acute.VAN_SCHALKWYK + " [V])"),
+                        acute.VAN_SCHALKWYK + ") [V]"),
     "cadss_share_gt4_56mg": (0.61, "share with CADSS > 4, 56 mg intranasal (" + acute.LABEL +
-                             " table [M])"),
+                             ", per-dose table) [M]"),
     "cadss_share_gt4_84mg": (0.69, "share with CADSS > 4, 84 mg intranasal (" + acute.LABEL +
-                             " table [M])"),
-    "moaas_fall_56mg": (0.50, "any MOAA/S fall, 56 mg (" + acute.LABEL + " table [M])"),
-    "moaas_fall_84mg": (0.61, "any MOAA/S fall, 84 mg (" + acute.LABEL + " table [M])"),
+                             ", per-dose table) [M]"),
+    "moaas_fall_56mg": (0.50, "any MOAA/S fall, 56 mg (" + acute.LABEL + ", per-dose table) [M]"),
+    "moaas_fall_84mg": (0.61, "any MOAA/S fall, 84 mg (" + acute.LABEL + ", per-dose table) [M]"),
     "ready_90min_84mg": (0.90, "share clinically ready to leave at 90 min (at least 90 %; "
                          "taken on the first 84 mg dose, the most demanding day) (" +
-                         acute.READY_POSTER + " [V])"),
+                         acute.READY_POSTER + ") [V]"),
     "ready_120min_84mg": (0.965, "share ready by 120 min (at most 3.5 % not ready at 2 h on "
-                          "any dosing day) (" + acute.READY_POSTER + " [V])"),
+                          "any dosing day) (" + acute.READY_POSTER + ") [V]"),
     "moaas_0": (0.003, "MOAA/S 0 (loss of consciousness), 56/84 mg (" + acute.LABEL +
-                " §5.1 [V])"),
+                ", section 5.1) [V]"),
     # BP: (group, kind, arm) -> mean maximum rise and threshold share over 8 doses
     "sbp_maxrise_placebo_under_65": (6.1, "mean max SBP rise, placebo < 65 y (" +
-                                     acute.DOHERTY + " [V])"),
+                                     acute.DOHERTY + ") [V]"),
     "dbp_maxrise_placebo_under_65": (4.9, "mean max DBP rise, placebo < 65 y (" +
-                                     acute.DOHERTY + " [V])"),
+                                     acute.DOHERTY + ") [V]"),
     "sbp_maxrise_drug_under_65": (13.3, "mean max SBP rise, esketamine < 65 y (" +
-                                  acute.DOHERTY + " [V])"),
+                                  acute.DOHERTY + ") [V]"),
     "dbp_maxrise_drug_under_65": (8.7, "mean max DBP rise, esketamine < 65 y (" +
-                                  acute.DOHERTY + " [V])"),
+                                  acute.DOHERTY + ") [V]"),
     "sbp_maxrise_placebo_65_plus": (11.1, "mean max SBP rise, placebo ≥ 65 y (" +
-                                    acute.DOHERTY + " [V])"),
+                                    acute.DOHERTY + ") [V]"),
     "dbp_maxrise_placebo_65_plus": (6.8, "mean max DBP rise, placebo ≥ 65 y (" +
-                                    acute.DOHERTY + " [V])"),
+                                    acute.DOHERTY + ") [V]"),
     "sbp_maxrise_drug_65_plus": (16.0, "mean max SBP rise, esketamine ≥ 65 y (" +
-                                 acute.DOHERTY + " [V])"),
+                                 acute.DOHERTY + ") [V]"),
     "dbp_maxrise_drug_65_plus": (9.5, "mean max DBP rise, esketamine ≥ 65 y (" +
-                                 acute.DOHERTY + " [V])"),
+                                 acute.DOHERTY + ") [V]"),
     "sbp_rise40_placebo_under_65": (0.005, "SBP rise ≥ 40 at least once, placebo < 65 y "
-                                    "(" + acute.LABEL + " BP table [V])"),
+                                    "(" + acute.LABEL + ", blood-pressure table) [V]"),
     "dbp_rise25_placebo_under_65": (0.03, "DBP rise ≥ 25 at least once, placebo < 65 y "
-                                    "(" + acute.LABEL + " BP table [V])"),
+                                    "(" + acute.LABEL + ", blood-pressure table) [V]"),
     "sbp_rise40_drug_under_65": (0.08, "SBP rise ≥ 40 at least once, esketamine < 65 y "
-                                 "(" + acute.LABEL + " BP table [V])"),
+                                 "(" + acute.LABEL + ", blood-pressure table) [V]"),
     "dbp_rise25_drug_under_65": (0.13, "DBP rise ≥ 25 at least once, esketamine < 65 y "
-                                 "(" + acute.LABEL + " BP table [V])"),
+                                 "(" + acute.LABEL + ", blood-pressure table) [V]"),
     "sbp_rise40_placebo_65_plus": (0.02, "SBP rise ≥ 40 at least once, placebo ≥ 65 y "
-                                   "(" + acute.LABEL + " BP table [V])"),
+                                   "(" + acute.LABEL + ", blood-pressure table) [V]"),
     "dbp_rise25_placebo_65_plus": (0.03, "DBP rise ≥ 25 at least once, placebo ≥ 65 y "
-                                   "(" + acute.LABEL + " BP table [V])"),
+                                   "(" + acute.LABEL + ", blood-pressure table) [V]"),
     "sbp_rise40_drug_65_plus": (0.17, "SBP rise ≥ 40 at least once, esketamine ≥ 65 y "
-                                "(" + acute.LABEL + " BP table [V])"),
+                                "(" + acute.LABEL + ", blood-pressure table) [V]"),
     "dbp_rise25_drug_65_plus": (0.14, "DBP rise ≥ 25 at least once, esketamine ≥ 65 y "
-                                "(" + acute.LABEL + " BP table [V])"),
+                                "(" + acute.LABEL + ", blood-pressure table) [V]"),
 }
 THRESHOLD = {"sbp": 40.0, "dbp": 25.0}
 _MAX2 = 1.0 / math.sqrt(math.pi)  # E[max of two independent standard normals]
@@ -180,7 +180,7 @@ JOINT = ("cadss_iv_end_mean", "cadss_iv_end_sd", "cadss_share_gt4_56mg",
          "cadss_share_gt4_84mg", "moaas_fall_56mg", "moaas_fall_84mg", "ready_90min_84mg",
          "ready_120min_84mg")
 # weight of each relative residual: 1 for statistics read in the primary text [V], ½ for
-# the per-dose label rows the reference grades [M] (recalled, to verify)
+# the per-dose label rows graded [M] (recalled, to verify)
 WEIGHT = {k: (0.5 if "[M]" in TARGETS[k][1] else 1.0) for k in JOINT}
 
 

@@ -83,26 +83,26 @@ W70 = {"weight": 70.0}
 CALIBRATIONS: dict[str, Calibration] = {
     "hornik_2018.ka_im": Calibration(
         _hornik, "ka_im", tmax_of("10 mg IM", "ketamine", W70, 4.0), 10.0 / 60.0,
-        (0.5, 200.0), "IM Tmax 5-15 min (Clements 1982 J Pharm Sci [S]); midpoint 10 min"),
+        (0.5, 200.0), "IM Tmax 5-15 min (clements1982) [S]; midpoint 10 min"),
     "racemic.ka_im": Calibration(
         _racemic, "ka_im", tmax_of("35 mg IM", "ketamine", W70, 4.0), 10.0 / 60.0,
-        (0.5, 200.0), "IM Tmax 5-15 min (Clements 1982 J Pharm Sci [S]); midpoint 10 min"),
+        (0.5, 200.0), "IM Tmax 5-15 min (clements1982) [S]; midpoint 10 min"),
     "racemic.ka_sl": Calibration(
         _racemic, "ka_sl", tmax_of("25 mg sublingual", "ketamine", W70, 4.5), 0.75,
-        (0.05, 50.0), "sublingual wafer median Tmax 0.75 h (Rolan 2014 [V])"),
+        (0.05, 50.0), "sublingual wafer median Tmax 0.75 h (rolan2014, abstract) [V]"),
     "racemic.ka_po": Calibration(
         _racemic, "ka_po", tmax_of("25 mg oral", "ketamine", W70, 4.0), 0.96, (0.2, 50.0),
         "oral (swallowed lozenge) 25 mg: ketamine Tmax 0.96 ± 0.8 h, mean of 6 patients "
-        "(Chong 2006 Pain Med 7:469 [V abstract])"),
+        "(chong2006, abstract) [V]"),
     "racemic.fm_presys": Calibration(
         _racemic, "fm_presys", auc_ratio_of("25 mg oral", "norketamine", "ketamine", W70, 8.0),
-        5.0, (0.0, 1.0), "oral 25 mg: norketamine/ketamine AUC0-8h ratio 5 (Chong 2009 Clin "
-        "Drug Investig 29:317, abstract [V])"),
+        5.0, (0.0, 1.0), "oral 25 mg: norketamine/ketamine AUC0-8h ratio 5 (chong2009, "
+        "abstract) [V]"),
     "racemic.fsw_sl": Calibration(
         _racemic, "fsw_sl", auc_ratio_of("25 mg sublingual", "norketamine", "ketamine", W70,
                                          8.0),
-        2.1, (0.0, 1.0), "sublingual 25 mg: norketamine/ketamine AUC0-8h ratio 2.1 (Chong 2009 "
-        "[V abstract])"),
+        2.1, (0.0, 1.0), "sublingual 25 mg: norketamine/ketamine AUC0-8h ratio 2.1 (chong2009, "
+        "abstract) [V]"),
 }
 
 __all__ = ["CALIBRATIONS", "Calibration"]

@@ -1,7 +1,7 @@
 """Outcome calibration targets, the joint calibration, and ``ketasim validate outcomes``.
 
-Every target is a published number from shared/reference/ketamine-pd-clinical.md (PDC) §D-§E
-with its tolerance: the published 95 % CI where one is given (or derived from the published
+Every target is a published number (its source names bibliography keys) with its
+tolerance: the published 95 % CI where one is given (or derived from the published
 SD and arm size), otherwise ±20 % of the effect. Targets of ``kind="calibration"`` are fitted
 (one parameter set per indication, no per-trial knobs); ``kind="qualitative"`` are the
 qualitative facts the default model must show; both are judged by ``run_outcome_validation``.
@@ -34,7 +34,6 @@ from ketasim.outcomes import endpoints as ep
 from ketasim.outcomes.course import Arm, Course, hours, simulate_course
 from ketasim.outcomes.parameters import FIT_FILE, FIXED, fitted_values
 
-PDC = "ketamine-pd-clinical.md"
 K05 = "0.5 mg/kg IV over 40 min"
 PLACEBO = Arm(control="placebo")
 MIDAZOLAM = Arm(control="midazolam")
@@ -205,38 +204,38 @@ def _t(id_: str, ind: str, desc: str, value: float, ci: tuple[float, float], uni
 
 TRD_TARGETS = [
     _t("murrough_k_24h", "trd", "Murrough 2013: MADRS change at 24 h, ketamine 0.5 mg/kg",
-       -16.5, _ci20(-16.5), "MADRS points", f"{PDC} §D1 [V]", _change("trd", K, "24 h")),
+       -16.5, _ci20(-16.5), "MADRS points", "murrough2013 [V]", _change("trd", K, "24 h")),
     _t("murrough_m_24h", "trd", "Murrough 2013: MADRS change at 24 h, midazolam", -8.8,
-       _ci20(-8.8), "MADRS points", f"{PDC} §D1 [V]", _change("trd", MIDAZOLAM, "24 h")),
+       _ci20(-8.8), "MADRS points", "murrough2013 [V]", _change("trd", MIDAZOLAM, "24 h")),
     _t("murrough_resp_k", "trd", "Murrough 2013: response at 24 h, ketamine", 0.64,
-       _ci20(0.64), "fraction", f"{PDC} §D1 [M]", _resp("trd", K, "24 h")),
+       _ci20(0.64), "fraction", "murrough2013 [M]", _resp("trd", K, "24 h")),
     _t("murrough_resp_m", "trd", "Murrough 2013: response at 24 h, midazolam", 0.28,
-       _ci20(0.28), "fraction", f"{PDC} §D1 [M]", _resp("trd", MIDAZOLAM, "24 h")),
+       _ci20(0.28), "fraction", "murrough2013 [M]", _resp("trd", MIDAZOLAM, "24 h")),
     _t("zarate06_resp_d1", "trd", "Zarate 2006: HDRS response at day 1, ketamine", 0.71,
-       _ci20(0.71), "fraction", f"{PDC} §D1 [M]; HAM-D17 stands in for HDRS-21",
+       _ci20(0.71), "fraction", "zarate2006 [M]; HAM-D17 stands in for HDRS-21",
        _resp("trd", K, "24 h", "hamd17", horizon="day 8")),
     _t("zarate06_resp_d7", "trd", "Zarate 2006: still responding at day 7", 0.35,
-       _ci20(0.35), "fraction", f"{PDC} §D1/§H [M]",
+       _ci20(0.35), "fraction", "zarate2006 [M]",
        _resp("trd", K, "day 7", "hamd17", horizon="day 8")),
     _t("singh_2x_k", "trd", "Singh 2016: day-15 MADRS change, ketamine twice weekly", -18.4,
-       _ci_sd(-18.4, 12.0, 17), "MADRS points", f"{PDC} §D2 [V] (SD 12.0; n≈17/arm)",
+       _ci_sd(-18.4, 12.0, 17), "MADRS points", "singh2016 [V] (SD 12.0; n≈17/arm)",
        _change("trd", Arm(regimen=SINGH2), "day 15", horizon="day 29")),
     _t("singh_3x_k", "trd", "Singh 2016: day-15 MADRS change, ketamine three times weekly",
-       -17.7, _ci_sd(-17.7, 7.3, 17), "MADRS points", f"{PDC} §D2 [V] (SD 7.3; n≈17/arm)",
+       -17.7, _ci_sd(-17.7, 7.3, 17), "MADRS points", "singh2016 [V] (SD 7.3; n≈17/arm)",
        _change("trd", Arm(regimen=SINGH3), "day 15", horizon="day 29")),
     _t("singh_placebo", "trd", "Singh 2016: day-15 MADRS change, placebo (2x and 3x arms "
        "pooled: -5.7 SD 10.2, -3.1 SD 5.7)", -4.4, _ci_sd(-4.4, 8.3, 34), "MADRS points",
-       f"{PDC} §D2 [V]",
+       "singh2016 [V]",
        _change("trd", Arm(control="placebo", sham=SINGH2), "day 15", horizon="day 29")),
     _t("phillips_series", "trd", "Phillips 2019: response after 6 infusions (3x weekly)", 0.59,
-       _ci20(0.59), "fraction", f"{PDC} §D2 [V]",
+       _ci20(0.59), "fraction", "phillips2019 [V]",
        _resp("trd", Arm(regimen=PHILLIPS), "day 13", horizon="day 29")),
     _t("popova_diff", "trd", "Popova 2019: day-28 MADRS difference, esketamine + new oral "
        "antidepressant vs antidepressant + placebo", -4.0, (-7.31, -0.64), "MADRS points",
-       f"{PDC} §D3 [V]", _diff(_change("trd", ESK_AD, "day 28", baseline=37.3),
+       "popova2019 [V]", _diff(_change("trd", ESK_AD, "day 28", baseline=37.3),
                                _change("trd", PLA_AD, "day 28", baseline=37.3))),
     _t("popova_control", "trd", "Popova 2019: day-28 MADRS change, antidepressant + placebo "
-       "(women -15.8, men -16.0)", -15.9, _ci20(-15.9), "MADRS points", f"{PDC} §D3 [V]",
+       "(women -15.8, men -16.0)", -15.9, _ci20(-15.9), "MADRS points", "popova2019 [V]",
        _change("trd", PLA_AD, "day 28", baseline=37.3)),
 ]
 
@@ -248,9 +247,9 @@ T3 = ("28 mg esketamine intranasal on day 1 then 56 mg twice weekly for 1 week t
 JP = {28: "28 mg esketamine intranasal twice weekly for 4 weeks",
       56: "56 mg esketamine intranasal twice weekly for 4 weeks",
       84: "84 mg esketamine intranasal twice weekly for 4 weeks"}
-FEDGCHIN = "Fedgchin M et al. Int J Neuropsychopharmacol 2019;22(10):616-630 (TRANSFORM-1)"
-OCHS_ROSS = "Ochs-Ross R et al. Am J Geriatr Psychiatry 2020;28(2):121-141 (TRANSFORM-3)"
-TAKAHASHI = "Takahashi N et al. BMC Psychiatry 2021;21:526 (Japanese phase 2b)"
+FEDGCHIN = "fedgchin2019 (TRANSFORM-1)"
+OCHS_ROSS = "ochsross2020 (TRANSFORM-3)"
+TAKAHASHI = "takahashi2021 (Japanese phase 2b)"
 
 
 def _esk_diff(regimen: str, at: str, baseline: float | None, ad: bool) -> Compute:
@@ -289,38 +288,38 @@ ESKETAMINE_TARGETS = [
 PSYCHOTHERAPY_TARGETS = [
     _t("wilkinson17_relapse", "trd", "Wilkinson 2017: median time to relapse after 4 "
        "infusions + CBT (weeks 0-2, twice weekly assumed)", 84.0, _ci20(84.0), "days",
-       f"{PDC} §E [V]",
+       "wilkinson2017 [V]",
        _relapse("trd", Arm(regimen=WILKINSON17, psychotherapy="cbt"), 3.5 * 24, "week 30")),
 ]
 
 INDICATION_TARGETS = [
     _t("zarate12_d_40min", "bipolar", "Zarate 2012: effect size d at 40 min vs placebo", 0.89,
-       (0.61, 1.16), "Cohen's d", f"{PDC} §E [V]",
+       (0.61, 1.16), "Cohen's d", "zarate2012 [V]",
        _cohen_d("bipolar", K, PLACEBO, "40 min", "day 14")),
     _t("zarate12_resp_k", "bipolar", "Zarate 2012: responders within 14 days, ketamine", 0.79,
-       _ci20(0.79), "fraction", f"{PDC} §E [V]",
+       _ci20(0.79), "fraction", "zarate2012 [V]",
        _ever_resp("bipolar", K, [0.67, 1.33, 1.83, 3.83, 24, 48, 72, 168, 240, 336], "day 14")),
     _t("zarate12_resp_p", "bipolar", "Zarate 2012: responders within 14 days, placebo", 0.0,
-       (0.0, 0.15), "fraction", f"{PDC} §E [V] (0 %; tolerance 0-15 %)",
+       (0.0, 0.15), "fraction", "zarate2012 [V] (0 %; tolerance 0-15 %)",
        _ever_resp("bipolar", PLACEBO, [0.67, 1.33, 1.83, 3.83, 24, 48, 72, 168, 240, 336],
                   "day 14")),
     _t("wilkinson18_k", "suicidal_ideation", "Wilkinson 2018: MADRS change at day 1, "
-       "ketamine (33.8 → 19.5)", -14.3, _ci20(-14.3), "MADRS points", f"{PDC} §E [V]",
+       "ketamine (33.8 → 19.5)", -14.3, _ci20(-14.3), "MADRS points", "wilkinson2018 [V]",
        _change("suicidal_ideation", K, "24 h")),
     _t("wilkinson18_c", "suicidal_ideation", "Wilkinson 2018: MADRS change at day 1, control "
        "(32.9 → 29.2; saline stands in for the mixed controls)", -3.7, _ci20(-3.7),
-       "MADRS points", f"{PDC} §E [V]", _change("suicidal_ideation", PLACEBO, "24 h")),
+       "MADRS points", "wilkinson2018 [V]", _change("suicidal_ideation", PLACEBO, "24 h")),
     _t("su23_madrs_resp_k", "suicidal_ideation", "Taiwan RCT (Su 2023): MADRS response at "
        "day 2 or 3, ketamine (15/42)", 0.357, _wilson(15, 42), "fraction",
-       f"{PDC} §E [V]; Wilson 95 % CI", _ever_resp("suicidal_ideation", K, [48, 72], "day 15")),
+       "su2023 [V]; Wilson 95 % CI", _ever_resp("suicidal_ideation", K, [48, 72], "day 15")),
     _t("su23_madrs_resp_m", "suicidal_ideation", "Taiwan RCT (Su 2023): MADRS response at "
        "day 2 or 3, midazolam (5/42)", 0.119, _wilson(5, 42), "fraction",
-       f"{PDC} §E [V]; Wilson 95 % CI",
+       "su2023 [V]; Wilson 95 % CI",
        _ever_resp("suicidal_ideation", MIDAZOLAM, [48, 72], "day 15")),
     # one infusion; "240 min post infusion" is read as 240 min after the 40-min infusion
     *[_t(f"su23_si_{arm_id}_{label.replace(' ', '_')}", "suicidal_ideation",
          f"Taiwan RCT (Su 2023): C-SSRS ideation remission (score 0) at {label}, {arm_name} "
-         f"({k}/42)", k / 42, _wilson(k, 42), "fraction", f"{PDC} §E [V]; Wilson 95 % CI",
+         f"({k}/42)", k / 42, _wilson(k, 42), "fraction", "su2023 [V]; Wilson 95 % CI",
          _remit("suicidal_ideation", arm, at, "cssrs_ideation", horizon="day 15"))
       for arm_id, arm_name, arm, counts in (("k", "ketamine", K, (14, 14, 8, 7)),
                                             ("m", "midazolam", MIDAZOLAM, (3, 3, 5, 7)))
@@ -329,38 +328,40 @@ INDICATION_TARGETS = [
                                 strict=True)],
     _t("abdallah22_diff", "ptsd", "Abdallah 2022: PCL-5 difference after 8 infusions vs "
        "placebo (no group x time effect); tolerance ±5 points (half the ~10-point meaningful "
-       "change)", 0.0, (-5.0, 5.0), "PCL-5 points", f"{PDC} §E [V]; §G [M]",
+       "change)", 0.0, (-5.0, 5.0), "PCL-5 points",
+       "abdallah2022 [V]; meaningful PCL-5 change ~10 points [M]",
        _diff(_change("ptsd", Arm(regimen=SINGH2), "day 28"),
              _change("ptsd", Arm(control="placebo", sham=SINGH2), "day 28"))),
     _t("rodriguez13_k", "ocd", "Rodriguez 2013: Y-BOCS response at 1 week, ketamine (4/8)",
-       0.5, (0.215, 0.785), "fraction", f"{PDC} §E [V]; Wilson 95 % CI",
+       0.5, (0.215, 0.785), "fraction", "rodriguez2013 [V]; Wilson 95 % CI",
        _resp("ocd", K, "day 7")),
     _t("rodriguez13_p", "ocd", "Rodriguez 2013: Y-BOCS response at 1 week, placebo (0/7)", 0.0,
-       (0.0, 0.354), "fraction", f"{PDC} §E [V]; Wilson 95 % CI", _resp("ocd", PLACEBO, "day 7")),
+       (0.0, 0.354), "fraction", "rodriguez2013 [V]; Wilson 95 % CI",
+       _resp("ocd", PLACEBO, "day 7")),
     _t("taylor18_k", "social_anxiety", "Taylor 2018: LSAS response, ketamine (6/18; read at "
-       "day 7, assumed)", 0.333, (0.163, 0.563), "fraction", f"{PDC} §E [V]; Wilson 95 % CI",
+       "day 7, assumed)", 0.333, (0.163, 0.563), "fraction", "taylor2018 [V]; Wilson 95 % CI",
        _resp("social_anxiety", K, "day 7")),
     _t("taylor18_p", "social_anxiety", "Taylor 2018: LSAS response, placebo (0/18)", 0.0,
-       (0.0, 0.176), "fraction", f"{PDC} §E [V]; Wilson 95 % CI",
+       (0.0, 0.176), "fraction", "taylor2018 [V]; Wilson 95 % CI",
        _resp("social_anxiety", PLACEBO, "day 7")),
     _t("glue17_resp", "gad", "Glue 2017: responders at 0.5-1 mg/kg SC (10/12; read 24 h after "
        "the 1 mg/kg dose; GAD-7 stands in for the trial's scales)", 0.833, (0.552, 0.953),
-       "fraction", f"{PDC} §E [V]; Wilson 95 % CI",
+       "fraction", "glue2017 [V]; Wilson 95 % CI",
        _resp("gad", Arm(regimen="0.25 mg/kg SC once then 0.5 mg/kg SC on day 8 then 1 mg/kg "
                         "SC on day 15"), "day 16")),
     _t("zhou24_k", "adolescent_depression", "Zhou 2024: day-6 MADRS change, IV esketamine "
        "0.25 mg/kg x3 (14 mg at ~55 kg, assumed)", -15.3, _ci20(-15.3), "MADRS points",
-       f"{PDC} §E [V]", _change("adolescent_depression", Arm(regimen=ZHOU), "day 6")),
+       "zhou2024 [V]", _change("adolescent_depression", Arm(regimen=ZHOU), "day 6")),
     _t("zhou24_m", "adolescent_depression", "Zhou 2024: day-6 MADRS change, midazolam", -8.8,
-       _ci20(-8.8), "MADRS points", f"{PDC} §E [V]",
+       _ci20(-8.8), "MADRS points", "zhou2024 [V]",
        _change("adolescent_depression", Arm(control="midazolam", sham=ZHOU), "day 6")),
     _t("sigtermans_k", "crps", "Sigtermans 2009: week-1 NRS, S-ketamine 100-h infusion "
        "(titration 5-20 mg/h assumed in 4 daily steps)", 2.68, _ci_sd(2.68, 0.51 * 5.48, 30),
-       "NRS", f"{PDC} §E [V] (± SEM 0.51, n=30)",
+       "NRS", "sigtermans2009 [V] (± SEM 0.51, n=30)",
        lambda s: float(s.course("crps", Arm(regimen=CRPS), "week 2").scores()[
            :, s.course("crps", Arm(regimen=CRPS), "week 2").index(168.0)].mean())),
     _t("sigtermans_p", "crps", "Sigtermans 2009: week-1 NRS, placebo", 5.45,
-       _ci_sd(5.45, 0.48 * 5.48, 30), "NRS", f"{PDC} §E [V] (± SEM 0.48, n=30)",
+       _ci_sd(5.45, 0.48 * 5.48, 30), "NRS", "sigtermans2009 [V] (± SEM 0.48, n=30)",
        lambda s: float(s.course("crps", CRPS_P, "week 2").scores()[
            :, s.course("crps", CRPS_P, "week 2").index(168.0)].mean())),
 ]
@@ -409,52 +410,54 @@ def _mtor(at: str) -> Compute:
 E24 = _eff("trd", K, PLACEBO, "24 h", "day 8")
 QUALITATIVE_TARGETS = [
     _t("onset_110min", "trd", "effect under way by 110 min: effect at 110 min / effect at 24 h",
-       0.5, (0.25, 2.0), "ratio", f"{PDC} §B2 (onset 40-110 min) [V/M]",
+       0.5, (0.25, 2.0), "ratio",
+       "onset 40-110 min: zarate2012 (40 min) [V], zarate2006 (110 min) [M]",
        _ratio(_eff("trd", K, PLACEBO, "110 min", "day 8"), E24), "qualitative"),
     _t("peak_near_24h", "trd", "time of the largest ketamine-placebo difference", 24.0,
-       (12.0, 72.0), "h", f"{PDC} §B2 (peak ~24 h; bipolar day 2)", _peak_time, "qualitative"),
+       (12.0, 72.0), "h", "zarate2006: peak ~24 h [V/M]; bipolar: day 2", _peak_time,
+       "qualitative"),
     _t("fades_in_a_week", "trd", "single-dose effect fades over about a week: days from its "
        "peak until the ketamine-placebo difference has halved", 7.0, (3.0, 10.0), "days",
-       f"{PDC} §B2/§H (71 % → 35 % responders from day 1 to day 7; Zarate 2006 [M])",
+       "zarate2006: 71 % → 35 % responders from day 1 to day 7 [M]",
        _half_time, "qualitative"),
     _t("cumulative_series", "trd", "response after 6 infusions minus after 1 (same arm)", 0.1,
-       (0.0, 1.0), "fraction", f"{PDC} §D2 (Phillips 2019: cumulative effect) [V]",
+       (0.0, 1.0), "fraction", "phillips2019: cumulative effect [V]",
        lambda s: _resp("trd", Arm(regimen=PHILLIPS), "day 13", horizon="day 29")(s)
        - _resp("trd", Arm(regimen=PHILLIPS), "24 h", horizon="day 29")(s), "qualitative"),
     _t("no_antidepressant_tolerance", "trd", "antidepressant effect 24 h after the 6th infusion "
        "/ after the 1st (3x weekly; dissociation attenuates meanwhile, see longterm)", 1.5,
-       (0.9, 10.0), "ratio", f"{PDC} §F (tolerance: dissociation attenuates; Singh 2016 "
-       "efficacy held) [V]",
+       (0.9, 10.0), "ratio", "singh2016: dissociation attenuates while efficacy "
+       "holds [V]",
        _ratio(_eff("trd", Arm(regimen=PHILLIPS), Arm(control="placebo", sham=PHILLIPS),
                    "304 h", "day 29"),
               _eff("trd", Arm(regimen=PHILLIPS), Arm(control="placebo", sham=PHILLIPS),
                    "24 h", "day 29")), "qualitative"),
     _t("dose_01_weaker", "trd", "0.1 mg/kg effect at 24 h / 0.5 mg/kg", 0.5, (0.0, 0.8),
-       "ratio", f"{PDC} §D1 (Fava 2020: 0.1 weak, 0.2 null, 0.5 ≈ 1.0) [V]",
+       "ratio", "fava2020: 0.1 weak, 0.2 null, 0.5 ≈ 1.0 [V]",
        _ratio(_eff("trd", Arm(regimen="0.1 mg/kg IV over 40 min"), PLACEBO, "24 h",
                    "day 8"), E24), "qualitative"),
     _t("dose_02_weaker", "trd", "0.2 mg/kg effect at 24 h / 0.5 mg/kg", 0.5, (0.0, 0.9),
-       "ratio", f"{PDC} §D1 (Fava 2020) [V]",
+       "ratio", "fava2020 [V]",
        _ratio(_eff("trd", Arm(regimen="0.2 mg/kg IV over 40 min"), PLACEBO, "24 h",
                    "day 8"), E24), "qualitative"),
     _t("dose_10_similar", "trd", "1.0 mg/kg effect at 24 h / 0.5 mg/kg", 1.0, (0.8, 1.3),
-       "ratio", f"{PDC} §D1 (Fava 2020: 0.5 ≈ 1.0) [V]",
+       "ratio", "fava2020: 0.5 ≈ 1.0 [V]",
        _ratio(_eff("trd", Arm(regimen="1.0 mg/kg IV over 40 min"), PLACEBO, "24 h",
                    "day 8"), E24), "qualitative"),
     _t("mtor_sustained", "trd", "mTORC1 blocked: day-3 effect / intact", 0.0, (-0.1, 0.35),
-       "ratio", f"{PDC} §B1 rows 6, 8b (Li 2010; Moda-Sava 2019) [V]",
+       "ratio", "li2010; modasava2019 [V]",
        _mtor("day 3"), "qualitative"),
     _t("mtor_immediate", "trd", "mTORC1 blocked: effect at 110 min (the onset window) / intact",
-       1.0, (0.6, 1.01), "ratio", f"{PDC} §B1 row 8b (initial effect kept) [V]; §B2 onset",
+       1.0, (0.6, 1.01), "ratio", "modasava2019: initial effect kept [V]",
        _mtor("110 min"), "qualitative"),
     _t("wilkinson18_si_d", "suicidal_ideation", "suicidal ideation effect size at day 1 vs "
        "placebo (C-SSRS ideation stands in for the pooled SI measures; not fitted)", 0.665,
-       (0.48, 0.85), "Cohen's d", f"{PDC} §E (Wilkinson 2018: d = 0.48-0.85 over days 1-7) [V]",
+       (0.48, 0.85), "Cohen's d", "wilkinson2018: d = 0.48-0.85 over days 1-7 [V]",
        _cohen_d("suicidal_ideation", K, PLACEBO, "24 h", "day 8", "cssrs_ideation"),
        "qualitative"),
 ]
 
-# the time-course facts of §B2/§H are fitted with the TRD trials (they are data too)
+# the published time-course facts are fitted with the TRD trials (they are data too)
 SHAPE_IN_FIT = ("peak_near_24h", "fades_in_a_week", "dose_01_weaker", "dose_02_weaker",
                 "dose_10_similar", "mtor_immediate")
 
@@ -470,7 +473,7 @@ IDEATION_BOUNDS = {"emax_ideation": (0.005, 0.99), "d50_ideation": (0.005, 2.0),
                    "w_fast_ideation": (0.02, 0.98), "ideation_visit_sd": (0.1, 2.5),
                    "ideation_natural": (0.005, 0.9)}
 INDICATION_PARAMS = {
-    # §B2: onset 40 min in bipolar depression (Zarate 2012) vs ≤110 min in unipolar TRD
+    # onset 40 min in bipolar depression (Zarate 2012) vs ≤110 min in unipolar TRD
     "bipolar": ("emax_bipolar", "placebo_bipolar", "w_fast_bipolar"),
     # C-SSRS ideation's own component (ketasim.outcomes.course) is fitted with it
     "suicidal_ideation": ("emax_suicidal_ideation", "placebo_suicidal_ideation",

@@ -20,7 +20,8 @@ from ketasim.population.pkrun import run_pk
 from ketasim.validation.acute_calibration import peak_time_min
 from ketasim.validation.pk import Outcome, Target, judge
 
-PDC = "shared/reference/ketamine-pd-clinical.md"
+OCC = ("derived: occ = C/(C + Ki) at ~0.6 µM unbound, the antidepressant peak of "
+       "zarate2006 as tabulated by zanos2018, Table 1 [S], Ki from ebert1997 [V]")
 
 
 def _peak(target: str, regimen: str, covariates: dict[str, float]) -> Callable[[], float]:
@@ -34,21 +35,23 @@ RACEMIC = "0.5 mg/kg IV over 40 min"
 
 PD_TARGETS: list[Target] = [
     Target("occupancy_nmda_racemic", "racemic_enantiomers", "NMDA peak occupancy, racemic "
-           "0.5 mg/kg over 40 min, 70 kg (dossier: ~50-65 % at ~0.6 µM unbound)", 0.575,
-           "fraction", f"{PDC} §A2 / §H", kind="known", low=0.50, high=0.65,
-           note="the dossier's 50-65 % assumes ~0.6 µM unbound; with Dayton's fu 0.53 [V], "
+           "0.5 mg/kg over 40 min, 70 kg (literature estimate: ~50-65 % at ~0.6 µM unbound)",
+           0.575, "fraction", OCC, kind="known", low=0.50, high=0.65,
+           note="the estimate of 50-65 % assumes ~0.6 µM unbound; with Dayton's fu 0.53 [V], "
            "the model's 159 ng/mL peak and the 8.3-min effect-site lag the unbound peak is "
            "~0.3 µM, giving ~39 %; fu is not tuned",
            compute=_peak("nmda", RACEMIC, {"weight": 70.0})),
     *[Target(f"occupancy_{t}_racemic", "racemic_enantiomers",
              f"{t} peak occupancy below 15 % at racemic 0.5 mg/kg over 40 min", 0.075,
-             "fraction", f"{PDC} §A2 note 1", kind="independent", low=0.0, high=0.15,
+             "fraction", OCC + "; other targets' affinities: ketasim/data/targets.toml",
+             kind="independent", low=0.0, high=0.15,
              compute=_peak(t, RACEMIC, {"weight": 70.0}))
       for t in load_target_data().default_targets() if t != "nmda"],
     Target("occupancy_d2high_disputed", "racemic_enantiomers", "D2High (disputed, off by "
-           "default): occupancy that the refuted affinity would imply (dossier: ~90 % if real "
-           "at 0.6 µM unbound)", 0.9, "fraction", f"{PDC} §A2", kind="plausibility",
-           low=0.0, high=0.15, compute=_peak("d2high", RACEMIC, {"weight": 70.0})),
+           "default): occupancy that the refuted affinity would imply (~90 % if real "
+           "at 0.6 µM unbound)", 0.9, "fraction", OCC + "; D2High Ki: kapur2002 [U]",
+           kind="plausibility", low=0.0, high=0.15,
+           compute=_peak("d2high", RACEMIC, {"weight": 70.0})),
 ]
 
 
@@ -66,7 +69,6 @@ def run_acute_validation() -> list[Outcome]:
 
 # ---- acute effects -------------------------------------------------------------------------
 
-AR = "ketamine-acute-pd.md"  # the reference collects these; sources below are the papers
 N_ACUTE = 4000
 SEED_ACUTE = 20261130
 IN56, IN84 = "56 mg esketamine intranasal", "84 mg esketamine intranasal"
@@ -179,98 +181,98 @@ TRADE = ("fitted with weight ½ (a per-dose label row graded [M]) jointly with t
 ACUTE_TARGETS: list[Target] = [
     Target("cadss_iv_end_mean", "racemic_enantiomers", "mean CADSS at the end of 0.5 mg/kg "
            "over 40 min IV (fitted: Emax, with the SD and the 56/84 mg shares)", 7.7, "points",
-           acute.VAN_SCHALKWYK + f" [V]; {AR} §2.2", kind="calibration", low=5.0, high=20.0,
+           acute.VAN_SCHALKWYK + " [V]", kind="calibration", low=5.0, high=20.0,
            compute=_mean_cadss_at(RACEMIC, 40.0 / 60.0)),
     Target("cadss_iv_peak_at_end", "racemic_enantiomers", "IV 0.5 mg/kg/40 min: mean CADSS "
            "peaks at the end of the infusion (40 min; effect-site lag allowed)", 40.0, "min",
-           f"Luckenbaugh 2014 J Affect Disord 159:56 [V]; {AR} §2.5", kind="independent",
+           "luckenbaugh2014 [V]", kind="independent",
            low=35.0, high=50.0, compute=_cadss_peak_time(RACEMIC)),
     Target("cadss_in_peak_40min", "perez_ruixo_2021", "84 mg intranasal: mean CADSS peaks at "
            "~40 min (fitted: C100,NK on the typical patient)", 40.0, "min",
-           acute.LABEL + f"; Popova 2019 Am J Psychiatry [V]; {AR} §2.4", kind="calibration",
+           acute.LABEL + "; popova2019 [V]", kind="calibration",
            low=35.0, high=45.0, compute=_cadss_peak_time(IN84)),
     Target("cadss_sc_peak_30min", "racemic_enantiomers", "SC 1 mg/kg racemic: mean CADSS peaks "
            "at ~30 min (observed for SC esketamine; ±10 min)", 30.0, "min",
-           acute.DEL_SANT + f" [V]; {AR} §2.4", kind="independent", low=20.0, high=40.0,
+           acute.DEL_SANT + " [V]", kind="independent", low=20.0, high=40.0,
            compute=_cadss_peak_time(SC1)),
     Target("cadss_sc_first_dose_mean", "racemic_enantiomers", "SC 1 mg/kg racemic, first "
            "dose: mean CADSS at its peak (±30 %)", 20.0, "points",
-           acute.GLUE_2018 + f" [V]; {AR} §2.3", kind="known", tolerance=0.30,
+           acute.GLUE_2018 + " [V]", kind="known", tolerance=0.30,
            compute=_cadss_peak_mean(SC1),
            note="the steep dissociation response (γ fitted to the resolution by 90-120 min, "
            "Emax at the scale maximum) over-predicts the high SC peak driver (~112 ng/mL); "
            "fitting this mean as well drops readiness at 90 min to 73 %, so it is left out "
            "and reported (conservative: SC dissociation and readiness time run high)"),
     *[Target(f"cadss_resolved_2h_{name}", model, f"{reg}: mean CADSS below 2 points by "
-             "120 min", 2.0, "points", acute.ACEVEDO + f" [V]; {AR} §2.5, §6.1",
+             "120 min", 2.0, "points", acute.ACEVEDO + " [V]",
              kind="independent", low=0.0, high=2.0, compute=_mean_cadss_at(reg, 2.0))
       for name, model, reg in (("iv", "racemic_enantiomers", RACEMIC),
                                ("in84", "perez_ruixo_2021", IN84),
                                ("sc", "racemic_enantiomers", SC1))],
     Target("cadss_share_gt4_56mg", "perez_ruixo_2021", "share with CADSS > 4 at 40 min, "
-           "56 mg intranasal (fitted)", 0.61, "fraction", acute.LABEL + f" table [M]; {AR} "
-           "§2.4", kind="known", low=0.56, high=0.66, compute=_share_gt4(IN56), note=TRADE),
+           "56 mg intranasal (fitted)", 0.61, "fraction", acute.LABEL + ", per-dose table "
+           "[M]", kind="known", low=0.56, high=0.66, compute=_share_gt4(IN56), note=TRADE),
     Target("cadss_share_gt4_84mg", "perez_ruixo_2021", "share with CADSS > 4 at 40 min, "
-           "84 mg intranasal (fitted)", 0.69, "fraction", acute.LABEL + f" table [M]; {AR} "
-           "§2.4", kind="known", low=0.64, high=0.75, compute=_share_gt4(IN84), note=TRADE),
+           "84 mg intranasal (fitted)", 0.69, "fraction", acute.LABEL + ", per-dose table "
+           "[M]", kind="known", low=0.64, high=0.75, compute=_share_gt4(IN84), note=TRADE),
     Target("perception_bowdle_100", "—", "perception at 100 ng/mL S-ketamine as a fraction "
            "of maximum (Bowdle: most VAS items at 37-89 % of maximum at the top step)", 0.6,
-           "fraction", acute.BOWDLE + f" [V]; {AR} §1.4", kind="plausibility", low=0.37,
+           "fraction", acute.BOWDLE + " [V]", kind="plausibility", low=0.37,
            high=0.89, compute=_bowdle),
     *[Target(f"bp_{kind}_{tag}_{g}", "perez_ruixo_2021", f"{kind.upper()} rise ≥ {thr} mmHg "
              f"at least once over 8 doses of 56/84 mg, age {g.replace('_', ' ')} (fitted)",
-             share, "fraction", acute.LABEL + f" BP table [V]; {AR} §3.1",
+             share, "fraction", acute.LABEL + ", blood-pressure table [V]",
              kind="calibration", low=share * 0.9, high=share * 1.1,
              compute=_bp_share(kind, g))
       for g, shares in (("under_65", (0.08, 0.13)), ("65_plus", (0.17, 0.14)))
       for (kind, tag, thr), share in zip((("sbp", "rise40", 40), ("dbp", "rise25", 25)),
                                          shares, strict=True)],
     Target("bp_sc_sbp_30min", "racemic_enantiomers", "SC 1 mg/kg racemic: mean SBP rise at "
-           "30 min (±50 %)", 10.0, "mmHg", acute.GLUE_2018 + f" [V]; {AR} §3.2",
+           "30 min (±50 %)", 10.0, "mmHg", acute.GLUE_2018 + " [V]",
            kind="independent", tolerance=0.5, compute=_sbp_rise_at(SC1, 0.5)),
     Target("bp_iv_back_by_100min", "racemic_enantiomers", "IV 0.5 mg/kg/40 min: mean SBP rise "
            "at 100 min as a fraction of its peak (back near baseline: ≤ 0.5)", 0.0,
-           "fraction of peak", f"Fang 2019 Chin J Nerv Ment Dis 45:361 [V]; {AR} §3.2",
+           "fraction of peak", "fang2019 [V]",
            kind="independent", low=0.0, high=0.5, compute=_sbp_rise_at(RACEMIC, 100 / 60, True)),
     Target("moaas_fall_56mg", "perez_ruixo_2021", "any MOAA/S fall, 56 mg, with the 11 % "
-           "placebo background (fitted)", 0.50, "fraction", acute.LABEL + f" table [M]; {AR} "
-           "§4", kind="known", low=0.45, high=0.55, compute=_moaas_fall(IN56), note=TRADE),
+           "placebo background (fitted)", 0.50, "fraction", acute.LABEL + ", per-dose table "
+           "[M]", kind="known", low=0.45, high=0.55, compute=_moaas_fall(IN56), note=TRADE),
     Target("moaas_fall_84mg", "perez_ruixo_2021", "any MOAA/S fall, 84 mg, with the 11 % "
-           "placebo background (fitted)", 0.61, "fraction", acute.LABEL + f" table [M]; {AR} "
-           "§4", kind="known", low=0.55, high=0.67, compute=_moaas_fall(IN84), note=TRADE),
+           "placebo background (fitted)", 0.61, "fraction", acute.LABEL + ", per-dose table "
+           "[M]", kind="known", low=0.55, high=0.67, compute=_moaas_fall(IN84), note=TRADE),
     Target("moaas_0", "perez_ruixo_2021", "MOAA/S 0 (loss of consciousness), 84 mg (fitted "
-           "at 56/84 mg)", 0.003, "fraction", acute.LABEL + f" §5.1 [V]; {AR} §4",
+           "at 56/84 mg)", 0.003, "fraction", acute.LABEL + ", section 5.1 [V]",
            kind="calibration", low=0.0, high=0.006,
            compute=lambda: _session(IN84).p_moaas_le(0)),
     Target("moaas_peak_30_45min", "perez_ruixo_2021", "84 mg: share at MOAA/S ≤ 4 peaks at "
-           "30-45 min", 37.5, "min", acute.LABEL + f"; manufacturer medical information [V]; "
-           f"{AR} §4", kind="independent", low=30.0, high=45.0,
+           "30-45 min", 37.5, "min", acute.LABEL + "; " + acute.MEDINFO + " [V]",
+           kind="independent", low=30.0, high=45.0,
            compute=_moaas_peak_time(IN84)),
     Target("moaas_modal_level_4", "perez_ruixo_2021", "84 mg: MOAA/S 4 is the commonest "
-           "sedated level (1 = yes)", 1.0, "", f"manufacturer medical information [V]; {AR} "
-           "§4", kind="independent", low=1.0, high=1.0, compute=_modal_sedated_is_4),
+           "sedated level (1 = yes)", 1.0, "", acute.MEDINFO + " [V]", kind="independent",
+           low=1.0, high=1.0, compute=_modal_sedated_is_4),
     Target("moaas_resolved_90min", "perez_ruixo_2021", "84 mg: share at MOAA/S ≤ 4 at 90 min "
            "relative to its peak (resolved by 1-1.5 h: ≤ 0.1)", 0.0, "fraction of peak",
-           f"manufacturer medical information [V]; {AR} §4", kind="known", low=0.0, high=0.1,
+           acute.MEDINFO + " [V]", kind="known", low=0.0, high=0.1,
            compute=_moaas_resolved(IN84, 1.5),
            note="the effect-site driver is still ~57 % of its peak at 90 min; the joint fit "
            "trades this against the per-dose sedation rows (see moaas_fall_*)"),
     Target("ready_90min", "perez_ruixo_2021", "84 mg, first dose: share ready to leave at 90 "
            "min (MOAA/S 5, CADSS ≤ 4, BP below 180/110 and rises < 40/25)", 0.90, "fraction",
-           acute.READY_POSTER + f" [V]; {AR} §4", kind="known", low=0.90, high=1.0,
+           acute.READY_POSTER + " [V]", kind="known", low=0.90, high=1.0,
            compute=_ready(IN84, 1.5),
            note="fitted (weight 1) but reached only in part: 80 % (45 % before γ was fitted); "
            "the rest is the compromise with the per-dose rows (cadss_share_*, moaas_fall_*)"),
     Target("ready_120min", "perez_ruixo_2021", "84 mg: share ready to leave by 120 min",
-           0.965, "fraction", acute.READY_POSTER + f" [V]; {AR} §4", kind="calibration",
+           0.965, "fraction", acute.READY_POSTER + " [V]", kind="calibration",
            low=0.965, high=1.0, compute=_ready(IN84, 2.0)),
     Target("attenuation_week14", "—", "dissociation at session 14 relative to session 1 "
            "(f∞ is taken from this ratio: a reproduction, not a validation)", 0.44,
-           "fraction", acute.GLUE_2018 + f" [V]; {AR} §5", kind="calibration", tolerance=0.02,
+           "fraction", acute.GLUE_2018 + " [V]", kind="calibration", tolerance=0.02,
            compute=lambda: _attenuation_ratio(14)),
     Target("attenuation_share_dose8", "perez_ruixo_2021", "84 mg: share with CADSS > 4 after "
            "the 8th dose relative to the 1st (fewer after the last dose: < 1)", 0.5,
-           "ratio", acute.CHEN + f" [V qualitative]; {AR} §5", kind="independent",
+           "ratio", acute.CHEN + " [V qualitative]", kind="independent",
            low=0.0, high=0.95, compute=_share_ratio_8_vs_1),
 ]
 

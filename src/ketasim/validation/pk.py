@@ -171,15 +171,16 @@ def _absolute_f(model: str, regimen_extravascular: str, regimen_iv: str) -> floa
 
 RAC = "racemic_enantiomers"
 PR = "perez_ruixo_2021"
-T4 = ("Perez-Ruixo 2021 Clin Pharmacokinet 60:501, Table 4 (model-based, typical Caucasian "
-      "18-60 y) [V]")
-S2 = "Simons 2022 Front Pain Res 3:946486, Table 2 (means, arterial) [V]"
-O7 = "Otto 2021 Eur J Clin Pharmacol 77:1181, CHDR1311 digitised medians (venous) [V]"
-HASAN = "Hasan 2021 Anesthesiology 135:326, racemic 5 mg IV [V abstract]"
-YAN = "Yanagihara 2003 Biopharm Drug Dispos 24:37 (n = 3) [V abstract]"
-CHONG06 = "Chong 2006 Pain Med 7:469, 25 mg, 6 patients, mean ± SD [V abstract]"
-CHONG09 = "Chong 2009 Clin Drug Investig 29:317, 25 mg lozenge, 6 patients [V abstract]"
+T4 = "perezruixo2021, Table 4 (model-based, typical Caucasian 18-60 y) [V]"
+S2 = "simons2022a, Table 2 (means, arterial) [V]"
+O7 = "otto2021, CHDR1311 digitised medians (venous) [V]"
+HASAN = "hasan2021, abstract: racemic 5 mg IV [V]"
+YAN = "yanagihara2003, abstract (n = 3) [V]"
+CHONG06 = "chong2006, abstract: 25 mg, 6 patients, mean ± SD [V]"
+CHONG09 = "chong2009, abstract: 25 mg lozenge, 6 patients [V]"
 RECOMPUTED = "typical values recomputed from the published parameter set"
+KEY = {"domino_1982": "domino1982", "clements_1981": "clements1981",
+       "hijazi_2003": "hijazi2003", "herd_2007": "herd2007"}
 PR_NOR_AUC_NOTE = (
     "Table 3 as printed reproduces every Table 4 esketamine Cmax and AUC and noresketamine "
     "Cmax within 1 % in all 18 strata (tests/test_pk_fidelity.py), so the noresketamine "
@@ -219,32 +220,33 @@ def _flint_steady_state() -> float:
 
 
 PK_TARGETS: list[Target] = [
-    # --- racemic ketamine, recomputed parameter sets (§9.1, "computed here") -------------
+    # --- racemic ketamine, recomputed parameter sets ----------------------------------------
     *[Target(f"{m}_40min", m, f"{m}: 35 mg over 40 min, 70 kg, C at 40 min", v, "ng/mL",
-             f"{RECOMPUTED} (35 mg over 40 min, 70 kg)",
+             f"{RECOMPUTED} of {KEY[m]} (35 mg over 40 min, 70 kg)",
              tolerance=0.03, regimen="35 mg IV over 40 min", covariates=W70,
              analyte="ketamine", metric="conc_at", at=40 / 60, until=6.0)
       for m, v in (("domino_1982", 240.0), ("clements_1981", 177.0), ("hijazi_2003", 225.0),
                    ("herd_2007", 253.0))],
     *[Target(f"domino_1982_{int(t)}min", "domino_1982",
-             f"Domino: 35 mg over 40 min, C at {t:g} min", v, "ng/mL", RECOMPUTED,
+             f"Domino: 35 mg over 40 min, C at {t:g} min", v, "ng/mL",
+             f"{RECOMPUTED} of domino1982",
              tolerance=0.05, regimen="35 mg IV over 40 min", covariates=W70,
              analyte="ketamine", metric="conc_at", at=t / 60, until=6.0)
       for t, v in ((80.0, 46.0), (120.0, 36.0), (230.0, 18.0))],
     # --- racemic, independent observations -------------------------------------------------
     Target("racemic_05mgkg_cmax", RAC, "racemic 0.5 mg/kg over 40 min: Cmax (Zarate 2006 via "
-           "Zanos 2018 Table 1)", 185.0, "ng/mL", "Zarate 2006 as tabulated by Zanos 2018 "
-           "Pharmacol Rev 70:621, Table 1 [S]", kind="independent",
+           "Zanos 2018 Table 1)", 185.0, "ng/mL", "zarate2006 as tabulated by zanos2018, "
+           "Table 1 [S]", kind="independent",
            tolerance=0.25, regimen="0.5 mg/kg IV over 40 min", covariates=W70,
            analyte="ketamine", metric="cmax", until=6.0),
     Target("racemic_05mgkg_tmax", RAC, "racemic 0.5 mg/kg over 40 min: Tmax at the end of "
-           "the infusion", 40.0, "min", "Zarate 2006 design (0.5 mg/kg over 40 min)",
+           "the infusion", 40.0, "min", "zarate2006: design (0.5 mg/kg over 40 min)",
            kind="independent", tolerance=0.05,
            regimen="0.5 mg/kg IV over 40 min", covariates=W70, analyte="ketamine",
            metric="tmax", scale=60.0, until=6.0),
     Target("racemic_oral_05mgkg_cmax", RAC, "racemic oral 0.5 mg/kg: Cmax (Grant 1981, "
-           "45 ± 10 ng/mL)", 45.0, "ng/mL", "Grant 1981 Br J Anaesth 53:805 as tabulated by "
-           "Zanos 2018 Pharmacol Rev 70:621, Table 1 [S]", kind="known",
+           "45 ± 10 ng/mL)", 45.0, "ng/mL", "grant1981 as tabulated by zanos2018, "
+           "Table 1 [S]", kind="known",
            note="held out, not tuned: 45 ng/mL after 35 mg at the same group's oral F of 17 % "
            "(Clements 1982) is ≥ 93 % of the dose-over-V1 bound of 48 ng/mL for their own "
            "V1 of 123 L (Clements 1981), i.e. it needs near-instant absorption; Chong 2006 "
@@ -340,9 +342,9 @@ PK_TARGETS: list[Target] = [
            window=(0.0, 8.0), ratio_of="ketamine", until=8.0, step=0.05),
     # --- Kamp 2020 meta-analysis: plausibility band for racemic models ---------------------
     *[Target(f"{m}_kamp_cl", m, "clearance at 70 kg vs Kamp 2020 meta-analysis (69-90 L/h)",
-             79.0, "L/h", "Kamp 2020 Anesthesiology 133:1192, weighted mean CL and its "
-             "95 % CI [V abstract]", kind="plausibility", low=69.0, high=90.0, compute=fn,
-             note=note)
+             79.0, "L/h",
+             "kamp2020, abstract: weighted mean CL and its 95 % CI [V]", kind="plausibility",
+             low=69.0, high=90.0, compute=fn, note=note)
       for m, fn, note in (
           ("domino_1982", lambda: _param("domino_1982", "k10 * v1"),
            "V1·k10 = 0.063 L/kg × 0.4381 /min = 27.6 mL/min/kg, as the set is coded by two "
@@ -361,10 +363,10 @@ PK_TARGETS: list[Target] = [
            "also lie above the band, which is a CI of a weighted mean, not a range of "
            "studies"))],
     Target("hijazi_2003_cl", "hijazi_2003", "clearance (NCA 36.0 ± 13.3 mL/min/kg)", 36.0,
-           "mL/min/kg", "Hijazi 2003 Br J Anaesth 90:155 [V abstract]", tolerance=0.05,
+           "mL/min/kg", "hijazi2003, abstract [V]", tolerance=0.05,
            compute=lambda: _param("hijazi_2003", "k10 * v1 / weight") * 1000 / 60),
     Target("hijazi_2003_thalf", "hijazi_2003", "terminal half-life (4.9 ± 1.6 h)", 4.9, "h",
-           "Hijazi 2003 Br J Anaesth 90:155 [V abstract]", tolerance=0.25,
+           "hijazi2003, abstract [V]", tolerance=0.25,
            compute=lambda: _terminal_half_life("hijazi_2003", ("central", "periph1"))),
     # --- esketamine: Perez-Ruixo 2021 Table 4 and the label --------------------------------
     *[Target(f"{PR}_{dose}mg_{a}_{m}", PR, f"{dose} mg intranasal: {a} {m}", v, unit, T4,
@@ -395,15 +397,15 @@ PK_TARGETS: list[Target] = [
            "ng·h/mL", T4, regimen="84 mg esketamine intranasal", covariates={"age": 70},
            analyte="esketamine", metric="auc", window=(0.0, 24.0)),
     Target(f"{PR}_label_tmax", PR, "84 mg: Tmax 20-40 min after the last spray (at 10 min)",
-           0.5, "h", "Spravato US label §12.3 [V]", kind="independent",
+           0.5, "h", "spravato-label, section 12.3 [V]", kind="independent",
            regimen="84 mg esketamine intranasal", analyte="esketamine", metric="tmax",
            low=10 / 60 + 20 / 60, high=10 / 60 + 40 / 60),
     Target(f"{PR}_label_thalf", PR, "terminal half-life 7-12 h", 9.5, "h",
-           "Spravato US label §12.3 [V]", kind="independent", low=7.0, high=12.0,
+           "spravato-label, section 12.3 [V]", kind="independent", low=7.0, high=12.0,
            compute=lambda: _terminal_half_life(PR, ("central", "periph1", "periph2",
                                                     "liver"))),
     Target(f"{PR}_label_f", PR, "absolute bioavailability of 84 mg (label 48 %; model paper "
-           "51 %)", 0.48, "fraction", "Spravato label [V]; Perez-Ruixo abstract [V]",
+           "51 %)", 0.48, "fraction", "spravato-label [V]; perezruixo2021, abstract [V]",
            kind="independent", tolerance=0.15,
            compute=lambda: _absolute_f(PR, "84 mg esketamine intranasal",
                                        "84 mg esketamine IV over 40 min")),
@@ -441,8 +443,7 @@ PK_TARGETS: list[Target] = [
     # --- paediatric esketamine: Flint 2017 -------------------------------------------------
     Target("flint_2017_steady_state", "flint_2017", "2.4 mg/kg/h for 72 h, 7-kg child: "
            "S-ketamine at 72 h (steady state = R/CL)", 844.0, "ng/mL",
-           "Flint 2017 Paediatr Anaesth 27:1098 parameter set: infusion rate / CL "
-           "(recomputed)",
+           "flint2017: parameter set, infusion rate / CL (recomputed)",
            tolerance=0.03, compute=_flint_steady_state),
 ]
 

@@ -13,6 +13,7 @@ from typing import Any
 
 from fastapi import FastAPI, HTTPException, Request
 from fastapi.responses import HTMLResponse, RedirectResponse, Response
+from markupsafe import Markup
 from pydantic import ValidationError
 from sqlalchemy import select
 
@@ -27,6 +28,7 @@ from ketasim.clinic.screening import (
     screen,
 )
 from ketasim.errors import KetasimError
+from ketasim.references import citation_html, render_source_html
 from ketasim.scales import get_instrument
 from ketasim.storage.models import Clinic, ConsultationRequest, Patient, User
 from ketasim.web.clock import local_candidates, zone, zone_name
@@ -167,10 +169,15 @@ def register(app: FastAPI, ctx: AppContext) -> None:
             w.flush()
             ctx.auditor.record(w, "anonymous", "write", f"consultation:{req.id}",
                                {"urgent": summary.urgent})
-        evidence = summary.indication.evidence if summary.indication else ""
+        ind = summary.indication
+        papers = papers_cited(ind.evidence, ind.reason) if ind else []
+        caution_refs = papers_cited([c.source for c in summary.cautions])
         resp = ctx.page(request, "consult_result.html", None, title="Your answers",
                         summary=summary, clinic=clinic, public=public_text,
-                        papers=papers_cited(evidence), tz=zone(clinic.timezone))
+                        linked=lambda text: Markup(render_source_html(text)),
+                        papers=[Markup(citation_html(p.key)) for p in papers],
+                        caution_refs=[Markup(citation_html(p.key)) for p in caution_refs],
+                        tz=zone(clinic.timezone))
         resp.delete_cookie(PUBLIC_CSRF)
         return resp
 

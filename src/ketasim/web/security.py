@@ -9,7 +9,7 @@ from argon2 import PasswordHasher
 from argon2.exceptions import InvalidHashError, VerificationError, VerifyMismatchError
 
 # argon2-cffi defaults: Argon2id, t=3, m=64 MiB, p=4 — above the OWASP floor
-# (reliability-security.md §2.1)
+# (OWASP Password Storage Cheat Sheet: Argon2id, m = 19 MiB, t = 2, p = 1)
 HASHER = PasswordHasher()
 _DUMMY = HASHER.hash(secrets.token_urlsafe(16))
 

@@ -235,8 +235,8 @@ def parse_time(raw: object, *, now: datetime, not_before: datetime | None = None
 
 
 def clinic_limits(db: Session, clinic_id: int) -> DoseLimits:
-    """The clinic's latest dose-limits version, or the reference's worked example (§4.2)
-    until the clinic stores its own."""
+    """The clinic's latest dose-limits version, or ketasim's worked example until the clinic
+    stores its own."""
     row = db.scalar(select(DoseLimitsVersion).where(DoseLimitsVersion.clinic_id == clinic_id)
                     .order_by(DoseLimitsVersion.id.desc()).limit(1))
     return DoseLimits.model_validate({} if row is None else row.limits)
@@ -622,7 +622,7 @@ def _dose_data(form: Post, user: User, db: Session, p: Patient, state: Monitored
 
 def _second_clinician(db: Session, user: User, form: Post, check: Any) -> str:
     """A hard stop proceeds only with a reason and a second clinician of the same clinic who
-    confirms with their own password (reliability-security.md §4.2 C2); otherwise the order is
+    confirms with their own password (a second-clinician check); otherwise the order is
     refused with the finding."""
     hard = "; ".join(f.message for f in check.findings if f.severity == "hard")
     name = text_field(form, "second_clinician", "second clinician")

@@ -6,7 +6,7 @@ import math
 
 from ketasim.dosing.route import Route
 from ketasim.model.model import Compartment, Flow, Model, Parameter
-from ketasim.pk.library._common import WEIGHT, concentration, eta, lit
+from ketasim.pk.library._common import WEIGHT, cite, cite_short, concentration, eta, lit
 from ketasim.pk.library_model import (
     MOLAR_MASS,
     Analyte,
@@ -22,11 +22,12 @@ def cv_to_omega2(cv: float) -> float:
 
 
 def allometric_two_compartment(
-        name: str, title: str, citation: str, source: str, grade: str,
+        name: str, title: str, key: str, source: str, grade: str,
         cl: float, v1: float, q: float, v2: float, bsv_cv: dict[str, float],
         population: StudyPopulation, assumptions: tuple[str, ...],
         im: tuple[Parameter, Parameter] | None = None) -> LibraryModel:
-    """CL, Q ∝ (W/70)^0.75; V1, V2 ∝ W/70; log-normal BSV; optional IM depot (F, ka)."""
+    """CL, Q ∝ (W/70)^0.75; V1, V2 ∝ W/70; log-normal BSV; optional IM depot (F, ka).
+    ``key`` is the paper's bibliography key."""
     params = {
         "cl": lit(cl, "L/h", "clearance at 70 kg", source, grade),
         "v1": lit(v1, "L", "central volume at 70 kg", source, grade),
@@ -52,10 +53,10 @@ def allometric_two_compartment(
                   definitions=defs, compartments=comps, flows=flows,
                   outputs={"ketamine": concentration("central / v1i", "ketamine",
                                                      "racemic ketamine")},
-                  routes=routes, citation=citation)
+                  routes=routes, citation=cite_short(key))
     iiv = RandomEffects.diagonal({f"eta_{k}": cv_to_omega2(v) for k, v in bsv_cv.items()},
                                  source=f"{source}: BSV as CV, ω² = ln(1 + CV²)")
-    return LibraryModel(name=name, title=title, citation=citation, compound="racemic",
+    return LibraryModel(name=name, title=title, citation=cite(key), compound="racemic",
                         model=model,
                         analytes=(Analyte("ketamine", "ketamine", MOLAR_MASS["ketamine"],
                                           "racemic ketamine"),),

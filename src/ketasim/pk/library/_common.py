@@ -4,13 +4,26 @@ from __future__ import annotations
 
 from ketasim.model.model import Covariate, Output, Parameter
 from ketasim.pk.library_model import MOLAR_MASS, CovariateDistribution
+from ketasim.references import format_citation, short_citation
 
 WEIGHT = Covariate(None, "kg", "body weight", 0.5, 400.0)
 AGE = Covariate(40.0, "year", "age", 0.0, 120.0)
 
 
+def cite(*keys: str, note: str = "") -> str:
+    """The full citations of bibliography ``keys`` (a library entry's citation), with a note."""
+    text = "; ".join(format_citation(k) for k in keys)
+    return f"{text} ({note})" if note else text
+
+
+def cite_short(*keys: str) -> str:
+    """``Otto et al. 2021; Fanta et al. 2015``: the short citations of ``keys``."""
+    return "; ".join(short_citation(k) for k in keys)
+
+
 def lit(value: float, unit: str, description: str, source: str, grade: str = "V") -> Parameter:
-    """A literature value (grade V, S, M or U from the reference dossier)."""
+    """A literature value; ``source`` names bibliography keys (``"otto2021, Table 3"``) and
+    ``grade`` is how the number was checked (V, S, M or U)."""
     return Parameter(value, unit, description, source=source, evidence="literature", grade=grade)
 
 

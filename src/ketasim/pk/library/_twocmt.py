@@ -4,15 +4,16 @@ from __future__ import annotations
 
 from ketasim.dosing.route import Route
 from ketasim.model.model import Compartment, Flow, Model
-from ketasim.pk.library._common import WEIGHT, concentration, lit
+from ketasim.pk.library._common import WEIGHT, cite, cite_short, concentration, lit
 from ketasim.pk.library_model import MOLAR_MASS, Analyte, LibraryModel, StudyPopulation
 
 
-def per_kg_two_compartment(name: str, title: str, citation: str, source: str, v1_kg: float,
+def per_kg_two_compartment(name: str, title: str, key: str, source: str, v1_kg: float,
                            k10: float, k12: float, k21: float,
                            population: StudyPopulation, assumptions: tuple[str, ...]
                            ) -> LibraryModel:
-    """V1 = v1_kg·weight; k10, k12, k21 in 1/min (opentiva's encoding)."""
+    """V1 = v1_kg·weight; k10, k12, k21 in 1/min (opentiva's encoding); ``key`` is the
+    paper's bibliography key."""
     model = Model(
         name=name,
         parameters={
@@ -28,8 +29,9 @@ def per_kg_two_compartment(name: str, title: str, citation: str, source: str, v1
                Flow("periph1", "central", "k21")],
         outputs={"ketamine": concentration("central / v1", "ketamine", "racemic ketamine")},
         routes={Route.IV_BOLUS: "central", Route.IV_INFUSION: "central"},
-        citation=citation,
+        citation=cite_short(key),
     )
+    citation = cite(key, note="parameters as coded in opentiva")
     return LibraryModel(name=name, title=title, citation=citation, compound="racemic",
                         model=model,
                         analytes=(Analyte("ketamine", "ketamine", MOLAR_MASS["ketamine"],

@@ -1,8 +1,9 @@
 """Domino 1982: racemic ketamine, 3 compartments, weight-proportional V1 (the Stanpump/TCI set).
 
 Rate constants and V1 as coded in opentiva ``ketamine.py`` class ``Domino`` [V as code], from
-Domino EF, Zsigmond EK, Domino LE et al., Anesth Analg 1982;61:87-92 (PMID 7198883; the
-PMID-to-paper mapping is [U]). No inter-individual variability was published.
+Domino EF, Zsigmond EK, Domino LE et al., Anesth Analg 1982;61:87-92 (key ``domino1982``,
+PMID 7198883 as opentiva gives it; the PMID-to-paper mapping is [U]). No inter-individual
+variability was published.
 Clearance V1·k10 = 27.6 mL/min/kg (116 L/h at 70 kg) lies above the Kamp 2020 meta-analytic
 band (69-90 L/h); it is what the coded set implies, and the paper could not be checked, so the
 set is kept as coded (a documented plausibility note in ``ketasim validate pk``).
@@ -12,11 +13,11 @@ from __future__ import annotations
 
 from ketasim.dosing.route import Route
 from ketasim.model.model import Compartment, Flow, Model
-from ketasim.pk.library._common import WEIGHT, adult_weight, concentration, lit
+from ketasim.pk.library._common import WEIGHT, adult_weight, cite, cite_short, concentration, lit
 from ketasim.pk.library_model import MOLAR_MASS, Analyte, LibraryModel, StudyPopulation
 
-SRC = ("opentiva ketamine.py class Domino (ref. PMID 7198883) [V as code; the same rate "
-       "constants in fus_anes TCI_Ketamine]")
+SRC = ("domino1982, as coded in opentiva (ketamine.py, class Domino) [V as code; the same "
+       "rate constants in fus_anes TCI_Ketamine]")
 
 
 def build() -> LibraryModel:
@@ -39,15 +40,12 @@ def build() -> LibraryModel:
                Flow("periph2", "central", "k31")],
         outputs={"ketamine": concentration("central / v1", "ketamine", "racemic ketamine")},
         routes={Route.IV_BOLUS: "central", Route.IV_INFUSION: "central"},
-        citation="Domino EF et al. Anesth Analg 1982;61:87-92",
+        citation=cite_short("domino1982"),
     )
     return LibraryModel(
         name="domino_1982",
         title="Domino 1982 racemic ketamine, IV (TCI set)",
-        citation="Domino EF, Zsigmond EK, Domino LE, et al. Plasma levels of ketamine and two "
-                 "of its metabolites in surgical patients using a GC mass fragmentographic "
-                 "assay. Anesth Analg 1982;61:87-92 (PMID 7198883; parameters as coded in "
-                 "opentiva)",
+        citation=cite("domino1982", note="parameters as coded in opentiva"),
         compound="racemic",
         model=model,
         analytes=(Analyte("ketamine", "ketamine", MOLAR_MASS["ketamine"], "racemic ketamine"),),
@@ -56,8 +54,8 @@ def build() -> LibraryModel:
             ranges={"weight": (40.0, 120.0)},
             distributions=(adult_weight(75.0, 12.0, 45.0, 110.0,
                                         "assumed: adult surgical population, details [U]"),)),
-        assumptions=("The studied population is not documented in the reference; the 40–120 kg "
-                     "range used for extrapolation warnings is assumed.",
+        assumptions=("The studied population is not documented in the sources checked; the "
+                     "40–120 kg range used for extrapolation warnings is assumed.",
                      "Rate constants do not scale with weight; only V1 does (as coded in "
                      "opentiva)."),
     )

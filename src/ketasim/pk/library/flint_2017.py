@@ -3,7 +3,8 @@
 Two-compartment S-ketamine; S-norketamine formed from S-ketamine elimination with apparent
 parameters (V/Fm fixed at 1 L), its clearance rising with time on infusion
 (CL/Fm × (1 + 0.0087·t[h])). Allometric 0.75/1. Source: nlmixr2lib
-``Flint_2017_s_ketamine.R`` (Flint RB et al. Paediatr Anaesth 2017;27:1098-1107) [V].
+``Flint_2017_s_ketamine.R`` (Flint RB et al. Paediatr Anaesth 2017;27:1098-1107, key
+``flint2017``) [V].
 The time-dependent S-NK clearance makes S-NK a time-varying state: it is written as an ODE
 state driven by the (linear) S-ketamine compartments, so populations still run on the
 population engine (S-ketamine exact, S-NK integrated with error control).
@@ -15,7 +16,7 @@ import math
 
 from ketasim.dosing.route import Route
 from ketasim.model.model import Compartment, Flow, Model, State
-from ketasim.pk.library._common import WEIGHT, concentration, eta, lit
+from ketasim.pk.library._common import WEIGHT, cite, cite_short, concentration, eta, lit
 from ketasim.pk.library_model import (
     MOLAR_MASS,
     Analyte,
@@ -26,7 +27,7 @@ from ketasim.pk.library_model import (
     StudyPopulation,
 )
 
-SRC = "Flint 2017 (nlmixr2lib Flint_2017_s_ketamine) [V]"
+SRC = "flint2017 (as coded in nlmixr2lib, Flint_2017_s_ketamine.R) [V]"
 
 
 def build() -> LibraryModel:
@@ -61,15 +62,12 @@ def build() -> LibraryModel:
                  "s_norketamine": concentration("nk_central / v_nki", "norketamine",
                                                 "S-norketamine (apparent, per Fm)")},
         routes={Route.IV_BOLUS: "central", Route.IV_INFUSION: "central"},
-        citation="Flint RB et al. Paediatr Anaesth 2017;27(11):1098-1107",
+        citation=cite_short("flint2017"),
     )
     return LibraryModel(
         name="flint_2017",
         title="Flint 2017 S-ketamine continuous IV, paediatric ICU",
-        citation="Flint RB, Brouwer CNM, Kränzlin ASC, Lie-A-Huen L, Bos AP, Mathôt RAA. "
-                 "Pharmacokinetics of S-ketamine during prolonged sedation at the pediatric "
-                 "intensive care unit. Paediatr Anaesth 2017;27(11):1098-1107, "
-                 "doi:10.1111/pan.13239",
+        citation=cite("flint2017"),
         compound="esketamine",
         model=model,
         analytes=(Analyte("s_ketamine", "s_ketamine", MOLAR_MASS["ketamine"], "S-ketamine"),
@@ -80,7 +78,8 @@ def build() -> LibraryModel:
             ranges={"weight": (3.4, 35.0), "age": (0.02, 12.5)},
             distributions=(CovariateDistribution(
                 "weight", "lognormal", mean=7.0, sd=0.6, low=3.4, high=35.0,
-                source="median 7 kg, range 3.4-35 [V]; log-normal spread assumed"),)),
+                source="flint2017: median 7 kg, range 3.4-35 [V]; log-normal spread "
+                       "assumed"),)),
         iiv=RandomEffects(("eta_cl", "eta_cl_nk"),
                           [[om_cl, cov], [cov, om_nk]],
                           source=SRC + ": CV 40.2 % and 104 %, r = 0.506"),

@@ -1,6 +1,6 @@
 """Hornik 2018: racemic ketamine IV and IM in children, 2 compartments, IM F = 41 %.
 
-Hornik CP et al., J Clin Pharmacol 2018;58(8):1092-1104, doi:10.1002/jcph.1116. IM F = 0.41
+Hornik CP et al., J Clin Pharmacol 2018;58(8):1092-1104 (key ``hornik2018``). IM F = 0.41
 [V abstract]; V1, V2, CL, Q as coded in opentiva [S, not checked against the paper]; the
 absorption rate constant was not retrieved and is calibrated (``ketasim.validation.calibration``).
 """
@@ -11,21 +11,19 @@ from ketasim.pk.library._allometric import allometric_two_compartment
 from ketasim.pk.library._common import calibrated, lit
 from ketasim.pk.library_model import CovariateDistribution, LibraryModel, StudyPopulation
 
-SRC = "opentiva ketamine.py class Hornik [S, not checked vs paper]"
+SRC = "hornik2018, as coded in opentiva (ketamine.py, class Hornik) [S, not checked vs paper]"
 
 
 def build() -> LibraryModel:
     """Build the library entry."""
     return allometric_two_compartment(
         "hornik_2018", "Hornik 2018 racemic ketamine, IV and IM, children",
-        "Hornik CP, Gonzalez D, van den Anker J, et al. Population pharmacokinetics of "
-        "intramuscular and intravenous ketamine in children. J Clin Pharmacol "
-        "2018;58(8):1092-1104, doi:10.1002/jcph.1116",
+        "hornik2018",
         SRC, "S", cl=38.9, v1=32.8, q=54.9, v2=152.0, bsv_cv={},
-        im=(lit(0.41, "", "IM bioavailability", "Hornik 2018 abstract [V]"),
+        im=(lit(0.41, "", "IM bioavailability", "hornik2018, abstract [V]"),
             calibrated(11.08, "1/h", "IM absorption rate constant",
                        "ketasim.validation.calibration 'hornik_2018.ka_im': Tmax 10 min (IM Tmax "
-                       "5-15 min, Clements 1982 [S]); Hornik's ka not retrieved [U]")),
+                       "5-15 min, clements1982 [S]); hornik2018's ka not retrieved [U]")),
         population=StudyPopulation(
             "113 children (50 IM, 63 IV), 0.02-17.6 y, 2.4-176 kg [V]", 113,
             ranges={"weight": (2.4, 176.0), "age": (0.02, 17.6)},

@@ -10,7 +10,15 @@ from __future__ import annotations
 
 from ketasim.dosing.route import Route
 from ketasim.model.model import Compartment, Flow, Model
-from ketasim.pk.library._common import WEIGHT, adult_weight, concentration, eta, lit
+from ketasim.pk.library._common import (
+    WEIGHT,
+    adult_weight,
+    cite,
+    cite_short,
+    concentration,
+    eta,
+    lit,
+)
 from ketasim.pk.library_model import (
     MOLAR_MASS,
     Analyte,
@@ -20,8 +28,10 @@ from ketasim.pk.library_model import (
     StudyPopulation,
 )
 
-FANTA = "Fanta 2015 via Otto 2021 Table 3, fixed (nlmixr2lib Otto_2021_s_ketamine THETA 1-6) [V]"
-OTTO = "Otto 2021 Table 3 / supplementary code (nlmixr2lib Otto_2021_s_ketamine) [V]"
+FANTA = ("fanta2015 via otto2021, Table 3, fixed (as coded in nlmixr2lib, "
+         "Otto_2021_s_ketamine.R, THETA 1-6) [V]")
+OTTO = ("otto2021, Table 3 and supplementary code (as coded in nlmixr2lib, "
+        "Otto_2021_s_ketamine.R) [V]")
 
 
 def build() -> LibraryModel:
@@ -65,20 +75,16 @@ def build() -> LibraryModel:
                                            "S-norketamine (venous)"),
         },
         routes={Route.IV_BOLUS: "central", Route.IV_INFUSION: "central"},
-        citation="Otto ME et al. Eur J Clin Pharmacol 2021;77:1181-1192",
+        citation=cite_short("otto2021", "fanta2015"),
     )
     iiv = RandomEffects.blocks(
         (("eta_v1", "eta_cl"), [[0.084177, 0.02261], [0.02261, 0.026048]]),
         (("eta_v_nk", "eta_cl_nk"), [[0.040426, 0.04456], [0.04456, 0.10319]]),
-        source="Otto 2021 Table 3 / supplement OMEGA BLOCK(2) [V]")
+        source="otto2021, Table 3 and supplement (OMEGA BLOCK(2)) [V]")
     return LibraryModel(
         name="otto_2021",
         title="Otto 2021 (Fanta 2015) S-ketamine + S-norketamine, IV, venous",
-        citation="Otto ME, Bergmann KR, Jacobs G, van Esdonk MJ. Predictive performance of "
-                 "parent-metabolite population pharmacokinetic models of (S)-ketamine in "
-                 "healthy volunteers. Eur J Clin Pharmacol 2021;77(8):1181-1192, "
-                 "doi:10.1007/s00228-021-03104-1; S-ketamine: Fanta S et al. Eur J Clin "
-                 "Pharmacol 2015;71(4):441-447, doi:10.1007/s00228-015-1826-y",
+        citation=cite("otto2021", "fanta2015"),
         compound="esketamine",
         model=model,
         analytes=(Analyte("s_ketamine", "s_ketamine", MOLAR_MASS["ketamine"], "S-ketamine"),
@@ -89,7 +95,8 @@ def build() -> LibraryModel:
             "weight 68-71 (SD 7-8.5) kg, age ~23 y [V]", 48,
             ranges={"weight": (50.0, 95.0), "age": (18.0, 45.0)},
             distributions=(adult_weight(70.0, 8.0, 50.0, 95.0,
-                                        "Otto 2021 Table 1 means/SDs [V]; truncation assumed"),),
+                                        "otto2021, Table 1: means and SDs [V]; truncation "
+                                        "assumed"),),
             sampling_site="venous"),
         iiv=iiv,
         residual={"s_ketamine": ResidualError(proportional=0.23609, source=OTTO),

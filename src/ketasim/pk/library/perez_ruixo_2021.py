@@ -17,7 +17,7 @@ from ketasim.dosing.events import EventTable
 from ketasim.dosing.route import Route
 from ketasim.errors import DoseError
 from ketasim.model.model import Compartment, Covariate, Flow, Model
-from ketasim.pk.library._common import concentration, eta, lit
+from ketasim.pk.library._common import cite, cite_short, concentration, eta, lit
 from ketasim.pk.library_model import (
     MOLAR_MASS,
     Analyte,
@@ -28,7 +28,7 @@ from ketasim.pk.library_model import (
     StudyPopulation,
 )
 
-T3 = "Perez-Ruixo 2021 Table 3 (nlmixr2lib PerezRuixo_2020_esketamine) [V]"
+T3 = ("perezruixo2021, Table 3 (as coded in nlmixr2lib, PerezRuixo_2020_esketamine.R) [V]")
 DEVICE_MG = 28.0
 DEVICE_GAP_H = 5.0 / 60.0
 
@@ -143,7 +143,7 @@ def build() -> LibraryModel:
         },
         routes={Route.INTRANASAL: ("nasal", "gut_sw"), Route.ORAL: "gut_po",
                 Route.IV_BOLUS: "central", Route.IV_INFUSION: "central"},
-        citation="Perez-Ruixo C et al. Clin Pharmacokinet 2021;60(4):501-516",
+        citation=cite_short("perezruixo2021"),
     )
     iiv = RandomEffects.diagonal(
         {"eta_frn": 0.501, "eta_ka_n": 0.319, "eta_ka_sw": 1.009, "eta_ka_po": 1.009,
@@ -154,11 +154,7 @@ def build() -> LibraryModel:
     return LibraryModel(
         name="perez_ruixo_2021",
         title="Perez-Ruixo 2021 esketamine nasal spray / IV / oral, with noresketamine",
-        citation="Perez-Ruixo C, Rossenu S, Zannikos P, Nandy P, Singh J, Drevets WC, "
-                 "Perez-Ruixo JJ. Population Pharmacokinetics of Esketamine Nasal Spray and "
-                 "its Metabolite Noresketamine in Healthy Subjects and Patients with "
-                 "Treatment-Resistant Depression. Clin Pharmacokinet 2021;60(4):501-516, "
-                 "doi:10.1007/s40262-020-00953-4",
+        citation=cite("perezruixo2021"),
         compound="esketamine",
         model=model,
         analytes=(Analyte("esketamine", "esketamine", MOLAR_MASS["ketamine"], "esketamine"),
@@ -170,11 +166,13 @@ def build() -> LibraryModel:
             ranges={"weight": (39.0, 170.0), "age": (18.0, 86.0)},
             distributions=(
                 CovariateDistribution("age", "normal", mean=45.0, sd=13.0, low=18.0, high=86.0,
-                                      source="median 45, range 18-86 [V]; SD assumed"),
+                                      source="perezruixo2021: median 45, range 18-86 [V]; "
+                                      "SD assumed"),
                 CovariateDistribution("weight", "lognormal", mean=74.0, sd=0.2, low=39.0,
-                                      high=170.0, source="median 74, range [V]; spread "
-                                      "assumed"),
-                CovariateDistribution("asian", "bernoulli", p=0.137, source="13.7 % Asian [V]"),
+                                      high=170.0, source="perezruixo2021: median 74 and "
+                                      "range [V]; spread assumed"),
+                CovariateDistribution("asian", "bernoulli", p=0.137,
+                                      source="perezruixo2021: 13.7 % Asian [V]"),
             )),
         iiv=iiv,
         residual={"esketamine": ResidualError(exponential=0.276, source=T3 + " Phase I/II"),

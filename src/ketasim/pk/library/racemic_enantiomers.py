@@ -32,10 +32,15 @@ from ketasim.pk.library_model import (
     ResidualError,
     StudyPopulation,
 )
+from ketasim.references import full_source, render_source
 
-FANTA = "Fanta 2015 S-ketamine disposition via Otto 2021 Table 3 [V]"
-OTTO = "Otto 2021 Table 3, S-norketamine [V]"
-SIMONS = "Simons 2022 Table 4, S-hydroxynorketamine [V]"
+FANTA = "fanta2015: S-ketamine disposition as fixed by otto2021, Table 3 [V]"
+OTTO = "otto2021, Table 3: S-norketamine [V]"
+SIMONS = "simons2022a, Table 4: S-hydroxynorketamine [V]"
+COMPOSITE = ("ketasim composite: fanta2015 and otto2021 (disposition, norketamine), hasan2021 "
+             "(R/S clearance), henthorn2018 (shared distribution), simons2022a (HNK); route "
+             "bioavailabilities from clements1982, yanagihara2003 and rolan2014; oral and "
+             "sublingual absorption calibrated to chong2006 and chong2009")
 MK, MHNK = MOLAR_MASS["ketamine"], MOLAR_MASS["hnk"]
 
 # route -> (bioavailability, absorption rate, first pass): the first pass is None (no
@@ -57,9 +62,9 @@ def _parameters() -> dict:
         "v1": lit(133.0, "L", "central volume at 70 kg (each enantiomer)", FANTA),
         "cl_s": lit(95.2, "L/h", "S-ketamine clearance at 70 kg", FANTA),
         "r_cl_ratio": lit(0.944, "", "R/S clearance ratio (1530/1620 mL/min)",
-                          "Hasan 2021 Anesthesiology 135:326 [V]"),
+                          "hasan2021, abstract [V]"),
         "vp1": lit(187.0, "L", "peripheral volume 1 (shared by S and R)",
-                   FANTA + "; shared distribution: Henthorn 2018 [V abstract]"),
+                   FANTA + "; shared distribution: henthorn2018, abstract [V]"),
         "q1": lit(23.2, "L/h", "intercompartmental clearance 1", FANTA),
         "vp2": lit(98.8, "L", "peripheral volume 2", FANTA),
         "q2": lit(157.0, "L/h", "intercompartmental clearance 2", FANTA),
@@ -68,7 +73,7 @@ def _parameters() -> dict:
         "vp_nk": lit(160.04, "L", "norketamine peripheral volume", OTTO),
         "q_nk": lit(42.778, "L/h", "norketamine intercompartmental clearance", OTTO),
         "fm_hnk": assumed(0.7, "", "fraction of norketamine clearance forming HNK",
-                          "Simons 2022 fixed this fraction for S-NK (not estimated); applied "
+                          "simons2022a fixed this fraction for S-NK (not estimated); applied "
                           "to both enantiomers"),
         "v_hnk": lit(4.4, "L", "HNK central volume at 70 kg", SIMONS),
         "vp_hnk": lit(87.5, "L", "HNK peripheral volume at 70 kg", SIMONS),
@@ -77,40 +82,41 @@ def _parameters() -> dict:
         "fm_presys": calibrated(0.6305, "", "fraction of the oral first-pass loss forming "
                                 "norketamine", "ketasim.validation.calibration "
                                 "'racemic.fm_presys': oral 25 mg norketamine/ketamine AUC0-8h "
-                                "ratio 5 (Chong 2009 [V abstract])"),
+                                "ratio 5 (chong2009, abstract) [V]"),
         "f_im": lit(0.93, "", "IM bioavailability (adults)",
-                    "Clements 1982 J Pharm Sci 71:539 [S]", "S"),
+                    "clements1982 [S]", "S"),
         "ka_im": calibrated(14.12, "1/h", "IM absorption rate constant",
                             "ketasim.validation.calibration 'racemic.ka_im': Tmax 10 min (IM Tmax "
-                            "5-15 min, Clements 1982 [S])"),
+                            "5-15 min, clements1982 [S])"),
         "f_sc": assumed(0.93, "", "SC bioavailability",
                         "no human SC bioavailability retrieved [U gap]; taken equal to IM "
-                        "(rats: SC ≈ IM ≈ IV exposure, PMID 29895202)"),
+                        "(rats: SC ≈ IM ≈ IV exposure, PubMed 29895202)"),
         "ka_sc": assumed(14.12, "1/h", "SC absorption rate constant",
                          "no human data [U gap]; taken equal to IM"),
         "f_in": lit(0.45, "", "intranasal bioavailability (racemic spray)",
-                    "Yanagihara 2003 Biopharm Drug Dispos 24:37 [V] (n = 3)"),
+                    "yanagihara2003, abstract [V] (n = 3)"),
         "ka_in": lit(2.93, "1/h", "nasal absorption rate constant",
-                     "Perez-Ruixo 2021 Table 3 ka_n (esketamine spray) [V]; assumed to hold "
+                     "perezruixo2021, Table 3: ka_n (esketamine spray) [V]; assumed to hold "
                      "for racemic spray"),
-        "f_po": lit(0.20, "", "oral bioavailability (tablet)", "Yanagihara 2003 [V]"),
+        "f_po": lit(0.20, "", "oral bioavailability (tablet)", "yanagihara2003, abstract [V]"),
         "ka_po": calibrated(1.0868, "1/h", "oral absorption rate constant",
                             "ketasim.validation.calibration 'racemic.ka_po': oral 25 mg "
-                            "ketamine Tmax 0.96 h (Chong 2006 Pain Med 7:469 [V abstract]); "
-                            "replaces Brunette 2011's paediatric absorption t½ of 59 min"),
+                            "ketamine Tmax 0.96 h (chong2006, abstract) [V]; replaces "
+                            "brunette2011's paediatric absorption t½ of 59 min"),
         "f_sl": lit(0.29, "", "sublingual bioavailability (wafer)",
-                    "Rolan 2014 Br J Clin Pharmacol 77:1011 [V]"),
+                    "rolan2014, abstract [V]"),
         "fsw_sl": calibrated(0.4097, "", "fraction of the non-bioavailable sublingual/buccal "
                              "dose that is swallowed and meets first-pass metabolism",
                              "ketasim.validation.calibration 'racemic.fsw_sl': sublingual "
-                             "25 mg norketamine/ketamine AUC0-8h ratio 2.1 (Chong 2009 [V "
-                             "abstract])"),
+                             "25 mg norketamine/ketamine AUC0-8h ratio 2.1 (chong2009, "
+                             "abstract) [V]"),
         "ka_sl": calibrated(1.524, "1/h", "sublingual absorption rate constant",
                             "ketasim.validation.calibration 'racemic.ka_sl': Tmax 0.75 h "
-                            "(Rolan 2014 [V])"),
-        "f_pr": lit(0.30, "", "rectal bioavailability (suppository)", "Yanagihara 2003 [V]"),
+                            "(rolan2014, abstract) [V]"),
+        "f_pr": lit(0.30, "", "rectal bioavailability (suppository)",
+                    "yanagihara2003, abstract [V]"),
         "ka_pr": assumed(1.0868, "1/h", "rectal absorption rate constant",
-                         "Yanagihara 2003: rectal profile similar to the tablet; the oral ka "
+                         "yanagihara2003: rectal profile similar to the tablet; the oral ka "
                          "(calibrated, 'racemic.ka_po') is used"),
     }
     for k in ("v1", "cl", "v_nk", "cl_nk", "v_hnk", "cl_hnk", "q_hnk"):
@@ -190,22 +196,19 @@ def build() -> LibraryModel:
                     "age": Covariate(45.0, "year", "age (not a covariate of this model)",
                                      0.0, 120.0)},
         definitions=d, compartments=comps, flows=flows, outputs=outputs, routes=routes,
-        citation="ketasim composite (see parameter sources)")
+        citation=render_source(COMPOSITE))
     iiv = RandomEffects.blocks(
         (("eta_v1", "eta_cl"), [[0.084177, 0.02261], [0.02261, 0.026048]]),
         (("eta_v_nk", "eta_cl_nk"), [[0.040426, 0.04456], [0.04456, 0.10319]]),
         (("eta_v_hnk", "eta_cl_hnk", "eta_q_hnk"),
          [[1.22, 0.0, 0.0], [0.0, 0.103, 0.0], [0.0, 0.0, 0.287]]),
-        source="Otto 2021 Table 3 (ketamine, norketamine blocks) [V]; Simons 2022 Table 4 "
+        source="otto2021, Table 3 (ketamine, norketamine blocks) [V]; simons2022a, Table 4 "
                "(HNK) [V]; the same random effects act on S and R (assumed)")
     return LibraryModel(
         name="racemic_enantiomers",
         title="ketasim racemic ketamine, S and R resolved, with norketamine and HNK (all "
               "clinic routes)",
-        citation="Composite: Fanta 2015 / Otto 2021 (disposition, norketamine), Hasan 2021 "
-                 "(R/S clearance), Henthorn 2018 (shared distribution), Simons 2022 (HNK), "
-                 "route bioavailabilities from Clements 1982, Yanagihara 2003, Rolan 2014; "
-                 "oral and sublingual absorption calibrated to Chong 2006/2009",
+        citation=full_source(COMPOSITE),
         compound="racemic",
         model=model,
         analytes=tuple(Analyte(k, k, o.molar_mass or MK, o.description)

@@ -5,14 +5,24 @@ two-compartment metabolism delay chains; the film dose is absorbed by a mucosal 
 (F1, zero-order D1, then KA1) and a swallowed route (F2, D2, KA2, gut-to-liver transit MTTG)
 that feeds hepatic metabolism only. Arterial sampling. All states carry S-ketamine mass;
 metabolite concentrations convert by molar mass (µmol/L × molar mass of the metabolite).
-Source: Simons 2022 Table 4 as encoded in nlmixr2lib ``Simons_2022_s_ketamine.R`` [V].
+Source: Simons 2022 Table 4 (key ``simons2022a``) as encoded in nlmixr2lib
+``Simons_2022_s_ketamine.R`` [V].
 """
 
 from __future__ import annotations
 
 from ketasim.dosing.route import Route
 from ketasim.model.model import Compartment, Covariate, Flow, Model
-from ketasim.pk.library._common import WEIGHT, adult_weight, assumed, concentration, eta, lit
+from ketasim.pk.library._common import (
+    WEIGHT,
+    adult_weight,
+    assumed,
+    cite,
+    cite_short,
+    concentration,
+    eta,
+    lit,
+)
 from ketasim.pk.library_model import (
     MOLAR_MASS,
     Analyte,
@@ -22,7 +32,7 @@ from ketasim.pk.library_model import (
     StudyPopulation,
 )
 
-T4 = "Simons 2022 Table 4 (nlmixr2lib Simons_2022_s_ketamine) [V]"
+T4 = "simons2022a, Table 4 (as coded in nlmixr2lib, Simons_2022_s_ketamine.R) [V]"
 MK, MNK, MHNK = MOLAR_MASS["ketamine"], MOLAR_MASS["norketamine"], MOLAR_MASS["hnk"]
 
 
@@ -44,21 +54,21 @@ def build() -> LibraryModel:
         "clk3": lit(1.21, "L/min", "S-ketamine intercompartmental clearance 2", T4),
         "mtt_nk": lit(20.1, "min", "mean transit time of the S-ketamine metabolism chain", T4),
         "fm_nk": lit(0.8, "", "fraction of metabolised S-ketamine forming S-NK (fixed by "
-                     "the authors)", "Simons 2022 Methods, fixed assumption of the paper [V]"),
+                     "the authors)", "simons2022a, Methods: fixed by the authors [V]"),
         "vn2": lit(221.0, "L", "S-norketamine peripheral volume at 70 kg", T4),
         "cln1": lit(1.00, "L/min", "S-norketamine clearance into metabolism at 70 kg", T4),
         "cln2": lit(2.63, "L/min", "S-norketamine intercompartmental clearance", T4),
         "mtt_hnk": lit(1.12, "min", "mean transit time of the S-NK metabolism chain", T4),
         "fm_hnk": lit(0.7, "", "fraction of metabolised S-NK forming S-HNK (fixed by the "
-                      "authors)", "Simons 2022 Methods, fixed assumption of the paper [V]"),
+                      "authors)", "simons2022a, Methods: fixed by the authors [V]"),
         "vh1": lit(4.4, "L", "S-HNK central volume at 70 kg", T4),
         "vh2": lit(87.5, "L", "S-HNK peripheral volume at 70 kg", T4),
         "clh1": lit(0.933, "L/min", "S-HNK clearance at 70 kg", T4),
         "clh2": lit(1.70, "L/min", "S-HNK intercompartmental clearance", T4),
         "allo_cl": assumed(0.75, "", "allometric exponent on clearances",
-                           "not printed in Simons 2022; standard value (nlmixr2lib vignette)"),
+                           "not printed in simons2022a; standard value (nlmixr2lib vignette)"),
         "allo_v": assumed(1.0, "", "allometric exponent on volumes",
-                          "not printed in Simons 2022; standard value (nlmixr2lib vignette)"),
+                          "not printed in simons2022a; standard value (nlmixr2lib vignette)"),
     }
     etas = ("vk1", "clk1", "clk3", "cln1", "mtt_nk", "vh1", "clh1", "clh2")
     p.update({f"eta_{k}": eta(k) for k in etas})
@@ -121,7 +131,7 @@ def build() -> LibraryModel:
         },
         routes={Route.SUBLINGUAL: ("depot", "depot2"), Route.BUCCAL: ("depot", "depot2"),
                 Route.IV_BOLUS: "central", Route.IV_INFUSION: "central"},
-        citation="Simons P et al. Front Pain Res 2022;3:946486",
+        citation=cite_short("simons2022a"),
     )
     iiv = RandomEffects.diagonal(
         {"eta_vk1": 0.057, "eta_clk1": 0.029, "eta_clk3": 0.026, "eta_cln1": 0.050,
@@ -130,10 +140,7 @@ def build() -> LibraryModel:
     return LibraryModel(
         name="simons_2022",
         title="Simons 2022 S-ketamine oral thin film (SL/buccal) + IV, with S-NK and S-HNK",
-        citation="Simons P, Olofsen E, van Velzen M, et al., Dahan A. S-Ketamine Oral Thin "
-                 "Film-Part 1: Population Pharmacokinetics of S-Ketamine, S-Norketamine and "
-                 "S-Hydroxynorketamine. Front Pain Res 2022;3:946486, "
-                 "doi:10.3389/fpain.2022.946486",
+        citation=cite("simons2022a"),
         compound="esketamine",
         model=model,
         analytes=(Analyte("s_ketamine", "s_ketamine", MK, "S-ketamine"),
@@ -142,7 +149,7 @@ def build() -> LibraryModel:
         population=StudyPopulation(
             "20 healthy volunteers, 19-32 y, 53-93 kg, 50 % female [V]", 20,
             ranges={"weight": (53.0, 93.0), "age": (19.0, 32.0)},
-            distributions=(adult_weight(73.0, 12.0, 53.0, 93.0, "Simons 2022 Table 1 [V]"),),
+            distributions=(adult_weight(73.0, 12.0, 53.0, 93.0, "simons2022a, Table 1 [V]"),),
             sampling_site="arterial"),
         iiv=iiv,
         iov=RandomEffects.diagonal(
