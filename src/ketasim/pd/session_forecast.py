@@ -43,6 +43,7 @@ from ketasim.dosing.regimen import Regimen
 from ketasim.errors import CovariateError, DataError, KetasimError, ModelError
 from ketasim.pd import acute
 from ketasim.pd.acute import AcuteDriver, PatientEffects
+from ketasim.references import render_source
 
 REMS_MINIMUM_H = 2.0  # SPRAVATO REMS: observe at least 2 h after the dose
 HORIZON_H = 4.0
@@ -199,7 +200,9 @@ class SessionForecast:
             "p_moaas_0": r(self.p_moaas_0),
             "nmda_occupancy_peak": r(self.nmda_occupancy_peak),
             "adverse_events": {k: v["probability"] for k, v in self.adverse_events.items()},
-            "adverse_event_sources": {k: {"source": v["source"], "grade": v["grade"]}
+            "adverse_event_sources": {k: {"source": v["source"],
+                                          "citation": render_source(v["source"]),
+                                          "grade": v["grade"]}
                                       for k, v in self.adverse_events.items()},
             "curves": {"times_min": [r(t * 60.0) for t in self.times_h[::5]],
                        **{k: {b: [r(v) for v in arr[i, ::5]] for i, b in
