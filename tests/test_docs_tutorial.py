@@ -2,19 +2,11 @@
 
 from __future__ import annotations
 
-import re
-from pathlib import Path
-
-ROOT = Path(__file__).resolve().parent.parent
+from doc_blocks import run_python_blocks
 
 
 def test_tutorial_runs(capsys) -> None:
-    text = (ROOT / "docs" / "tutorial.md").read_text()
-    blocks = re.findall(r"```python\n(.*?)```", text, flags=re.S)
-    assert len(blocks) >= 5
-    namespace: dict[str, object] = {}
-    for block in blocks:
-        exec(compile(block, "docs/tutorial.md", "exec"), namespace)
+    assert run_python_blocks("docs/tutorial.md") >= 5
     out = capsys.readouterr().out
     assert "perez_ruixo_2021" in out and "reached: ['nmda']" in out
     assert "phq9_item9_positive" in out

@@ -3,20 +3,15 @@ repository root, on the example patient files, and prints what the text says."""
 
 from __future__ import annotations
 
-import re
 from pathlib import Path
+
+from doc_blocks import run_python_blocks
 
 ROOT = Path(__file__).resolve().parent.parent
 
 
-def test_worked_example_runs(capsys, monkeypatch) -> None:
-    text = (ROOT / "docs" / "estimation.md").read_text()
-    blocks = re.findall(r"```python\n(.*?)```", text, flags=re.S)
-    assert len(blocks) == 4
-    monkeypatch.chdir(ROOT)
-    namespace: dict[str, object] = {}
-    for block in blocks:
-        exec(compile(block, "docs/estimation.md", "exec"), namespace)
+def test_worked_example_runs(capsys) -> None:
+    assert run_python_blocks("docs/estimation.md") == 4
     out = capsys.readouterr().out.splitlines()
     assert out[0] == "11 6 2"
     emax, placebo, names = out[1].split(" ", 2)

@@ -3,20 +3,11 @@ root, and print what the text says."""
 
 from __future__ import annotations
 
-import re
-from pathlib import Path
-
-ROOT = Path(__file__).resolve().parent.parent
+from doc_blocks import run_python_blocks
 
 
-def test_nonmem_users_guide_runs(capsys, monkeypatch) -> None:
-    text = (ROOT / "docs" / "nonmem-users.md").read_text()
-    blocks = re.findall(r"```python\n(.*?)```", text, flags=re.S)
-    assert len(blocks) == 4
-    monkeypatch.chdir(ROOT)
-    namespace: dict[str, object] = {}
-    for block in blocks:
-        exec(compile(block, "docs/nonmem-users.md", "exec"), namespace)
+def test_nonmem_users_guide_runs(capsys) -> None:
+    assert run_python_blocks("docs/nonmem-users.md") == 4
     out = capsys.readouterr().out.splitlines()
     assert out[0] == "('@',) 1"
     assert out[1] == "744 155 59"
