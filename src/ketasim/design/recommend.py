@@ -31,13 +31,12 @@ from typing import Any
 import numpy as np
 
 from ketasim.dosing.regimen import Dose, Regimen
-from ketasim.errors import ModelError
+from ketasim.errors import KetasimError, ModelError
 from ketasim.estimation.forecast import DISCLAIMER, choose_instrument, predictive, responding
 from ketasim.estimation.individual import fit_patient, symptom_model
 from ketasim.estimation.patient import PatientData
 from ketasim.outcomes.indications import Indication, get_indication
 from ketasim.scales import get_instrument
-from ketasim.units import amount_unit_factor
 
 INTERVALS_DAYS = (3.0, 4.0, 5.0, 7.0, 10.0, 14.0, 21.0, 28.0)
 
@@ -113,14 +112,11 @@ def dose_mg(text: str, weight_kg: float) -> float:
     >>> dose_mg('0.5 mg/kg', 70.0)
     35.0
     """
-    parts = text.strip().split(None, 1)
     try:
-        value = float(parts[0])
-    except (ValueError, IndexError):
-        raise ModelError("doses", f"cannot read {text!r}",
+        mg = Dose.of(text, "IM").amount_mg(weight_kg)
+    except KetasimError as exc:
+        raise ModelError("doses", f"{text!r}: {exc.problem}",
                          "write doses like '0.5 mg/kg' or '35 mg'") from None
-    factor, kind = amount_unit_factor(parts[1] if len(parts) > 1 else "mg")
-    mg = value * factor * (weight_kg if kind == "per_kg" else 1.0)
     if not math.isfinite(mg) or mg <= 0:
         raise ModelError("doses", f"{text!r} is not a positive dose", "give a dose > 0")
     return mg
