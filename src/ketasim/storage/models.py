@@ -15,6 +15,7 @@ from sqlalchemy import (
     Integer,
     String,
     Text,
+    UniqueConstraint,
     text,
 )
 from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column
@@ -194,6 +195,53 @@ class TreatmentPlan(Base):
     forecast: Mapped[dict] = mapped_column(JSON)
 
 
+class IndividualForecast(Base):
+    """A patient's individual forecast and suggested next session, cached by the version of
+    the data they were computed from (a hash of every rating, dose, session reading and
+    level, the plan and the settings: :mod:`ketasim.clinic.individual`). A page that finds no
+    row for the current version adds a ``pending`` one and the background worker fills it in;
+    rows are derived data (recomputed, never audited)."""
+
+    __tablename__ = "individual_forecasts"
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    patient_id: Mapped[int] = mapped_column(ForeignKey("patients.id"), index=True)
+    version: Mapped[str] = mapped_column(String(64))
+    # pending (being computed), done (forecast and suggestion in), failed (the data's or the
+    # model's reason in ``error``), error (failed unexpectedly: computed again later)
+    status: Mapped[str] = mapped_column(String(20), default="pending")
+    forecast: Mapped[dict | None] = mapped_column(JSON, nullable=True)
+    recommendation: Mapped[dict | None] = mapped_column(JSON, nullable=True)
+    error: Mapped[str | None] = mapped_column(Text, nullable=True)
+    requested_at: Mapped[datetime] = mapped_column(DateTime(timezone=True))
+    computed_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True),
+                                                         nullable=True)
+    __table_args__ = (UniqueConstraint("patient_id", "version",
+                                       name="uq_individual_forecast_version"),)
+
+
+class PlannedSession(Base):
+    """A next session a prescriber accepted into a plan from the individual forecast's
+    suggestion: its date, dose and the spacing after it, with the data version it was
+    accepted on (audited)."""
+
+    __tablename__ = "planned_sessions"
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    patient_id: Mapped[int] = mapped_column(ForeignKey("patients.id"), index=True)
+    plan_id: Mapped[int] = mapped_column(ForeignKey("treatment_plans.id"))
+    due_at: Mapped[datetime] = mapped_column(DateTime(timezone=True))
+    compound: Mapped[str] = mapped_column(String(20))
+    route: Mapped[str] = mapped_column(String(30))
+    dose_mg: Mapped[float] = mapped_column(Float)
+    duration_min: Mapped[float | None] = mapped_column(Float, nullable=True)
+    interval_days: Mapped[float] = mapped_column(Float)
+    sessions: Mapped[int] = mapped_column(Integer)
+    data_version: Mapped[str] = mapped_column(String(64))
+    # what was suggested and forecast when it was accepted, and the dose check's record
+    detail: Mapped[dict] = mapped_column(JSON)
+    accepted_by: Mapped[int] = mapped_column(ForeignKey("users.id"))
+    accepted_at: Mapped[datetime] = mapped_column(DateTime(timezone=True))
+
+
 class DoseLimitsVersion(Base):
     """One version of a clinic's dose-range limits (a new row for every change; the latest
     by id applies)."""
@@ -247,6 +295,6 @@ class AuditRow(Base):
 
 
 __all__ = ["AuditHead", "AuditRow", "Base", "Clinic", "ConsultationRequest", "DoseLimitsVersion",
-           "LoginThrottle", "MonitoredSessionRow", "Patient",
-           "QuestionnaireResponse", "SafetyAlert", "SessionEvent", "TreatmentPlan", "User",
-           "WebSession"]
+           "IndividualForecast", "LoginThrottle", "MonitoredSessionRow", "Patient",
+           "PlannedSession", "QuestionnaireResponse", "SafetyAlert", "SessionEvent",
+           "TreatmentPlan", "User", "WebSession"]

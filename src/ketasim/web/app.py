@@ -82,6 +82,8 @@ from ketasim.web.deps import (
     Form as FormBody,
 )
 from ketasim.web.exports import register as register_exports
+from ketasim.web.individual import individual_view
+from ketasim.web.individual import register as register_individual
 from ketasim.web.plans import chart_context
 from ketasim.web.plans import register as register_plans
 from ketasim.web.security import (
@@ -161,7 +163,9 @@ def add_filters(templates: Jinja2Templates) -> None:
     from datetime import UTC
 
     from jinja2 import pass_context
+    from markupsafe import Markup
 
+    from ketasim.references import references_html, render_source_html
     from ketasim.web import clock
 
     def using(fn: Any) -> Any:
@@ -176,6 +180,11 @@ def add_filters(templates: Jinja2Templates) -> None:
     env.filters["day"] = using(clock.day)
     env.filters["dtlocal"] = using(clock.input_value)
     env.filters["sentence"] = lambda text: str(text)[:1].upper() + str(text)[1:]
+    # a source naming bibliography keys, as short citations linked to the works
+    env.filters["cite"] = lambda text: Markup(render_source_html(str(text)))
+    # the full citations of every work some sources name, as a list under an <h3>
+    env.filters["references"] = lambda texts, heading="References": Markup(
+        references_html(texts, heading, level=3))
 
 
 ALERT_LABELS = {"phq9_item9_positive": "PHQ-9 item 9 positive: thoughts of death or self-harm",
@@ -582,6 +591,11 @@ def create_app(database_url: str, *, audit_key: bytes, settings: Settings | None
             MonitoredSessionRow.id.desc())).all() if show_sessions else []
         tz = zone(who.tz)
         chart = chart_context(db, p, tz=tz, now=ctx.clock()) if show_sessions else {}
+        if show_sessions:  # this patient's forecast: from the cache, else computed later
+            plans = chart["plans"]
+            chart["individual"] = individual_view(
+                ctx, request.app.state, db, p, plans[0] if plans else None, tz=tz,
+                now=ctx.clock(), start=status == 200)
         due = questionnaires_due([(r.instrument, r.submitted_at) for r in responses], ctx.clock())
         ctx.audit(f"user:{user.id}", "read", f"patient:{patient_id}")
         return ctx.page(request, "patient.html", who, status, title=p.display_name, patient=p,
@@ -711,6 +725,7 @@ def create_app(database_url: str, *, audit_key: bytes, settings: Settings | None
     register_exports(app, ctx)
     register_consult(app, ctx)
     register_plans(app, ctx)
+    register_individual(app, ctx)
     register_admin(app, ctx)
     assert MAX_ID < 2**63
     return app

@@ -361,4 +361,178 @@ def band_svg(*, label: str, unit: str, band: Mapping[str, Sequence[float]] | Non
     return "".join(parts)
 
 
-__all__ = ["band_svg", "series_svg", "ticks", "trend_rows", "trend_svg"]
+POPULATION_BAND, POPULATION_LINE = "#d4d8de", "#4a5260"
+
+
+def individual_svg(forecast: Mapping[str, Any], *, remission_max: float | None, top: float,
+                   label: str, start: datetime | None = None, tz: tzinfo = UTC,
+                   today: float | None = None, next_session: float | None = None) -> str:
+    """This patient's forecast beside the population's (issue #14 item 5): the population's
+    5-95 % band in grey with its median dashed, this patient's band in blue with its median
+    as a line, the measured ratings as dark-red dots joined by a line, the response (50 % of
+    baseline) and remission thresholds, and vertical marks for today and the suggested next
+    session (days from the first dose). ``forecast`` is
+    :meth:`ketasim.estimation.forecast.Forecast.to_json`; ``start`` the first dose (dates
+    on the x axis, in ``tz``). Pair it with :func:`individual_rows` as its table.
+
+    >>> f = {"days": [0, 1, 2], "p5": [10, 4, 3], "p50": [18, 8, 7], "p95": [20, 12, 11],
+    ...      "population": {"p5": [12, 8, 7], "p50": [18, 14, 13], "p95": [22, 20, 19]},
+    ...      "observed": [{"day": -1.0, "value": 18}, {"day": 1.5, "value": 8}],
+    ...      "baseline": 18}
+    >>> svg = individual_svg(f, remission_max=4, top=27, label="PHQ-9")
+    >>> svg.count('class="band-individual"'), svg.count('class="band-population"')
+    (1, 1)
+    """
+    days = [float(d) for d in forecast["days"]]
+    pop = forecast["population"]
+    measured = sorted((float(o["day"]), float(o["value"])) for o in forecast.get("observed", []))
+    xmin = min([0.0, *[d for d, _ in measured]])
+    xmin = max(xmin, -14.0)
+    xmax = max([days[-1], *[d for d, _ in measured]])
+    x0, x1, y0, y1 = TL, W - TR, H - TB, TT + 16
+
+    def x(d: float) -> float:
+        return x0 + (x1 - x0) * (min(max(d, xmin), xmax) - xmin) / ((xmax - xmin) or 1.0)
+
+    def y(v: float) -> float:
+        return y0 - (y0 - y1) * min(max(v, 0.0), top) / top
+
+    def area(lo: Sequence[float], hi: Sequence[float]) -> str:
+        up = " ".join(f"{x(d):.1f},{y(v):.1f}" for d, v in zip(days, hi, strict=True))
+        down = " ".join(f"{x(d):.1f},{y(v):.1f}" for d, v in zip(reversed(days), reversed(lo),
+                                                                 strict=True))
+        return f"{up} {down}"
+
+    def line(vals: Sequence[float]) -> str:
+        return " ".join(f"{x(d):.1f},{y(v):.1f}" for d, v in zip(days, vals, strict=True))
+
+    title = (f"{label}: this patient's forecast (blue band) beside the population's (grey "
+             f"band), with {len(measured)} measured rating{'s' if len(measured) != 1 else ''}"
+             " (table below)")
+    parts = [f'<svg xmlns="http://www.w3.org/2000/svg" width="{W}" height="{H}" '
+             f'viewBox="0 0 {W} {H}" role="img" aria-label="{escape(title)}" '
+             'class="trend individual">']
+    for v in _value_ticks(top):
+        parts.append(f'<line x1="{x0}" x2="{x1}" y1="{y(v):.1f}" y2="{y(v):.1f}" '
+                     f'stroke="#e3e6ea"/><text x="{x0 - 6}" y="{y(v) + 4:.1f}" font-size="12" '
+                     f'text-anchor="end" fill="{INK}">{v:g}</text>')
+    for d in _day_ticks(xmax - min(xmin, 0.0)):
+        if d > xmax:
+            continue
+        parts.append(f'<line x1="{x(d):.1f}" x2="{x(d):.1f}" y1="{y1}" y2="{y0}" '
+                     f'stroke="#f0f2f4"/><line x1="{x(d):.1f}" x2="{x(d):.1f}" y1="{y0}" '
+                     f'y2="{y0 + 5}" stroke="{MUTED}"/>')
+        if start is not None:
+            when = (start + timedelta(days=d)).astimezone(tz)
+            parts.append(f'<text x="{x(d):.1f}" y="{y0 + 18}" font-size="12" '
+                         f'text-anchor="middle" fill="{INK}">{when.day} {when:%b}</text>')
+        parts.append(f'<text x="{x(d):.1f}" y="{y0 + (32 if start else 18)}" font-size="11" '
+                     f'text-anchor="middle" fill="{MUTED}">day {d:g}</text>')
+    parts.append(f'<line x1="{x0}" x2="{x1}" y1="{y0}" y2="{y0}" stroke="{MUTED}"/>'
+                 f'<line x1="{x0}" x2="{x0}" y1="{y1}" y2="{y0}" stroke="{MUTED}"/>')
+    parts.append(f'<text x="12" y="{(y0 + y1) / 2:.0f}" font-size="12" fill="{INK}" '
+                 f'text-anchor="middle" transform="rotate(-90 12 {(y0 + y1) / 2:.0f})">'
+                 f"{escape(label)} total</text>")
+    mine = area(forecast["p5"], forecast["p95"])
+    parts.append(f'<polygon class="band-population" points="{area(pop["p5"], pop["p95"])}" '
+                 f'fill="{POPULATION_BAND}" opacity="0.9"/>'
+                 f'<polygon class="band-individual" points="{mine}" fill="{BAND}" '
+                 'opacity="0.6"/>'
+                 f'<polyline class="median-population" points="{line(pop["p50"])}" fill="none" '
+                 f'stroke="{POPULATION_LINE}" stroke-width="2" stroke-dasharray="7 4"/>'
+                 f'<polyline class="median-individual" points="{line(forecast["p50"])}" '
+                 f'fill="none" stroke="{MEDIAN}" stroke-width="2.5"/>')
+    baseline = float(forecast["baseline"])
+    lines = [(baseline * 0.5, f"response: ≤ {baseline * 0.5:g}", "(50 % of baseline)")]
+    if remission_max is not None:
+        lines.append((float(remission_max), f"remission: ≤ {remission_max:g}", ""))
+    label_y = -1e9
+    for v, name, sub in sorted(lines, key=lambda ln: -ln[0]):
+        ty = max(y(v) + 4, label_y + 15)
+        parts.append(f'<line x1="{x0}" x2="{x1}" y1="{y(v):.1f}" y2="{y(v):.1f}" '
+                     f'stroke="{INK}" stroke-width="1.2" stroke-dasharray="6 4"/>'
+                     f'<text x="{x1 + 6}" y="{ty:.1f}" font-size="12" fill="{INK}">'
+                     f"{escape(name)}</text>")
+        label_y = ty
+        if sub:
+            label_y = ty + 14
+            parts.append(f'<text x="{x1 + 6}" y="{label_y:.1f}" font-size="11" '
+                         f'fill="{MUTED}">{escape(sub)}</text>')
+    for mark, name in ((today, "today"), (next_session, "next session")):
+        if mark is not None and xmin <= mark <= xmax:
+            ty = y1 + 11 + (13 if name != "today" else 0)
+            parts.append(f'<line x1="{x(mark):.1f}" x2="{x(mark):.1f}" y1="{y1}" y2="{y0}" '
+                         f'stroke="{INK}" stroke-width="1" stroke-dasharray="2 3"/>'
+                         f'<text x="{x(mark) + 3:.1f}" y="{ty}" font-size="11" fill="{INK}">'
+                         f"{name}</text>")
+    if len(measured) > 1:
+        parts.append('<polyline points="' + " ".join(f"{x(d):.1f},{y(v):.1f}"
+                                                      for d, v in measured)
+                     + f'" fill="none" stroke="{MEASURED}" stroke-width="2"/>')
+    for d, v in measured:
+        on = f"{(start + timedelta(days=d)).astimezone(tz):%Y-%m-%d}, " if start else ""
+        parts.append(f'<circle class="measured" cx="{x(d):.1f}" cy="{y(v):.1f}" r="6.5" '
+                     f'fill="{MEASURED}" stroke="#ffffff" stroke-width="2">'
+                     f"<title>measured {escape(label)} {v:g} ({on}day {d:.1f})</title>"
+                     "</circle>")
+    lx, ly = x0, 18
+    parts.append(f'<g class="legend" font-size="12" fill="{INK}">'
+                 f'<rect x="{lx}" y="{ly - 10}" width="18" height="12" fill="{BAND}" '
+                 f'opacity="0.8"/><text x="{lx + 24}" y="{ly}">this patient 5–95 %</text>'
+                 f'<line x1="{lx + 160}" x2="{lx + 182}" y1="{ly - 4}" y2="{ly - 4}" '
+                 f'stroke="{MEDIAN}" stroke-width="2.5"/>'
+                 f'<text x="{lx + 188}" y="{ly}">this patient median</text>'
+                 f'<circle cx="{lx + 340}" cy="{ly - 4}" r="6" fill="{MEASURED}" '
+                 f'stroke="#ffffff" stroke-width="2"/><text x="{lx + 351}" y="{ly}">'
+                 "measured</text>"
+                 f'<rect x="{lx}" y="{ly + 8}" width="18" height="12" '
+                 f'fill="{POPULATION_BAND}"/><text x="{lx + 24}" y="{ly + 18}">'
+                 "population 5–95 %</text>"
+                 f'<line x1="{lx + 160}" x2="{lx + 182}" y1="{ly + 14}" y2="{ly + 14}" '
+                 f'stroke="{POPULATION_LINE}" stroke-width="2" stroke-dasharray="7 4"/>'
+                 f'<text x="{lx + 188}" y="{ly + 18}">population median</text>'
+                 f'<line x1="{lx + 340}" x2="{lx + 362}" y1="{ly + 14}" y2="{ly + 14}" '
+                 f'stroke="{INK}" stroke-dasharray="6 4"/>'
+                 f'<text x="{lx + 368}" y="{ly + 18}">threshold</text></g></svg>')
+    return "".join(parts)
+
+
+def individual_rows(forecast: Mapping[str, Any], *, start: datetime | None = None
+                    ) -> list[dict[str, Any]]:
+    """:func:`individual_svg` as a table: a row a week and one for each measured rating (its
+    date, day from the first dose, the rating, this patient's median and 5-95 % band and the
+    population's that day, and whether the rating lies within this patient's band).
+
+    >>> f = {"days": [0, 7, 14], "p5": [10, 4, 3], "p50": [18, 8, 7], "p95": [20, 12, 11],
+    ...      "population": {"p5": [12, 8, 7], "p50": [18, 14, 13], "p95": [22, 20, 19]},
+    ...      "observed": [{"day": 7.0, "value": 9}]}
+    >>> [(r["day"], r["measured"], r["p50"], r["pop_p50"]) for r in individual_rows(f)]
+    [(0, None, 18, 18), (7, 9.0, 8, 14), (14, None, 7, 13)]
+    """
+    days = [float(d) for d in forecast["days"]]
+    pop = forecast["population"]
+    out: dict[tuple[float, int], dict[str, Any]] = {}
+
+    def row(d: float, value: float | None) -> dict[str, Any]:
+        p5, p50, p95 = (_interp(days, forecast[k], d) for k in ("p5", "p50", "p95"))
+        q5, q50, q95 = (_interp(days, pop[k], d) for k in ("p5", "p50", "p95"))
+        status = "" if value is None else ("above" if value > round(p95) else
+                                           "below" if value < round(p5) else "within")
+        return {"day": round(d), "date": None if start is None else start + timedelta(days=d),
+                "measured": value, "p5": round(p5), "p50": round(p50), "p95": round(p95),
+                "pop_p5": round(q5), "pop_p50": round(q50), "pop_p95": round(q95),
+                "status": status}
+
+    for week in range(0, int(days[-1]) + 1, 7):
+        out[(float(week), 1)] = row(float(week), None)
+    for o in forecast.get("observed", []):
+        d = float(o["day"])
+        out[(d, 0)] = row(d, float(o["value"]))
+    for key in [k for k in out if k[1] == 1 and any(
+            abs(k[0] - m[0]) < 0.5 for m in out if m[1] == 0)]:
+        del out[key]
+    return [out[k] for k in sorted(out)]
+
+
+__all__ = ["band_svg", "individual_rows", "individual_svg", "series_svg", "ticks",
+           "trend_rows", "trend_svg"]
