@@ -657,6 +657,6 @@ def test_migration_0009_up_and_down(backend: str, tmp_path: Path) -> None:
         with engine.begin() as conn:
             assert conn.execute(text("SELECT timezone FROM clinics")).scalar() == "UTC"
             assert conn.execute(text("SELECT version_num FROM alembic_version")).scalar() \
-                == "0010"
+                == "0011"
     finally:
         engine.dispose()

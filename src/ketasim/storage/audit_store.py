@@ -5,8 +5,9 @@ and the verifier that checks all three against each other.
 ``audit_entries`` inside the caller's write transaction and, in the same transaction, upserts
 ``audit_head`` (one row, id 1) with the new entry's sequence number and MAC and a seal
 ``HMAC(key, b"ketasim-audit-head:" + f"{seq}:{mac}")``. The web layer writes, for every
-``session_events`` and ``questionnaire_responses`` row, an entry whose detail names the row
-(``"session_event:<id>"`` / ``"questionnaire:<id>"``) and carries :func:`clinical_digest`.
+``session_events``, ``questionnaire_responses`` and ``drug_levels`` row, an entry whose
+detail names the row (``"session_event:<id>"`` / ``"questionnaire:<id>"`` /
+``"drug_level:<id>"``) and carries :func:`clinical_digest`.
 :func:`verify_database` then checks the chain, the head, and that every clinical row is covered
 by an entry with an equal digest.
 
@@ -16,9 +17,9 @@ database but does not have the audit key:
 - editing, inserting, deleting or reordering audit entries (the chain's MACs and links);
 - deleting the last entries, with or without the head row (the sealed head no longer matches
   the last entry; a missing head with a non-empty chain fails);
-- editing a recorded session event or questionnaire response (a clinically meaningful column:
-  see :data:`DIGEST_COLUMNS`), inserting one without an entry, or deleting one that an entry
-  names.
+- editing a recorded session event, questionnaire response or drug level (a clinically
+  meaningful column: see :data:`DIGEST_COLUMNS`), inserting one without an entry, or
+  deleting one that an entry names.
 
 What is NOT tamper-evident:
 
@@ -29,7 +30,7 @@ What is NOT tamper-evident:
   consultation requests, treatment plans, dose-limit versions, safety alerts and the status
   columns of ``monitored_sessions`` (discharged, cancelled, form due/submitted). Changes made
   through the application are recorded as entries, but a direct edit in the database is not
-  detected. The non-digest columns of the two fingerprinted tables (``form_token``) are not
+  detected. The non-digest columns of the fingerprinted tables (``form_token``) are not
   covered either.
 - replacing the whole database with an older, consistent copy of itself (an old backup, or the
   database rolled back with its head): the older chain and head verify. Only a head anchored
@@ -76,7 +77,13 @@ from ketasim.clinic.audit import (
     verify,
 )
 from ketasim.storage.db import StorageError, make_engine, session_factory
-from ketasim.storage.models import AuditHead, AuditRow, QuestionnaireResponse, SessionEvent
+from ketasim.storage.models import (
+    AuditHead,
+    AuditRow,
+    DrugLevel,
+    QuestionnaireResponse,
+    SessionEvent,
+)
 
 ADVISORY_LOCK = 7304551  # PostgreSQL: one appender at a time, across server processes
 HEAD_ID = 1
@@ -85,8 +92,12 @@ DIGEST_COLUMNS: dict[str, tuple[str, ...]] = {
     "session_events": ("id", "session_id", "kind", "at", "data", "recorded_by", "recorded_at"),
     "questionnaire_responses": ("id", "patient_id", "instrument", "items", "total", "band",
                                 "submitted_by", "submitted_at", "entered_as"),
+    "drug_levels": ("id", "patient_id", "analyte", "value_ng_ml", "drawn_at", "entered_by",
+                    "created_at"),
 }
-ROW_PREFIX = {"session_events": "session_event", "questionnaire_responses": "questionnaire"}
+ROW_PREFIX = {"session_events": "session_event", "questionnaire_responses": "questionnaire",
+              "drug_levels": "drug_level"}
+ClinicalRow = SessionEvent | QuestionnaireResponse | DrugLevel
 HEAD_CREATED = "audit_head_created"
 
 
@@ -206,7 +217,7 @@ def _canonical(value: Any) -> Any:
     return json.loads(json.dumps(value))
 
 
-def row_key(row: SessionEvent | QuestionnaireResponse) -> str:
+def row_key(row: ClinicalRow) -> str:
     """The name an audit entry's detail gives ``row``: ``session_event:<id>`` or
     ``questionnaire:<id>``.
 
@@ -216,7 +227,7 @@ def row_key(row: SessionEvent | QuestionnaireResponse) -> str:
     return f"{ROW_PREFIX[row.__tablename__]}:{row.id}"
 
 
-def clinical_digest(row: SessionEvent | QuestionnaireResponse) -> str:
+def clinical_digest(row: ClinicalRow) -> str:
     """SHA-256 (hex) of the canonical JSON of ``row``'s clinically meaningful columns
     (:data:`DIGEST_COLUMNS`): times as UTC ISO 8601 with microseconds (naive times, as SQLite
     returns them, are UTC), JSON values through a JSON round trip, keys sorted. A freshly
@@ -231,7 +242,7 @@ def clinical_digest(row: SessionEvent | QuestionnaireResponse) -> str:
     table = row.__tablename__
     if table not in DIGEST_COLUMNS:
         raise AuditError("row", f"{table} rows have no clinical digest",
-                         "digest session events and questionnaire responses")
+                         "digest session events, questionnaire responses and drug levels")
     if row.id is None:
         raise AuditError("row", "has no id yet", "flush the session before digesting a row")
     body = {c: _canonical(getattr(row, c)) for c in DIGEST_COLUMNS[table]}
@@ -239,9 +250,10 @@ def clinical_digest(row: SessionEvent | QuestionnaireResponse) -> str:
     return hashlib.sha256(data.encode()).hexdigest()
 
 
-def _clinical_rows(db: Session) -> Iterator[SessionEvent | QuestionnaireResponse]:
+def _clinical_rows(db: Session) -> Iterator[ClinicalRow]:
     yield from db.scalars(select(SessionEvent).order_by(SessionEvent.id))
     yield from db.scalars(select(QuestionnaireResponse).order_by(QuestionnaireResponse.id))
+    yield from db.scalars(select(DrugLevel).order_by(DrugLevel.id))
 
 
 def cover_existing_rows(db: Session, auditor: Auditor, *, actor: str = "system:upgrade") -> int:
@@ -305,9 +317,9 @@ class DatabaseReport:
 
 def verify_database(db: Session, key: bytes, head: str | None = None) -> DatabaseReport:
     """Check the chain (every MAC, link and sequence number; ``head``: a MAC anchored outside
-    the database), the sealed ``audit_head`` row, and that every ``session_events`` and
-    ``questionnaire_responses`` row is covered by an entry naming it with an equal digest
-    (the latest such entry counts). Reads only."""
+    the database), the sealed ``audit_head`` row, and that every ``session_events``,
+    ``questionnaire_responses`` and ``drug_levels`` row is covered by an entry naming it
+    with an equal digest (the latest such entry counts). Reads only."""
     rows = db.scalars(select(AuditRow).order_by(AuditRow.seq)).all()
     entries = [_entry(r) for r in rows]
     chain = verify(entries, key, head=head)

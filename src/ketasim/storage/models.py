@@ -242,6 +242,24 @@ class PlannedSession(Base):
     accepted_at: Mapped[datetime] = mapped_column(DateTime(timezone=True))
 
 
+class DrugLevel(Base):
+    """A measured drug level of a patient (ng/mL of one analyte of
+    :data:`ketasim.estimation.patient.LEVEL_KINDS`), with when the sample was drawn (UTC) and
+    who entered it; in the clinic's scope through its patient. The individual forecast reads
+    it (:mod:`ketasim.clinic.individual`); each row is fingerprinted in the audit chain."""
+
+    __tablename__ = "drug_levels"
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    patient_id: Mapped[int] = mapped_column(ForeignKey("patients.id"), index=True)
+    analyte: Mapped[str] = mapped_column(String(40))
+    value_ng_ml: Mapped[float] = mapped_column(Float)
+    drawn_at: Mapped[datetime] = mapped_column(DateTime(timezone=True))  # the stated time
+    entered_by: Mapped[int] = mapped_column(ForeignKey("users.id"))
+    created_at: Mapped[datetime] = mapped_column(DateTime(timezone=True))  # server time
+    # one-use token of the form that entered it (a double-click records once)
+    form_token: Mapped[str | None] = mapped_column(String(64), unique=True, nullable=True)
+
+
 class DoseLimitsVersion(Base):
     """One version of a clinic's dose-range limits (a new row for every change; the latest
     by id applies)."""
@@ -295,6 +313,7 @@ class AuditRow(Base):
 
 
 __all__ = ["AuditHead", "AuditRow", "Base", "Clinic", "ConsultationRequest", "DoseLimitsVersion",
+           "DrugLevel",
            "IndividualForecast", "LoginThrottle", "MonitoredSessionRow", "Patient",
            "PlannedSession", "QuestionnaireResponse", "SafetyAlert", "SessionEvent",
            "TreatmentPlan", "User", "WebSession"]

@@ -84,6 +84,14 @@ from ketasim.web.deps import (
 from ketasim.web.exports import register as register_exports
 from ketasim.web.individual import individual_view
 from ketasim.web.individual import register as register_individual
+from ketasim.web.levels import (
+    ANALYTE_LABELS,
+    LEVEL_WRITERS,
+    analyte_options,
+    levels_of,
+    predicted_analytes,
+)
+from ketasim.web.levels import register as register_levels
 from ketasim.web.plans import chart_context
 from ketasim.web.plans import register as register_plans
 from ketasim.web.security import (
@@ -613,6 +621,11 @@ def create_app(database_url: str, *, audit_key: bytes, settings: Settings | None
                         if user.role in CLINICIANS else [],
                         can_export=user.role in ("administrator", "prescriber", "nurse",
                                                  "patient"),
+                        levels=levels_of(db, patient_id) if show_sessions else [],
+                        can_enter_levels=user.role in LEVEL_WRITERS,
+                        analyte_options=analyte_options(
+                            predicted_analytes(db, patient_id)[1] if show_sessions else ()),
+                        level_token=new_token(), analyte_labels=ANALYTE_LABELS,
                         error=error, error_input=input_of(exc) if exc is not None else None,
                         error_form=form, values=typed or {})
 
@@ -726,6 +739,7 @@ def create_app(database_url: str, *, audit_key: bytes, settings: Settings | None
     register_consult(app, ctx)
     register_plans(app, ctx)
     register_individual(app, ctx)
+    register_levels(app, ctx)
     register_admin(app, ctx)
     assert MAX_ID < 2**63
     return app

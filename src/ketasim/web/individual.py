@@ -7,21 +7,21 @@ and the median time to relapse — and the suggested next session with the alter
 the plan page a prescriber accepts the suggestion (date and dose) into the plan.
 
 **No page waits for a forecast.** A page reads the records (one query each for ratings,
-session steps and the accepted next session, only when there is a plan), computes the data
-version (a hash, :func:`ketasim.clinic.individual.patient_inputs`) and looks the version up
-in ``individual_forecasts``. When the row is there the page shows it; when it is not, the page
-adds a ``pending`` row in one short write, hands the job to the background worker
-(:class:`Runner`) and shows the population band with a note that the individual forecast is
-being computed. The worker computes the forecast (about 0.3-1.5 s) and then the suggestion
-(2-5 s), each stored as soon as it is ready, in a separate process by default (so the request
-threads keep the interpreter: ``KETASIM_FORECAST_WORKER=thread`` computes in a thread
-instead). A saved rating, dose, reading, plan or accepted session changes the version, so the
-next view computes again; a cached forecast is never shown for data it did not see. At most
-:data:`MAX_JOBS` jobs wait; beyond that the page says the server is busy and the next view
-asks again. A ``pending`` row whose worker went away (a restarted server), or an ``error``
-one (an unexpected failure, not the data's), is taken up again after :data:`PENDING_TIMEOUT`;
-a ``failed`` one (the data's or the model's reason, shown on the page) stays until the data
-change. Each patient keeps at most :data:`KEEP` rows.
+session steps, drug levels and the accepted next session, only when there is a plan), computes
+the data version (a hash, :func:`ketasim.clinic.individual.patient_inputs`) and looks the
+version up in ``individual_forecasts``. When the row is there the page shows it; when it is
+not, the page adds a ``pending`` row in one short write, hands the job to the background
+worker (:class:`Runner`) and shows the population band with a note that the individual
+forecast is being computed. The worker computes the forecast (about 0.3-1.5 s) and then the
+suggestion (2-5 s), each stored as soon as it is ready, in a separate process by default (so
+the request threads keep the interpreter: ``KETASIM_FORECAST_WORKER=thread`` computes in a
+thread instead). A saved rating, dose, reading, drug level, plan or accepted session changes
+the version, so the next view computes again; a cached forecast is never shown for data it did
+not see. At most :data:`MAX_JOBS` jobs wait; beyond that the page says the server is busy and
+the next view asks again. A ``pending`` row whose worker went away (a restarted server), or an
+``error`` one (an unexpected failure, not the data's), is taken up again after
+:data:`PENDING_TIMEOUT`; a ``failed`` one (the data's or the model's reason, shown on the
+page) stays until the data change. Each patient keeps at most :data:`KEEP` rows.
 
 **Accepting** (prescribers only; a nurse or administrator is refused with 403, audited): the
 form carries the data version it was shown with, and the server refuses it (409, nothing
@@ -67,6 +67,7 @@ from ketasim.clinic.individual import (
     DoseRecord,
     ForecastInputs,
     IndividualUnavailable,
+    LevelRecord,
     NextSessionRecord,
     PlanRecord,
     Policy,
@@ -80,6 +81,7 @@ from ketasim.estimation.forecast import DISCLAIMER
 from ketasim.scales import get_instrument
 from ketasim.storage.models import (
     Clinic,
+    DrugLevel,
     IndividualForecast,
     MonitoredSessionRow,
     Patient,
@@ -304,6 +306,9 @@ def inputs_of(db: Session, patient: Patient, plan: TreatmentPlan | None, *, tz: 
             readings.append(ReadingRecord(ev.id, ev.session_id, utc(ev.at), ev.kind,
                                           _num(data, "sbp"), _num(data, "dbp"),
                                           _num(data, "cadss")))
+    levels = [LevelRecord(i, utc(at), analyte, float(v)) for i, at, analyte, v in db.execute(
+        select(DrugLevel.id, DrugLevel.drawn_at, DrugLevel.analyte, DrugLevel.value_ng_ml)
+        .where(DrugLevel.patient_id == pid).order_by(DrugLevel.drawn_at, DrugLevel.id))]
     acc = accepted_session(db, pid)
     accepted = None if acc is None else NextSessionRecord(
         acc.id, acc.plan_id, utc(acc.due_at), acc.compound, acc.route, acc.dose_mg,
@@ -311,7 +316,7 @@ def inputs_of(db: Session, patient: Patient, plan: TreatmentPlan | None, *, tz: 
     return individual.patient_inputs(
         plan=PlanRecord(plan.id, plan.regimen, plan.indication, plan.weight_kg,
                         utc(plan.created_at)),
-        doses=doses, ratings=ratings, readings=readings, accepted=accepted,
+        doses=doses, ratings=ratings, readings=readings, levels=levels, accepted=accepted,
         birth_year=patient.birth_year, today=now, tz=tz, policy=policy)
 
 
@@ -536,7 +541,7 @@ def register(app: FastAPI, ctx: AppContext) -> None:
             if len(shown) > 64 or shown != inputs.version:
                 raise StaleForecast(
                     "forecast", "the patient's data changed since the page was shown (a new "
-                    "rating, dose, reading, plan or accepted session)",
+                    "rating, dose, reading, level, plan or accepted session)",
                     "nothing was saved: review the updated forecast and accept again")
             row = db.scalar(select(IndividualForecast).where(
                 IndividualForecast.patient_id == p.id,
