@@ -182,8 +182,10 @@ def models_cmd() -> None:
 @app.command("model")
 def model_cmd(name: Annotated[str, typer.Argument(help="model name (see 'ketasim models')")]
               ) -> None:
-    """Print a library model's parameters with units, sources and evidence tags."""
+    """Print a library model's parameters with units, sources and evidence tags, and the full
+    citation of every work the sources name."""
     from ketasim.pk import get_model
+    from ketasim.references import render_source
     m = get_model(name)
     console.print(f"[bold]{m.title}[/bold]\n{m.citation}\n")
     console.print(f"population: {m.population.description} (sampling: "
@@ -193,10 +195,10 @@ def model_cmd(name: Annotated[str, typer.Argument(help="model name (see 'ketasim
         table.add_column(col, overflow="fold")
     for k, p in m.model.parameters.items():
         table.add_row(k, f"{p.value:.6g}", p.unit, p.evidence, p.grade, p.description,
-                      p.source)
+                      render_source(p.source))
     console.print(table)
     if m.iiv is not None:
-        var = Table(title=f"inter-individual variability (ω²) — {m.iiv.source}")
+        var = Table(title=f"inter-individual variability (ω²) — {render_source(m.iiv.source)}")
         var.add_column("random effect")
         var.add_column("ω²")
         for i, k in enumerate(m.iiv.names):
@@ -206,6 +208,19 @@ def model_cmd(name: Annotated[str, typer.Argument(help="model name (see 'ketasim
         console.print(f"[yellow]assumption:[/yellow] {a}")
     for d in m.known_discrepancies:
         console.print(f"[red]known discrepancy:[/red] {d}")
+    _print_references([p.source for p in m.model.parameters.values()]
+                      + [m.iiv.source if m.iiv else "", m.iov.source if m.iov else ""])
+
+
+def _print_references(texts: list[str]) -> None:
+    """The full citation, with its DOI link, of every work ``texts`` name by key."""
+    from ketasim.references import cited_keys, format_citation
+    keys = cited_keys(texts, strict=False)
+    if keys:
+        console.print("[bold]references[/bold]")
+    for key in keys:
+        console.print(f"  {key}: {format_citation(key)}", markup=False, highlight=False,
+                      soft_wrap=True)
 
 
 @app.command("simulate")
@@ -454,11 +469,16 @@ def session_cmd(
     console.print("calibrated parameters (fitted to published summary statistics, see "
                   "docs/pd.md): " + ", ".join(f.evidence.get("calibrated", [])))
     console.print("assumed: " + ", ".join(f.evidence.get("assumed", [])))
-    for note in f.notes:
+    print_footer(f.notes, plot, f.to_json()["disclaimer"])
+
+
+def print_footer(notes: Any, plot: Path | None, disclaimer: str) -> None:
+    """A forecast's notes, the picture written, and the disclaimer."""
+    for note in notes:
         console.print(f"[yellow]note:[/yellow] {note}")
     if plot is not None:
         console.print(f"wrote {plot}")
-    console.print(f"[dim]{f.to_json()['disclaimer']}[/dim]")
+    console.print(f"[dim]{disclaimer}[/dim]")
 
 
 @app.command("trial")
@@ -745,12 +765,47 @@ def restore_cmd(
     raise typer.Exit(1)
 
 
+@app.command("references")
+def references_cmd(
+    key: Annotated[str | None, typer.Argument(help="a bibliography key, e.g. zarate2006 "
+                                              "(omit it to list every work)")] = None,
+    json_out: Annotated[bool, typer.Option("--json", help="print CSL-JSON")] = False,
+) -> None:
+    """The bibliography behind every number: keys, full citations and DOI links. Sources
+    elsewhere name these keys ("zarate2006, Table 2"); an unknown key exits with code 2."""
+    import json
+
+    from rich.text import Text
+
+    from ketasim.references import csl_items, load_bibliography, resolve
+    if key is not None:
+        rec = resolve(key)  # an unknown key raises CitationError: one line, exit code 2
+        if json_out:
+            item = next(i for i in csl_items() if i["id"] == rec.key)
+            print(json.dumps(item, indent=2, ensure_ascii=False))
+        else:
+            print(rec.citation)
+        return
+    if json_out:
+        print(json.dumps(list(csl_items()), indent=2, ensure_ascii=False))
+        return
+    bib = load_bibliography()
+    table = Table(title=f"ketasim bibliography: {len(bib)} works ('ketasim references KEY' "
+                  "prints one in full)")
+    for col in ("key", "short citation", "DOI, PubMed or address"):
+        table.add_column(col, overflow="fold")
+    for rec in bib.values():
+        table.add_row(rec.key, Text(rec.short), Text(rec.link or rec.note))
+    console.print(table)
+
+
 validate_app = typer.Typer(help="Validation reports: model predictions against published "
                            "numbers, with tolerances and verdicts.", no_args_is_help=True)
 app.add_typer(validate_app, name="validate")
 
 
 def _validation_table(title: str, outcomes: list[Any]) -> None:
+    from ketasim.references import render_source
     table = Table(title=title)
     for col in ("target", "published", "predicted", "ratio", "tolerance", "verdict", "source"):
         table.add_column(col, overflow="fold")
@@ -763,12 +818,14 @@ def _validation_table(title: str, outcomes: list[Any]) -> None:
         verdict = f"[{colour}]{o.verdict}[/{colour}]" + (f"\n[dim]{t.note}[/dim]" if t.note
                                                           else "")
         table.add_row(f"{t.id}\n[dim]{t.description}[/dim]", f"{t.published:.4g} {t.unit}",
-                      f"{o.predicted:.4g}", f"{o.ratio:.3f}", tol, verdict, t.source)
+                      f"{o.predicted:.4g}", f"{o.ratio:.3f}", tol, verdict,
+                      render_source(t.source))
     console.print(table)
     counts: dict[str, int] = {}
     for o in outcomes:
         counts[o.verdict] = counts.get(o.verdict, 0) + 1
     console.print(", ".join(f"{v} {k}" for k, v in counts.items()))
+    _print_references([o.target.source for o in outcomes])
 
 
 @validate_app.command("pk")
@@ -822,6 +879,7 @@ def validate_outcomes(
         _loto_report(json_out, refit)
         return
 
+    from ketasim.references import render_source
     from ketasim.report.outcomes import outcome_table
     from ketasim.validation.outcomes import run_outcome_validation
     with console.status("simulating the calibration trials…"):
@@ -839,10 +897,11 @@ def validate_outcomes(
                 f"\n[dim]{r['note']}[/dim]" if r["note"] else "")
             table.add_row(f"{r['id']}\n[dim]{r['description']}[/dim]", r["kind"],
                           f"{r['published']:.4g} {r['unit']}", f"{r['low']:.3g} – {r['high']:.3g}",
-                          f"{r['predicted']:.4g}", verdict, r["source"])
+                          f"{r['predicted']:.4g}", verdict, render_source(r["source"]))
         console.print(table)
         console.print(f"{sum(r['pass'] for r in rows)} of {len(rows)} pass; "
                       f"{sum(r['ok'] and not r['pass'] for r in rows)} known discrepancies")
+        _print_references([r["source"] for r in rows])
     if not all(r["ok"] for r in rows):
         raise typer.Exit(1)
 
@@ -868,6 +927,10 @@ def _loto_report(json_out: bool, refit: bool) -> None:
                   f"{rep['total']} ({rep['coverage'] * 100:.0f} %) over {rep['trials']} trials")
     for stage, why in rep["skipped"].items():
         console.print(f"[dim]{stage}: {why}[/dim]")
+
+
+# forecast, recommend and design live in their own module (registered on import)
+from ketasim.cli import individual as _individual  # noqa: E402,F401
 
 
 def main() -> None:

@@ -14,7 +14,7 @@ from typing import Annotated
 import typer
 from rich.table import Table
 
-from ketasim.cli.app import app, console
+from ketasim.cli.app import app, console, print_footer
 from ketasim.errors import KetasimError
 
 INDICATION_HELP = "indication (trd, bipolar_depression, ptsd, …)"
@@ -109,11 +109,7 @@ def forecast_cmd(
     console.print("posterior SD / prior SD (1 = the data did not move it): "
                   + ", ".join(f"{k} {v:.2f}" for k, v in f.shrinkage.items())
                   + f";  effective sample {f.ess:.0f}")
-    for note in f.notes:
-        console.print(f"[yellow]note:[/yellow] {note}")
-    if plot is not None:
-        console.print(f"wrote {plot}")
-    console.print(f"[dim]{f.to_json()['disclaimer']}[/dim]")
+    print_footer(f.notes, plot, f.to_json()["disclaimer"])
 
 
 @app.command("recommend")
