@@ -234,7 +234,8 @@ def simulate_cmd(
     asian: Annotated[bool | None, typer.Option("--asian/--not-asian", help="Asian ancestry")]
     = None,
     japanese: Annotated[bool | None, typer.Option("--japanese/--not-japanese")] = None,
-    subjects: Annotated[int, typer.Option(min=1, max=1_000_000, help="virtual patients")] = 1,
+    subjects: Annotated[int, typer.Option(min=1, max=100_000_000, help="virtual patients "
+                                          "(over 1,000,000 only with --parquet)")] = 1,
     seed: Annotated[int | None, typer.Option(help="random seed")] = None,
     until: Annotated[str | None, typer.Option(help="simulate until, e.g. 24h")] = None,
     every: Annotated[str, typer.Option(help="output interval, e.g. 5min")] = "5min",
@@ -244,8 +245,26 @@ def simulate_cmd(
     allow_extrapolation: Annotated[bool, typer.Option(help="allow covariates outside the "
                                                       "studied population")] = False,
     residual_error: Annotated[bool, typer.Option(help="add residual (assay) error")] = False,
+    parquet: Annotated[Path | None, typer.Option(help="stream the results to this Parquet "
+                                                 "file: any number of subjects in bounded "
+                                                 "memory (docs/scale.md)")] = None,
+    profiles: Annotated[bool, typer.Option("--profiles/--metrics-only", help="with --parquet: "
+                                           "every output time of every subject, or one row of "
+                                           "exposure metrics per subject")] = False,
+    threshold: Annotated[float | None, typer.Option(help="with --parquet: also the hours "
+                                                    "above this concentration (ng/mL), per "
+                                                    "analyte")] = None,
+    analyte: Annotated[list[str] | None, typer.Option(help="with --parquet: only this "
+                                                      "analyte (repeatable)")] = None,
+    workers: Annotated[int | None, typer.Option(min=1, max=1024, help="with --parquet: run on "
+                                                "a local Dask cluster of this many worker "
+                                                "processes")] = None,
+    scheduler: Annotated[str | None, typer.Option(help="with --parquet: run on the Dask "
+                                                  "cluster at this address, e.g. "
+                                                  "tcp://host:8786")] = None,
 ) -> None:
-    """Simulate a regimen with a library model for one patient or a population."""
+    """Simulate a regimen with a library model for one patient or a population; --parquet
+    streams populations of any size to a file."""
     import json
 
     import numpy as np
@@ -282,6 +301,23 @@ def simulate_cmd(
         raise KetasimError("every", f"{end / step:.0f} output times are too many",
                            "use a longer --every or a shorter --until")
     times = np.arange(0.0, end + 1e-9, step)
+    if parquet is None and (subjects > 1_000_000 or profiles or threshold is not None
+                            or analyte or workers is not None or scheduler is not None):
+        raise KetasimError("parquet", "more than 1,000,000 subjects, --profiles, --threshold, "
+                           "--analyte, --workers and --scheduler need --parquet",
+                           "give --parquet PATH")
+    if parquet is not None:
+        if out is not None or plot is not None:
+            raise KetasimError("parquet", "--out and --plot hold a run in memory",
+                               "give --parquet alone and read the file with pandas or pyarrow")
+        from ketasim.cli.scale import simulate_parquet
+        simulate_parquet(console, err_console, regimen=regimen, model=model, covariates=covs,
+                         subjects=subjects, seed=seed, times=times, path=parquet,
+                         profiles=profiles, threshold=threshold, analytes=analyte,
+                         allow_extrapolation=allow_extrapolation,
+                         residual_error=residual_error, workers=workers, scheduler=scheduler,
+                         json_out=json_out, notes=notes)
+        return
     if subjects > 1 and not json_out:
         with Progress(TextColumn("{task.description}"), BarColumn(),
                       TextColumn("{task.completed}/{task.total} patients"), TimeElapsedColumn(),
@@ -488,11 +524,25 @@ def trial_cmd(
     plot: Annotated[Path | None, typer.Option(help="PNG of mean trajectories per arm "
                                               "(default: DESIGN.png beside the design)")]
     = None,
+    replicates: Annotated[int, typer.Option(min=1, max=1_000_000, help="run the trial this "
+                                            "many times (seeds from the design's): spread of "
+                                            "the estimates and power")] = 1,
+    workers: Annotated[int | None, typer.Option(min=1, max=1024, help="run the replicates on "
+                                                "a local Dask cluster of this many worker "
+                                                "processes")] = None,
+    scheduler: Annotated[str | None, typer.Option(help="run the replicates on the Dask "
+                                                  "cluster at this address, e.g. "
+                                                  "tcp://host:8786")] = None,
 ) -> None:
     """Run a virtual trial: the endpoint per arm with a 95 % CI, and a plot of the mean
-    trajectories."""
+    trajectories; --replicates runs it many times (here or on a Dask cluster)."""
     import json
 
+    if replicates > 1 or workers is not None or scheduler is not None:
+        from ketasim.cli.scale import trial_replicates
+        trial_replicates(console, err_console, design=design, replicates=replicates,
+                         workers=workers, scheduler=scheduler, json_out=json_out)
+        return
     from ketasim.outcomes.trial import load_design, run_trial
     from ketasim.report.outcomes import plot_trial
     d = load_design(design)
@@ -549,6 +599,33 @@ def explain_cmd(
         p = explain(regimen, indication, out, weight_kg=weight, n=patients, seed=seed)
     console.print(f"wrote {p}")
     console.print(f"[dim]{DISCLAIMER}[/dim]")
+
+
+@app.command("sensitivity")
+def sensitivity_cmd(
+    design: Annotated[Path, typer.Argument(help="design file (TOML) with a [sensitivity] "
+                                           "table, see docs/scale.md")],
+    draws: Annotated[int | None, typer.Option(min=8, max=100_000_000, help="model evaluations "
+                                              "(rounded to N·(parameters+2), N a power of "
+                                              "two; default: the design's, else 4096)")]
+    = None,
+    seed: Annotated[int | None, typer.Option(min=0, help="seed of the Sobol' sample "
+                                             "(default: the design's)")] = None,
+    patients: Annotated[int | None, typer.Option(min=5, max=10_000, help="virtual patients "
+                                                 "per draw (default: the design's, else "
+                                                 "100)")] = None,
+    json_out: Annotated[bool, typer.Option("--json", help="print the result as JSON")] = False,
+    workers: Annotated[int | None, typer.Option(min=1, max=1024, help="run on a local Dask "
+                                                "cluster of this many worker processes")]
+    = None,
+    scheduler: Annotated[str | None, typer.Option(help="run on the Dask cluster at this "
+                                                  "address, e.g. tcp://host:8786")] = None,
+) -> None:
+    """Which assumptions drive a forecast: Sobol' indices of a trial endpoint over the
+    calibrated and assumed parameters within their uncertainty (ranges printed first)."""
+    from ketasim.cli.scale import sensitivity
+    sensitivity(console, err_console, design=design, draws=draws, seed=seed,
+                patients=patients, workers=workers, scheduler=scheduler, json_out=json_out)
 
 
 calibrate_app = typer.Typer(help="Calibration runs that anyone can repeat.",

@@ -1,0 +1,544 @@
+"""Which assumptions drive a forecast: Sobol' indices of a virtual-trial forecast over the
+symptom model's calibrated and assumed parameters, each within its stated uncertainty.
+
+A sensitivity design is a trial design (docs/outcomes.md) with a ``[sensitivity]`` table::
+
+    [sensitivity]
+    arm = "ketamine"        # whose endpoint is the forecast (default: the first drug arm)
+    versus = "midazolam"    # optional: the forecast is arm minus versus
+    patients = 100          # virtual patients per draw (the same patients in every draw)
+    draws = 4096            # model evaluations, N·(D+2) with N a power of two
+    parameters = ["emax_trd", "d50"]   # default: every calibrated and assumed parameter
+                                       # that moves this forecast (screened, see below)
+    [sensitivity.ranges]
+    emax_trd = [0.4, 0.9]   # replaces the derived range
+
+**Ranges** (:func:`parameter_ranges`), uniform on the scale named:
+
+- *calibrated* with a standard error in the stored calibration
+  (``ketasim/data/outcomes_fit.json``): the Wald 95 % interval, value ± 1.96 SE, clipped to
+  the bounds the calibration searched (linear scale);
+- *calibrated* without one (a grid fit, an SE of 0): ×/÷ 2 around the value, within those
+  bounds (log scale), tagged assumed;
+- *assumed*: ×/÷ 2 (log scale; fractions stop at 1); a structural parameter that is 0 when its
+  hypothesis is off (``ad_interaction``, ``large_trial_expectancy``) spans 0 to the value fitted
+  under that hypothesis;
+- *literature* (only with ``evidence = [..., "literature"]``): ×/÷ 1.5 (log), tagged assumed.
+
+The forecast is the trial's endpoint estimate for the arm, with the trial's seeds (so with
+``patients = n_per_arm`` the nominal forecast is what ``ketasim trial`` prints) and common
+random numbers across draws. Parameters whose two range ends both leave the forecast exactly
+unchanged are screened out (and listed). First-order (S1) and total (ST) indices with 95 %
+bootstrap intervals come from SALib (Saltelli sampling on a scrambled Sobol' sequence, Jansen
+/ Saltelli 2010 estimators). Sobol' indices assume independent inputs: the calibration's
+parameters are correlated, so the draws also visit combinations the data rule out; read the
+indices as "what the forecast is sensitive to within these ranges", not as a posterior
+variance decomposition. Cascade time constants (:mod:`ketasim.mechanism.parameters`) and the
+acute-effect parameters are not inputs of the symptom model and are not varied.
+
+>>> f = lambda x: 4.0 * x[:, 0] + x[:, 1]       # exact: S_a = 16/17 = 0.94, S_b = 0.06
+>>> r = sobol(f, [Uncertainty("a", 0.5, 0.0, 1.0), Uncertainty("b", 0.5, 0.0, 1.0)],
+...           draws=2048, seed=1)
+>>> round(r.st["a"], 2), round(r.st["b"], 2), r.draws
+(0.94, 0.06, 2048)
+"""
+
+from __future__ import annotations
+
+import difflib
+import math
+import time
+import tomllib
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, Literal
+
+import numpy as np
+from pydantic import BaseModel, ConfigDict, Field, ValidationError
+
+from ketasim.distributed import fresh_seed, map_blocks, n_workers, require
+from ketasim.errors import KetasimError
+from ketasim.outcomes.trial import DesignError, TrialDesign, parse_design
+
+Z95 = 1.959963984540054
+Scale = Literal["linear", "log"]
+Evidence = Literal["calibrated", "assumed", "literature"]
+DEFAULT_EVIDENCE: tuple[Evidence, ...] = ("calibrated", "assumed")
+
+
+@dataclass(frozen=True)
+class Uncertainty:
+    """A parameter's sampling range: uniform on ``scale`` between ``low`` and ``high``."""
+
+    name: str
+    value: float
+    low: float
+    high: float
+    scale: Scale = "linear"
+    evidence: str = "assumed"
+    basis: str = ""
+
+    def __post_init__(self) -> None:
+        if not (math.isfinite(self.low) and math.isfinite(self.high) and self.low < self.high):
+            raise DesignError(f"sensitivity.ranges.{self.name}",
+                              f"[{self.low:g}, {self.high:g}] is not a range",
+                              "give [low, high] with low < high")
+        if self.scale == "log" and self.low <= 0:
+            raise DesignError(f"sensitivity.ranges.{self.name}", "a log range must be > 0",
+                              "give positive bounds")
+
+    def from_unit(self, u: np.ndarray) -> np.ndarray:
+        """Map uniform [0, 1] draws onto the range."""
+        if self.scale == "log":
+            lo, hi = math.log(self.low), math.log(self.high)
+            return np.asarray(np.exp(lo + (hi - lo) * u))
+        return np.asarray(self.low + (self.high - self.low) * u)
+
+    def to_json(self) -> dict[str, Any]:
+        """A JSON-ready record."""
+        return {"name": self.name, "value": self.value, "low": self.low, "high": self.high,
+                "scale": self.scale, "evidence": self.evidence, "basis": self.basis}
+
+
+class SensitivitySettings(BaseModel):
+    """The ``[sensitivity]`` table of a design."""
+
+    model_config = ConfigDict(extra="forbid")
+    arm: str | None = None
+    versus: str | None = None
+    patients: int = Field(default=100, ge=5, le=10_000)
+    draws: int = Field(default=4096, ge=8, le=100_000_000)
+    seed: int | None = Field(default=None, ge=0)
+    parameters: list[str] | None = None
+    ranges: dict[str, tuple[float, float]] = Field(default_factory=dict)
+    evidence: list[Evidence] = Field(default_factory=lambda: list(DEFAULT_EVIDENCE))
+
+
+def load_sensitivity_design(path: Path) -> tuple[TrialDesign, SensitivitySettings]:
+    """Read a TOML design with its ``[sensitivity]`` table (typed errors name the field)."""
+    try:
+        raw = tomllib.loads(path.read_text(encoding="utf-8"))
+    except FileNotFoundError:
+        raise DesignError("design", f"{path} does not exist",
+                          "give the path of a TOML file") from None
+    except tomllib.TOMLDecodeError as exc:
+        raise DesignError("design", f"{path} is not valid TOML ({exc})",
+                          "fix the TOML syntax") from None
+    return parse_sensitivity_design(raw)
+
+
+def parse_sensitivity_design(raw: dict[str, Any]) -> tuple[TrialDesign, SensitivitySettings]:
+    """Validate a design mapping with an optional ``sensitivity`` table."""
+    raw = dict(raw)
+    sens = raw.pop("sensitivity", {})
+    design = parse_design(raw)
+    try:
+        settings = SensitivitySettings.model_validate(sens)
+    except ValidationError as exc:
+        err = exc.errors()[0]
+        where = ".".join(str(p) for p in ("sensitivity", *err["loc"]))
+        raise DesignError(where, err["msg"], "see docs/scale.md for the [sensitivity] table") \
+            from None
+    names = [a.name for a in design.arms]
+    for key, name in (("arm", settings.arm), ("versus", settings.versus)):
+        if name is not None and name not in names:
+            raise DesignError(f"sensitivity.{key}", f"no arm is called {name!r}",
+                              f"use one of {', '.join(names)}")
+    if settings.versus is not None and settings.versus == _arm_name(design, settings):
+        raise DesignError("sensitivity.versus", "is the forecast's own arm",
+                          "name another arm, or leave versus out")
+    return design, settings
+
+
+def _arm_name(design: TrialDesign, settings: SensitivitySettings) -> str:
+    if settings.arm is not None:
+        return settings.arm
+    return next((a.name for a in design.arms if a.regimen), design.arms[0].name)
+
+
+# --------------------------------------------------------------------------- ranges
+def _fit_bounds(name: str) -> tuple[float, float] | None:
+    """The bounds the calibration searched for ``name`` (ketasim.validation.outcomes)."""
+    from ketasim.validation import outcomes as cal
+    for table in (cal.STAGE1, cal.IDEATION_BOUNDS, *cal.HYPOTHESES.values()):
+        if name in table:
+            return table[name]
+    if name == "psychotherapy_persistence":
+        return 1.0, 100.0  # stage 2's log grid
+    # stage 3 (calibrate(): every other indication's emax, w_fast and placebo)
+    if name.startswith("emax_"):
+        return 0.005, 0.99
+    if name.startswith("w_fast_"):
+        return 0.02, 0.95
+    if name.startswith("placebo_"):
+        return 0.005, 0.6
+    return None
+
+
+def _standard_errors() -> dict[str, float]:
+    from ketasim.outcomes.parameters import fitted_values
+    out: dict[str, float] = {}
+    for key, stage in fitted_values()["diagnostics"].items():
+        if key.startswith(("stage1", "stage3")) and isinstance(stage, dict):
+            for k, v in (stage.get("se") or {}).items():
+                out.setdefault(k, float(v))
+    return out
+
+
+def _hypothesis_fits() -> dict[str, tuple[str, float]]:
+    from ketasim.outcomes.parameters import fitted_values
+    mb = fitted_values()["diagnostics"].get("mbma") or {}
+    out = {}
+    for h, rec in (mb.get("hypotheses") or {}).items():
+        for k, v in (rec.get("params") or {}).items():
+            out[k] = (h, float(v))
+    return out
+
+
+def parameter_ranges(evidence: Sequence[str] = ("calibrated", "assumed"),
+                     overrides: dict[str, tuple[float, float]] | None = None
+                     ) -> dict[str, Uncertainty]:
+    """Every symptom-model parameter of the given evidence with its derived range (module
+    docstring), plus the ``overrides`` (name → (low, high)), which win."""
+    from ketasim.outcomes.parameters import outcome_parameters
+    params = outcome_parameters()
+    se = _standard_errors()
+    hyp = _hypothesis_fits()
+    out: dict[str, Uncertainty] = {}
+    for name, p in params.items():
+        v = float(p.value)
+        if p.evidence not in evidence:
+            continue
+        bounds = _fit_bounds(name)
+        fraction = p.unit.startswith("fraction") or (bounds is not None and bounds[1] <= 1.0)
+        if p.evidence == "calibrated" and se.get(name, 0.0) > 0 and bounds is not None:
+            half = Z95 * se[name]
+            lo, hi = max(v - half, bounds[0]), min(v + half, bounds[1])
+            out[name] = Uncertainty(name, v, lo, hi, "linear", "calibrated",
+                                    f"calibration 95 % CI (±{half:.3g}) within the fit's "
+                                    f"bounds {bounds[0]:g}–{bounds[1]:g}")
+        elif v == 0.0 and name in hyp:
+            h, fitted = hyp[name]
+            out[name] = Uncertainty(name, v, 0.0, fitted, "linear", p.evidence,
+                                    f"0 (hypothesis {h} off) to its fit under {h}")
+        elif v > 0:
+            factor = 1.5 if p.evidence == "literature" else 2.0
+            lo, hi = v / factor, v * factor
+            if fraction and p.evidence != "calibrated":
+                hi = min(hi, 1.0)
+            why = "no CI stored: " if p.evidence == "calibrated" else ""
+            if bounds is not None and p.evidence == "calibrated":
+                lo, hi = max(lo, bounds[0]), min(hi, bounds[1])
+            if hi <= lo:
+                continue
+            out[name] = Uncertainty(name, v, lo, hi, "log", p.evidence,
+                                    f"{why}×/÷ {factor:g} (assumed)")
+    for name, (lo, hi) in (overrides or {}).items():
+        if name not in params:
+            raise _unknown(name, list(params))
+        out[name] = Uncertainty(name, float(params[name].value), float(lo), float(hi),
+                                "linear", params[name].evidence, "given in the design")
+    return out
+
+
+def _unknown(name: str, known: list[str]) -> DesignError:
+    from ketasim.mechanism.parameters import CASCADE
+    if name in CASCADE:
+        return DesignError("sensitivity.parameters", f"{name!r} is a cascade constant, not an "
+                           "input of the symptom model", "vary the symptom model's parameters "
+                           "(see docs/scale.md)")
+    close = difflib.get_close_matches(name, known, n=3)
+    hint = f"did you mean {', '.join(close)}?" if close else "see docs/scale.md for the names"
+    return DesignError("sensitivity.parameters", f"{name!r} is not a parameter of the "
+                       "symptom model", hint)
+
+
+# --------------------------------------------------------------------------- the forecast
+@dataclass(eq=False)
+class Forecast:
+    """The design's forecast as a function of parameter rows: ``forecast(X)`` with ``X`` of
+    shape (draws, len(names)) gives one value per draw. Plain data, so it travels to Dask
+    workers; each process caches its arms and PK."""
+
+    design: TrialDesign
+    arm: str
+    versus: str | None
+    patients: int
+    names: tuple[str, ...]
+    _arms: dict[str, Any] = field(default_factory=dict, repr=False)
+
+    def __getstate__(self) -> dict[str, Any]:
+        return {**self.__dict__, "_arms": {}}
+
+    @property
+    def label(self) -> str:
+        """What is forecast, in words."""
+        e = self.design.endpoint
+        who = self.arm + (f" − {self.versus}" if self.versus else "")
+        return f"{e.measure} on {e.instrument} at {e.time}, {who}"
+
+    @property
+    def unit(self) -> str:
+        """The forecast's unit."""
+        m = self.design.endpoint.measure
+        return {"response": "fraction", "remission": "fraction",
+                "mean_change": f"{self.design.endpoint.instrument} points",
+                "median_time_to_relapse": "days"}[m]
+
+    def _setup(self, name: str) -> tuple[Any, int, float]:
+        if name not in self._arms:
+            from ketasim.outcomes.course import hours
+            from ketasim.outcomes.trial import _arm
+            k = [a.name for a in self.design.arms].index(name)
+            arm = _arm(self.design.arms[k], self.design)
+            t = hours(self.design.endpoint.time)
+            horizon = max(t, max(arm.session_times()) + 24.0) + 1.0
+            # the seeds of run_trial: arm k gets seed + 7919·k
+            self._arms[name] = (arm, self.design.seed + 7919 * k, horizon)
+        return self._arms[name]
+
+    def arm_value(self, name: str, overrides: dict[str, float]) -> float:
+        """The endpoint of arm ``name`` with ``overrides``."""
+        from ketasim.errors import ModelError
+        from ketasim.mechanism.parameters import Branches
+        from ketasim.outcomes import endpoints as ep
+        from ketasim.outcomes.course import hours, simulate_course
+        arm, seed, horizon = self._setup(name)
+        d = self.design
+        try:
+            course = simulate_course(arm, d.indication, n=self.patients, seed=seed,
+                                     horizon_h=horizon, branches=Branches.parse(d.branches),
+                                     baseline_mean=d.baseline_mean, overrides=overrides,
+                                     ideation_baseline_mean=d.ideation_baseline_mean)
+        except ModelError as exc:
+            raise DesignError(f"arms.{name}.{exc.field}", exc.problem, exc.fix) from None
+        e = d.endpoint
+        t = hours(e.time)
+        if e.measure == "response":
+            return float(np.mean(ep.responders(course, t, e.instrument)))
+        if e.measure == "remission":
+            return float(np.mean(ep.remitters(course, t, e.instrument)))
+        if e.measure == "mean_change":
+            return float(np.mean(ep.change(course, t, e.instrument)))
+        last = max(arm.session_times())
+        days, hit = ep.relapse_times(course, last, t, e.instrument)
+        med = ep.km_median(days, hit)
+        if math.isnan(med):  # nobody responded, so nobody relapses
+            return 0.0
+        if math.isinf(med):  # not reached: the follow-up length, a lower bound
+            return (t - last) / 24.0
+        return med
+
+    def value(self, overrides: dict[str, float]) -> float:
+        """The forecast with ``overrides``."""
+        y = self.arm_value(self.arm, overrides)
+        if self.versus is not None:
+            y -= self.arm_value(self.versus, overrides)
+        return y
+
+    def __call__(self, x: np.ndarray) -> np.ndarray:
+        x = np.atleast_2d(np.asarray(x, dtype=float))
+        return np.array([self.value(dict(zip(self.names, map(float, row), strict=True)))
+                         for row in x])
+
+
+def _evaluate(fn: Callable[[np.ndarray], np.ndarray], x: np.ndarray) -> np.ndarray:
+    return np.asarray(fn(x), dtype=float)
+
+
+def evaluate(fn: Callable[[np.ndarray], np.ndarray], x: np.ndarray, *, client: Any = None,
+             block_rows: int | None = None,
+             progress: Callable[[int], None] | None = None) -> np.ndarray:
+    """``fn`` over the rows of ``x`` in blocks (here or on a Dask ``client``), in row order.
+    Rows are independent and deterministic, so the result does not depend on the blocks."""
+    rows = x.shape[0]
+    if block_rows is None:
+        block_rows = int(min(4096, max(64, math.ceil(rows / (8 * n_workers(client))))))
+    starts = range(0, rows, block_rows)
+    out = np.empty(rows)
+    done = 0
+    for a, y in zip(starts, map_blocks(_evaluate, ((fn, x[a:a + block_rows]) for a in starts),
+                                       client=client), strict=True):
+        out[a:a + len(y)] = y
+        done += len(y)
+        if progress is not None:
+            progress(done)
+    return out
+
+
+# --------------------------------------------------------------------------- Sobol
+@dataclass(frozen=True)
+class SobolResult:
+    """First-order and total indices with their 95 % bootstrap half-widths."""
+
+    names: tuple[str, ...]
+    s1: dict[str, float]
+    s1_conf: dict[str, float]
+    st: dict[str, float]
+    st_conf: dict[str, float]
+    draws: int
+    base_samples: int
+    y_sample: np.ndarray
+    seconds: float
+    notes: tuple[str, ...] = ()
+
+
+def base_samples(draws: int, d: int) -> int:
+    """N for about ``draws`` evaluations N·(d+2): the power of two nearest on a log scale
+    (Sobol' points keep their balance at powers of two), at least 4."""
+    target = max(draws / (d + 2), 1.0)
+    return max(4, 2 ** round(math.log2(target)))
+
+
+def sobol(fn: Callable[[np.ndarray], np.ndarray], ranges: Sequence[Uncertainty], *,
+          draws: int, seed: int, client: Any = None,
+          progress: Callable[[int, int], None] | None = None) -> SobolResult:
+    """Sobol' indices of ``fn`` (rows of parameter values → values) over ``ranges``.
+
+    ``progress(done, total)`` follows the evaluations. The sample matrix comes from ``seed``
+    alone and each row's value from the row alone, so the result is the same with any
+    number of workers."""
+    sample_mod = require("SALib.sample.sobol", "Sobol' sensitivity analysis")
+    analyze_mod = require("SALib.analyze.sobol", "Sobol' sensitivity analysis")
+    t0 = time.perf_counter()
+    names = tuple(r.name for r in ranges)
+    d = len(names)
+    if d == 0:
+        raise DesignError("sensitivity.parameters", "no parameter is left to vary",
+                          "name parameters, or widen their ranges")
+    n = base_samples(draws, d)
+    problem = {"num_vars": d, "names": list(names), "bounds": [[0.0, 1.0]] * d}
+    u = sample_mod.sample(problem, n, calc_second_order=False, scramble=True, seed=int(seed))
+    x = np.column_stack([r.from_unit(u[:, j]) for j, r in enumerate(ranges)])
+    total = x.shape[0]
+    y = evaluate(fn, x, client=client,
+                 progress=None if progress is None else (lambda k: progress(k, total)))
+    a_rows = y[:: d + 2]  # the Saltelli layout: A, AB_1 … AB_d, B per base point
+    notes: list[str] = []
+    if not np.all(np.isfinite(y)):
+        raise KetasimError("forecast", "some draws gave no finite value",
+                           "narrow the ranges or choose another endpoint")
+    if float(np.ptp(y)) == 0.0:
+        zero = dict.fromkeys(names, 0.0)
+        notes.append("the forecast does not change over these ranges")
+        return SobolResult(names, zero, zero, zero, zero, total, n, a_rows,
+                           time.perf_counter() - t0, tuple(notes))
+    boot_seed = int(np.random.SeedSequence(int(seed)).generate_state(1)[0]) | 1
+    si = analyze_mod.analyze(problem, y, calc_second_order=False, num_resamples=100,
+                             conf_level=0.95, seed=boot_seed)
+
+    def col(key: str) -> dict[str, float]:
+        return {k: float(v) for k, v in zip(names, si[key], strict=True)}
+    return SobolResult(names, col("S1"), col("S1_conf"), col("ST"), col("ST_conf"), total, n,
+                       a_rows, time.perf_counter() - t0, tuple(notes))
+
+
+# --------------------------------------------------------------------------- the run
+@dataclass(frozen=True)
+class SensitivityResult:
+    """A sensitivity run: the forecast, the ranges, what was screened out and the indices."""
+
+    forecast: str
+    unit: str
+    nominal: float
+    ranges: tuple[Uncertainty, ...]
+    screened_out: tuple[str, ...]
+    sobol: SobolResult
+    patients: int
+    seed: int
+    workers: int
+    notes: tuple[str, ...] = ()
+
+    def ranked(self) -> list[str]:
+        """Parameter names by total index, largest first."""
+        return sorted(self.sobol.names, key=lambda k: -self.sobol.st[k])
+
+    def to_json(self) -> dict[str, Any]:
+        """A JSON-ready record (indices ranked by ST)."""
+        s = self.sobol
+        y = s.y_sample
+        return {
+            "forecast": self.forecast, "unit": self.unit, "nominal": self.nominal,
+            "forecast_over_ranges": {"mean": float(np.mean(y)), "sd": float(np.std(y)),
+                                     "p2.5": float(np.percentile(y, 2.5)),
+                                     "p50": float(np.percentile(y, 50)),
+                                     "p97.5": float(np.percentile(y, 97.5))},
+            "indices": [{"name": k, "S1": s.s1[k], "S1_conf95": s.s1_conf[k], "ST": s.st[k],
+                         "ST_conf95": s.st_conf[k]} for k in self.ranked()],
+            "ranges": [r.to_json() for r in self.ranges],
+            "screened_out": list(self.screened_out), "draws": s.draws,
+            "base_samples": s.base_samples, "patients_per_draw": self.patients,
+            "seed": str(self.seed), "workers": self.workers,
+            "seconds": round(s.seconds, 3), "notes": list(self.notes + s.notes),
+        }
+
+
+def run_sensitivity(design: TrialDesign, settings: SensitivitySettings | None = None, *,
+                    draws: int | None = None, seed: int | None = None,
+                    patients: int | None = None, client: Any = None,
+                    on_ranges: Callable[[list[Uncertainty], list[str]], None] | None = None,
+                    progress: Callable[[int, int], None] | None = None) -> SensitivityResult:
+    """Screen, sample and analyse (module docstring). Arguments given here win over
+    ``settings``; ``on_ranges(kept, screened_out)`` is called before the draws start."""
+    st = settings or SensitivitySettings()
+    draws_ = draws if draws is not None else st.draws
+    if draws_ < 8:
+        raise DesignError("draws", f"is {draws_}", "give at least 8 draws")
+    seed_ = seed if seed is not None else st.seed if st.seed is not None else design.seed
+    if seed_ is None:  # pragma: no cover - a design always has a seed
+        seed_ = fresh_seed()
+    n = patients if patients is not None else st.patients
+    if n < 5:
+        raise DesignError("patients", f"is {n}", "simulate at least 5 patients per draw")
+    all_ranges = parameter_ranges(st.evidence, dict(st.ranges))
+    if st.parameters is not None:
+        from ketasim.outcomes.parameters import outcome_parameters
+        known = list(outcome_parameters())
+        for name in st.parameters:
+            if name not in known:
+                raise _unknown(name, known)
+            if name not in all_ranges:
+                raise DesignError(f"sensitivity.ranges.{name}", "has no derivable range "
+                                  "(its value is 0 or its evidence is not included)",
+                                  f"give one: {name} = [low, high] under [sensitivity.ranges]")
+        candidates = [all_ranges[k] for k in st.parameters]
+    else:
+        candidates = list(all_ranges.values())
+    names = tuple(r.name for r in candidates)
+    arm = _arm_name(design, st)
+    fc = Forecast(design, arm, st.versus, n, names)
+    nominal_row = np.array([[r.value for r in candidates]])
+    screened: list[str] = []
+    if st.parameters is None:
+        # one at a time to each end of its range: both ends unchanged → no effect here
+        rows = [nominal_row[0]]
+        for j, r in enumerate(candidates):
+            for end in (r.low, r.high):
+                row = nominal_row[0].copy()
+                row[j] = end
+                rows.append(row)
+        y = evaluate(fc, np.array(rows), client=client)
+        nominal = float(y[0])
+        keep = [r for j, r in enumerate(candidates)
+                if y[1 + 2 * j] != nominal or y[2 + 2 * j] != nominal]
+        screened = [r.name for r in candidates if r not in keep]
+        candidates = keep
+        fc = Forecast(design, arm, st.versus, n, tuple(r.name for r in candidates))
+    else:
+        nominal = float(fc(nominal_row)[0])
+    if on_ranges is not None:
+        on_ranges(candidates, screened)
+    result = sobol(fc, candidates, draws=draws_, seed=int(seed_), client=client,
+                   progress=progress)
+    notes = []
+    if design.endpoint.measure == "median_time_to_relapse":
+        notes.append("a draw whose median is not reached counts as the follow-up length (a "
+                     "lower bound); a draw without responders as 0 days")
+    return SensitivityResult(fc.label, fc.unit, nominal, tuple(candidates), tuple(screened),
+                             result, n, int(seed_), n_workers(client), tuple(notes))
+
+
+__all__ = ["Forecast", "SensitivityResult", "SensitivitySettings", "SobolResult",
+           "Uncertainty", "base_samples", "evaluate", "load_sensitivity_design",
+           "parameter_ranges", "parse_sensitivity_design", "run_sensitivity", "sobol"]
