@@ -32,11 +32,17 @@ import numpy as np
 
 from ketasim.dosing.regimen import Dose, Regimen
 from ketasim.errors import KetasimError, ModelError
-from ketasim.estimation.forecast import DISCLAIMER, choose_instrument, predictive, responding
+from ketasim.estimation.forecast import (
+    DISCLAIMER,
+    baselines,
+    choose_instrument,
+    predictive,
+    relapse_visits,
+    responding,
+)
 from ketasim.estimation.individual import fit_patient, symptom_model
 from ketasim.estimation.patient import PatientData
 from ketasim.outcomes.indications import Indication, get_indication
-from ketasim.scales import get_instrument
 
 INTERVALS_DAYS = (3.0, 4.0, 5.0, 7.0, 10.0, 14.0, 21.0, 28.0)
 
@@ -48,11 +54,7 @@ def relapsed(ratings: np.ndarray, base: np.ndarray, instrument: str) -> np.ndarr
     >>> relapsed(np.array([[10, 25, 26], [25, 10, 25]]), np.array([32, 32]), "madrs")
     array([ True, False])
     """
-    inst = get_instrument(instrument)
-    if inst.relapse_min is not None:
-        bad = ratings >= inst.relapse_min
-    else:
-        bad = ~responding(ratings, np.asarray(base)[:, None], instrument)
+    bad = relapse_visits(ratings, base, instrument)
     if bad.shape[1] < 2:
         return np.zeros(bad.shape[0], dtype=bool)
     return np.asarray((bad[:, :-1] & bad[:, 1:]).any(axis=1))
@@ -152,10 +154,7 @@ def recommend(data: PatientData, indication: str | Indication, *,
                              f"clinic's limit of {max_mg_per_kg:g} mg/kg",
                              "give doses within the clinic's limits")
     now = data.last_time_h
-    base_measured = data.baseline(inst)
-    ind_base = fit.model.baseline_on(ind.baseline_mean + ind.baseline_sd * fit.draws[:, 2],
-                                     inst)
-    base = np.full(n, base_measured) if base_measured is not None else ind_base
+    base = baselines(fit.model, fit.draws, data, inst)
     r_now = predictive(fit.model, fit.draws, np.array([now]), inst, rng)[:, 0]
     p_now = round(float(responding(r_now, base, inst).mean()), 3)
     visits = np.arange(now + 168.0, now + horizon_days * 24.0 + 1e-9, 168.0)

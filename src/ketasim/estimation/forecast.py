@@ -157,8 +157,8 @@ def predictive(model: SymptomModel, draws: np.ndarray, t: np.ndarray, instrument
     return np.clip(np.rint(mu + model.residual_sd(instrument) * z), lo, hi)
 
 
-def _baselines(model: SymptomModel, fit_draws: np.ndarray, data: PatientData,
-               instrument: str) -> np.ndarray:
+def baselines(model: SymptomModel, fit_draws: np.ndarray, data: PatientData,
+              instrument: str) -> np.ndarray:
     """Each draw's baseline: the measured baseline rating when there is one."""
     measured = data.baseline(instrument)
     if measured is not None:
@@ -175,23 +175,28 @@ def responding(ratings: np.ndarray, base: np.ndarray, instrument: str) -> np.nda
     return (base - ratings) >= fall * (base - lo) - 1e-9
 
 
+def relapse_visits(ratings: np.ndarray, base: np.ndarray, instrument: str) -> np.ndarray:
+    """Which visits meet the instrument's relapse rule (MADRS ≥ 22, else no longer a
+    response from ``base``, one baseline per row)."""
+    inst = get_instrument(instrument)
+    if inst.relapse_min is not None:
+        return np.asarray(ratings >= inst.relapse_min)
+    return np.asarray(~responding(ratings, np.asarray(base)[:, None], instrument))
+
+
 def relapse_curve(model: SymptomModel, draws: np.ndarray, base: np.ndarray,
                   instrument: str, last_session_h: float,
                   follow_up_days: float, rng: np.random.Generator
                   ) -> tuple[float, dict[int, float], float, np.ndarray]:
     """(P(response) 24 h after the last session, P(relapse by day) among responders, KM
     median days to relapse, who responds)."""
-    inst = get_instrument(instrument)
     start = last_session_h + 24.0
     visits = np.arange(start + 168.0, last_session_h + follow_up_days * 24.0 + 1e-9, 168.0)
     t = np.concatenate([[start], visits])
     r = predictive(model, draws, t, instrument, rng)
     resp = responding(r[:, 0], base, instrument)
     s = r[:, 1:]
-    if inst.relapse_min is not None:
-        bad = s >= inst.relapse_min
-    else:
-        bad = ~responding(s, base[:, None], instrument)
+    bad = relapse_visits(s, base, instrument)
     hit: np.ndarray
     if s.shape[1] >= 2:
         two = bad[:, :-1] & bad[:, 1:]
@@ -238,7 +243,7 @@ def forecast_patient(data: PatientData, indication: str | Indication, *,
     t = days * 24.0
     bands = [np.percentile(predictive(model, f.draws, t, inst, rng), [5, 50, 95], axis=0)
              for f in (fit, prior_fit)]
-    base = _baselines(model, fit.draws, data, inst)
+    base = baselines(model, fit.draws, data, inst)
     p_resp, by, med, resp = relapse_curve(model, fit.draws, base, inst, last_session,
                                           follow_up_days, rng)
     p_rem = None
@@ -303,6 +308,18 @@ def _next_rating(model: SymptomModel, fit: IndividualFit, data: PatientData,
     return {"day": round(t / 24.0, 2), "p5": float(p5), "p50": float(p50), "p95": float(p95)}
 
 
-__all__ = ["DISCLAIMER", "RELAPSE_DAYS", "Forecast", "choose_instrument", "forecast_patient",
-           "next_session", "place_plan",
-           "plan_start", "predictive", "relapse_curve", "responding"]
+__all__ = [
+    "DISCLAIMER",
+    "RELAPSE_DAYS",
+    "Forecast",
+    "baselines",
+    "choose_instrument",
+    "forecast_patient",
+    "next_session",
+    "place_plan",
+    "plan_start",
+    "predictive",
+    "relapse_curve",
+    "relapse_visits",
+    "responding",
+]
