@@ -1,14 +1,20 @@
-"""Reference population benchmark (shared/benchmarks/reference-model.md).
+"""Reference population benchmark (shared/benchmarks/reference-model.md), against a
+hand-written numba kernel.
 
-Prints wall time and subjects/s for N = 1,000 / 10,000 / 100,000 virtual subjects on the
-reference model (3-compartment PK + norketamine + effect site + indirect response; 0.5 mg/kg
-over 40 min twice weekly for 3 weeks; outputs C1, Cm, Ce, E, S every 15 min over 0-504 h,
-2,017 time points), the compile/start-up time, the time to a first result in a new process
-with a warm kernel cache, peak memory, the agreement with scipy LSODA at rtol 1e-10 for a few
-subjects, and the single-subject latency of the linear PK part alone.
+The reference model (3-compartment PK + norketamine + effect site + indirect response;
+0.5 mg/kg over 40 min twice weekly for 3 weeks; outputs C1, Cm, Ce, E and S every 15 min over
+0-504 h, 2,017 time points), N = 1,000 / 10,000 / 100,000 virtual subjects. For each N the
+population engine (``PopulationEngine``, streamed in chunks with ``iter_chunks``) and the
+hand-written baseline (``handwritten_baseline.py``: exact linear part + RK4 at 1-min steps,
+the same chunks) run in alternating rounds in this one process; the table gives the median
+subjects/s of each, their ratio, the peak traced memory of the engine's run, and the largest
+relative difference of each against scipy LSODA (rtol 1e-10, atol 1e-16) on a few subjects.
+Also printed: the compile/load time and the time to a first result in a new process with a
+warm kernel cache, and the single-subject latency of the linear PK part alone.
 
     python benchmarks/reference_population.py            # full run (a few minutes)
-    python benchmarks/reference_population.py --quick    # smoke run (CI)
+    python benchmarks/reference_population.py --quick    # smoke run (CI, ~1 min)
+    python benchmarks/reference_population.py --threads 1
 """
 
 from __future__ import annotations
@@ -22,6 +28,8 @@ import subprocess
 import sys
 import time
 import tracemalloc
+from collections.abc import Callable
+from functools import partial
 
 import numpy as np
 
@@ -30,9 +38,13 @@ from ketasim.engine import AnalyticEngine, OdeEngine, PopulationEngine, simulate
 from ketasim.engine.reference import REFERENCE_REGIMEN, reference_model, reference_population
 from ketasim.model import Compartment, Flow, Model, Output
 
+sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
+import handwritten_baseline  # (next to this file)
+
 TIMES = np.arange(0.0, 504.0 + 1e-9, 0.25)
 OUTPUTS = ["c1", "cm", "ce", "effect", "plasticity"]
 IIV = ("cl", "v1", "q2", "ke0", "kout")
+CHUNK = 2000
 
 
 def population(n: int, seed: int = 2024) -> tuple[dict, dict]:
@@ -40,36 +52,85 @@ def population(n: int, seed: int = 2024) -> tuple[dict, dict]:
     return {"weight": pop["weight"]}, {k: pop[k] for k in IIV}
 
 
-def run_population(engine: PopulationEngine, n: int) -> tuple[float, float]:
-    """Wall time of one streamed run and a checksum that uses every output value."""
-    cov, par = population(n)
-    model = reference_model()
-    t0 = time.perf_counter()
+MODEL = reference_model()
+
+
+def run_engine(engine: PopulationEngine, cov: dict, par: dict) -> float:
+    """One streamed run; a checksum that reads every output value."""
     checksum = 0.0
-    for chunk in engine.iter_chunks(model, REFERENCE_REGIMEN, covariates=cov, parameters=par,
-                                    times=TIMES, outputs=OUTPUTS):
+    for chunk in engine.iter_chunks(MODEL, REFERENCE_REGIMEN, covariates=cov,
+                                    parameters=par, times=TIMES, outputs=OUTPUTS):
         assert chunk.ok, chunk.messages
         checksum += sum(float(v.max()) for v in chunk.outputs.values())
-    return time.perf_counter() - t0, checksum
+    return checksum
 
 
-def accuracy(engine: PopulationEngine, n: int = 5) -> dict[str, float]:
-    """Max relative difference against scipy LSODA (rtol 1e-10, atol 1e-12)."""
+def run_baseline(cov: dict, par: dict) -> float:
+    """The hand-written kernel over the same chunks, into one output array per run (as the
+    engine allocates its arrays once per run and reuses them from chunk to chunk)."""
+    n = len(cov["weight"])
+    checksum = 0.0
+    out = None
+    for start in range(0, n, CHUNK):
+        sl = slice(start, min(n, start + CHUNK))
+        if out is not None and out.shape[1] != sl.stop - sl.start:
+            out = None
+        out = handwritten_baseline.solve(cov["weight"][sl], {k: v[sl] for k, v in par.items()},
+                                         TIMES, out)
+        checksum += float(out.max(axis=(1, 2)).sum())
+    return checksum
+
+
+def interleaved(fns: dict[str, Callable[[], float]], rounds: int
+                ) -> tuple[dict[str, float], dict[str, float]]:
+    """Median wall and process CPU time of each function, the functions alternating round by
+    round (CPU time, all threads: what a run costs whatever else the machine is doing)."""
+    walls: dict[str, list[float]] = {k: [] for k in fns}
+    cpus: dict[str, list[float]] = {k: [] for k in fns}
+    for _ in range(rounds):
+        for k, f in fns.items():
+            t0, c0 = time.perf_counter(), time.process_time()
+            f()
+            walls[k].append(time.perf_counter() - t0)
+            cpus[k].append(time.process_time() - c0)
+    return ({k: statistics.median(v) for k, v in walls.items()},
+            {k: statistics.median(v) for k, v in cpus.items()})
+
+
+def peak_memory(engine: PopulationEngine, cov: dict, par: dict) -> float:
+    """Peak traced memory (MiB) of one streamed run (tracing slows it; not timed)."""
+    tracemalloc.start()
+    run_engine(engine, cov, par)
+    _, peak = tracemalloc.get_traced_memory()
+    tracemalloc.stop()
+    return peak / 2**20
+
+
+def relative_error(a: np.ndarray, b: np.ndarray) -> float:
+    mask = np.abs(b) > 1e-6 * np.abs(b).max()
+    return float(np.max(np.abs(a[mask] - b[mask]) / np.abs(b[mask])))
+
+
+def accuracy(engine: PopulationEngine, n: int) -> tuple[dict[str, float], dict[str, float]]:
+    """Max relative difference (engine, baseline) against scipy LSODA (rtol 1e-10, atol 1e-16)
+    over ``n`` subjects and all 2,017 points, where the reference exceeds 1e-6 of its peak."""
     cov, par = population(n, seed=7)
     model = reference_model()
-    pop = engine.run(model, REFERENCE_REGIMEN, covariates=cov, parameters=par, times=TIMES)
-    lsoda = OdeEngine(method="LSODA", rtol=1e-10, atol=1e-12)
-    worst = {k: 0.0 for k in OUTPUTS}
+    pop = engine.run(model, REFERENCE_REGIMEN, covariates=cov, parameters=par, times=TIMES,
+                     outputs=OUTPUTS)
+    base = handwritten_baseline.solve(cov["weight"], par, TIMES)
+    lsoda = OdeEngine(method="LSODA", rtol=1e-10, atol=1e-16)
+    worst = dict.fromkeys(OUTPUTS, 0.0)
+    worst_base = dict.fromkeys(OUTPUTS, 0.0)
     for i in range(n):
         ref = simulate(model, REFERENCE_REGIMEN, engine=lsoda,
                        covariates={"weight": cov["weight"][i]},
                        parameters={k: v[i] for k, v in par.items()}, times=TIMES)
         rows = slice(i * len(TIMES), (i + 1) * len(TIMES))
-        for k in OUTPUTS:
-            a, b = pop[k][rows], ref[k]
-            mask = np.abs(b) > 1e-6 * np.abs(b).max()
-            worst[k] = max(worst[k], float(np.max(np.abs(a[mask] - b[mask]) / np.abs(b[mask]))))
-    return worst
+        for j, k in enumerate(OUTPUTS):
+            worst[k] = max(worst[k], relative_error(pop[k][rows], ref[k]))
+            worst_base[k] = max(worst_base[k], relative_error(base[j, i], ref[k]))
+    return worst, worst_base
 
 
 FIRST_RESULT = """
@@ -128,38 +189,63 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--quick", action="store_true", help="small sizes for a CI smoke run")
     parser.add_argument("--sizes", type=int, nargs="*", default=None)
-    parser.add_argument("--repeats", type=int, default=3)
+    parser.add_argument("--rounds", type=int, default=None,
+                        help="alternating rounds per size (default 7 after a warm-up round; "
+                        "3 at 100,000)")
+    parser.add_argument("--threads", type=int, default=None,
+                        help="threads for both kernels (default: all cores)")
+    parser.add_argument("--rtol", type=float, default=1e-8, help="engine rtol (atol = rtol/100)")
     args = parser.parse_args()
-    sizes = args.sizes or ([200, 1000] if args.quick else [1000, 10_000, 100_000])
-    repeats = 1 if args.quick else args.repeats
+    sizes = args.sizes or ([1000] if args.quick else [1000, 10_000, 100_000])
+    engine = PopulationEngine(rtol=args.rtol, atol=args.rtol / 100, chunk_size=CHUNK,
+                              threads=args.threads)
+    if args.threads is not None:
+        import numba
+        numba.set_num_threads(args.threads)  # the baseline's threads
     print(f"machine: {platform.machine()}, {os.cpu_count()} CPUs, python "
-          f"{platform.python_version()}")
-    engine = PopulationEngine(chunk_size=2000)
+          f"{platform.python_version()}, load average {os.getloadavg()[0]:.1f}; engine rtol "
+          f"{engine.rtol:g}, atol {engine.atol:g}, threads {args.threads or 'all'}")
     t0 = time.perf_counter()
-    run_population(engine, 4)
-    print(f"kernel (compile on a cold cache, else load) + first call, 4 subjects: "
+    cov, par = population(4)
+    run_engine(engine, cov, par)
+    print(f"engine kernel (compile on a cold cache, else load) + first call: "
           f"{time.perf_counter() - t0:.2f} s")
+    t0 = time.perf_counter()
+    run_baseline(cov, par)
+    print(f"baseline kernel (compile, else load) + first call: {time.perf_counter() - t0:.2f} s")
     inside, whole = first_result_new_process()
     print(f"first result in a new process, warm kernel cache: {inside:.2f} s after its first "
           f"import ({whole:.2f} s wall, interpreter start included)")
-    print(f"{'N':>8} {'median s':>10} {'subjects/s':>12} {'peak traced MiB':>16} "
-          f"{'max RSS MiB':>12}")
+    worst, worst_base = accuracy(engine, 2 if args.quick else 5)
+    print(f"\n{'N':>8} {'ketasim /s':>11} {'baseline /s':>12} {'ratio':>6} "
+          f"{'CPU us/subj':>12} {'(baseline)':>10} {'ketasim err':>12} {'baseline err':>13} "
+          f"{'peak MiB':>9} {'max RSS MiB':>12}")
+    used_rounds: list[int] = []
     for n in sizes:
-        walls = [run_population(engine, n)[0] for _ in range(repeats)]
-        # memory in a separate run: tracing allocations slows the run down
-        tracemalloc.start()
-        run_population(engine, n)
-        _, peak = tracemalloc.get_traced_memory()
-        tracemalloc.stop()
+        cov, par = population(n)
+        rounds = args.rounds or (5 if args.quick else 3 if n >= 100_000 else 7)
+        used_rounds.append(rounds)
+        fns = {"ketasim": partial(run_engine, engine, cov, par),
+               "baseline": partial(run_baseline, cov, par)}
+        if n < 100_000:
+            interleaved(fns, 1)  # warm-up round at this size, not counted
+        med, cpu = interleaved(fns, rounds)
+        peak = peak_memory(engine, cov, par)
         rss = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
-        med = statistics.median(walls)
-        print(f"{n:>8} {med:>10.2f} {n / med:>12.0f} {peak / 2**20:>16.0f} {rss:>12.0f}")
-    worst = accuracy(engine)
-    print("max relative difference vs scipy LSODA (rtol 1e-10), 5 subjects, 2,017 points:")
-    for k, v in worst.items():
-        print(f"  {k:<11} {v:.2e}")
+        print(f"{n:>8} {n / med['ketasim']:>11,.0f} {n / med['baseline']:>12,.0f} "
+              f"{med['baseline'] / med['ketasim']:>6.2f} {cpu['ketasim'] / n * 1e6:>12.0f} "
+              f"{cpu['baseline'] / n * 1e6:>10.0f} {max(worst.values()):>12.1e} "
+              f"{max(worst_base.values()):>13.1e} {peak:>9.0f} {rss:>12.0f}")
+    print(f"(medians of {'/'.join(str(r) for r in used_rounds)} alternating rounds; ratio = "
+          f"ketasim/baseline subjects/s; CPU = process CPU time, all threads; err = max over "
+          f"the 5 outputs; load average now {os.getloadavg()[0]:.1f})")
+    print("\nmax relative difference vs scipy LSODA (rtol 1e-10, atol 1e-16), "
+          f"{2 if args.quick else 5} subjects, 2,017 points:")
+    print(f"  {'output':<11} {'ketasim':>9} {'baseline':>9}")
+    for k in OUTPUTS:
+        print(f"  {k:<11} {worst[k]:>9.1e} {worst_base[k]:>9.1e}")
     ana_ms, ode_ms = latency(10 if args.quick else 50)
-    print(f"single-subject latency, linear PK part (analytic engine): {ana_ms:.2f} ms")
+    print(f"\nsingle-subject latency, linear PK part (analytic engine): {ana_ms:.2f} ms")
     print(f"single-subject full model with the ODE engine (LSODA 1e-10): {ode_ms:.0f} ms "
           f"({1000 / ode_ms:.1f} subjects/s per core for scale)")
 

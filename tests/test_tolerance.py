@@ -85,7 +85,7 @@ def test_every_dose_and_infusion_edge_is_a_breakpoint(monkeypatch: pytest.Monkey
     monkeypatch.setattr(engine, "kernel", lambda m, o: spy)
     engine.run(model, REFERENCE_REGIMEN, covariates={"weight": 70.0}, times=TIMES,
                outputs=OUTPUTS)
-    kind, arg, time, stop, length = (seen["args"][k] for k in range(7, 12))
+    kind, arg, time, stop, length = (seen["args"][k] for k in range(8, 13))
     kind, arg, time, stop = (x[0, :length[0]] for x in (kind, arg, time, stop))
     hard = (kind == ADVANCE) & (arg == 1)
     starts = 84.0 * np.arange(6)

@@ -23,20 +23,26 @@ True
 
 from __future__ import annotations
 
+import ast
 import hashlib
 import importlib.util
+import math
 import os
 import shutil
 import sys
 import tempfile
 import threading
 import warnings
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass
 from pathlib import Path
-from types import ModuleType
-from typing import TYPE_CHECKING, Any
+from types import ModuleType, SimpleNamespace
+from typing import TYPE_CHECKING, Any, ClassVar, cast
 
 if TYPE_CHECKING:
+    import numpy as np
+
+    from ketasim.model.expr import Expression
     from ketasim.model.model import Model
 
 CACHE_ENV = "KETASIM_CACHE_DIR"
@@ -105,11 +111,212 @@ def kernel_source(model: Model, outputs: Sequence[str]) -> str:
     template = _template_text()
     head, rest = template.split(_BEGIN)
     _, tail = rest.split(_END)
-    nl = model.rhs_source("nl_rhs", nonlinear_only=True)
-    out = model.output_source(list(outputs), "outputs")
-    body = (f"@njit(cache=True)\n{nl}\n\n"
-            f"@njit(cache=True, fastmath=True)\n{out}")
-    return f"{head}{_BEGIN}{body}{_END}{tail}"
+    return f"{head}{_BEGIN}{lane_code(model, outputs).source}{_END}{tail}"
+
+
+def lane_functions(model: Model, outputs: Sequence[str]) -> str:
+    """Source of the model's nonlinear right-hand side ``nl_rhs(t, a, s, p, ds, nl)`` and
+    output function ``outputs(t, y, p, o, nl)`` over lanes (:func:`lane_code`).
+
+    >>> from ketasim.engine.reference import reference_model
+    >>> "_pow(ce, hill)" in lane_functions(reference_model(), ["effect"])
+    True
+    """
+    return lane_code(model, outputs).source
+
+
+@dataclass(frozen=True)
+class LaneCode:
+    """Generated lane functions and the per-subject values they read beyond the model's
+    individual values: ``hoisted[i]`` (numpy source over those values) is column
+    ``len(ind_order) + i`` of ``p``."""
+
+    source: str
+    hoisted: tuple[str, ...]
+
+
+def lane_code(model: Model, outputs: Sequence[str]) -> LaneCode:
+    """The model's right-hand side and output functions over subject lanes.
+
+    Every argument but ``t`` is an array whose last axis is the lane, and each function loops
+    over the first ``nl`` lanes, so that it compiles to SIMD code. ``exp``, ``log`` and ``**``
+    call the kernel template's branch-free versions (``x ** 2`` is ``x * x``, ``x ** 0.5`` a
+    square root). Costly parts that depend on individual values only (``ec50 ** hill``) are
+    *hoisted*: computed once per subject (:func:`hoisted_values`) and read from ``p``; costly
+    parts repeated within a function are computed once per lane.
+
+    >>> from ketasim.engine.reference import reference_model
+    >>> code = lane_code(reference_model(), ["effect"])
+    >>> code.hoisted
+    ('ec50 ** hill',)
+    >>> "_t0 = _pow(ce, hill)" in code.source
+    True
+    """
+    key = (model.fingerprint, tuple(outputs))
+    code = _lane_codes.get(key)
+    if code is None:
+        code = _lane_codes[key] = _generate(model, outputs)
+    return code
+
+
+_lane_codes: dict[tuple[str, tuple[str, ...]], LaneCode] = {}
+
+
+def _generate(model: Model, outputs: Sequence[str]) -> LaneCode:
+    c = model.compiled
+    n = model.n_cmt
+    ind = set(c.ind_order)
+    hoisted: dict[str, int] = {}
+
+    def body(target: str, results: list[Expression], amounts: str, states: str,
+             everything: str | None) -> list[str]:
+        lines = [(k, _hoist(ast.parse(c.defs[k].source, mode="eval").body, ind, hoisted))
+                 for k in c.state_defs]
+        lines += [(f"{target}[{j}, _l]",
+                   _hoist(ast.parse(e.source, mode="eval").body, ind, hoisted))
+                  for j, e in enumerate(results)]
+        used: set[str] = set()
+        for _, tree in lines:
+            used |= {x.id for x in ast.walk(tree) if isinstance(x, ast.Name)}
+        out = ["    for _l in range(_nl):"]
+        for i, k in enumerate(c.ind_order):
+            if k in used:
+                out.append(f"        {k} = _p[{i}, _l]")
+        for i, k in enumerate(c.cmt_names):
+            if k in used:
+                out.append(f"        {k} = {everything or amounts}[{i}, _l]")
+        for j, k in enumerate(model.states):
+            if k in used:
+                out.append(f"        {k} = {everything or states}"
+                           f"[{n + j if everything else j}, _l]")
+        for i in hoisted.values():
+            if f"_h{i}" in used:
+                out.append(f"        _h{i} = _p[{len(c.ind_order) + i}, _l]")
+        out += [f"        {line}" for line in _common_subexpressions(lines)]
+        if len(out) == 1:
+            out.append("        pass")
+        out.append("    return 0")
+        return out
+
+    rhs = [c.state_rhs[k] for k in model.states]
+    outs = [c.outputs[k] for k in outputs]
+    text = "\n".join([
+        "@njit(cache=True, error_model=\"numpy\", inline=\"always\")",
+        "def nl_rhs(t, _a, _s, _p, _ds, _nl):",
+        *body("_ds", rhs, "_a", "_s", None), "", "",
+        "@njit(cache=True, error_model=\"numpy\", inline=\"always\")",
+        "def outputs(t, _y, _p, _o, _nl):",
+        *body("_o", outs, "", "", "_y")]) + "\n"
+    order = sorted(hoisted, key=hoisted.__getitem__)
+    return LaneCode(text, tuple(order))
+
+
+def hoisted_values(code: LaneCode, ind: Mapping[str, Any], n: int) -> np.ndarray:
+    """The hoisted per-subject values of ``code`` from individual values ``ind``: (n, k)."""
+    import numpy as np
+    env: dict[str, Any] = {"math": SimpleNamespace(exp=np.exp, log=np.log, log10=np.log10,
+                                                   sqrt=np.sqrt),
+                           "_where": np.where, "abs": np.abs, "min": np.minimum,
+                           "max": np.maximum}
+    env.update(ind)
+    cols = []
+    with np.errstate(all="ignore"):
+        for src in code.hoisted:
+            value = eval(src, {"__builtins__": {}}, env)  # generated from checked expressions
+            cols.append(np.broadcast_to(np.asarray(value, dtype=float), (n,)))
+    return np.stack(cols, axis=1) if cols else np.zeros((n, 0))
+
+
+def _costly(node: ast.AST) -> bool:
+    return isinstance(node, ast.Call) or (isinstance(node, ast.BinOp)
+                                          and isinstance(node.op, ast.Pow))
+
+
+def _hoist(tree: ast.expr, ind: set[str], hoisted: dict[str, int]) -> ast.expr:
+    """Replace the largest costly subtrees of ``tree`` that read individual values only by
+    names ``_h<i>`` (numbered in ``hoisted``)."""
+
+    class Hoist(ast.NodeTransformer):
+        def visit(self, node: ast.AST) -> ast.AST:
+            if _costly(node):
+                names = {x.id for x in ast.walk(node) if isinstance(x, ast.Name)} - {"math"}
+                calls = {x.func.id for x in ast.walk(node)
+                         if isinstance(x, ast.Call) and isinstance(x.func, ast.Name)}
+                if names - calls and (names - calls) <= ind:
+                    key = ast.unparse(node)
+                    i = hoisted.setdefault(key, len(hoisted))
+                    return ast.Name(f"_h{i}", ast.Load())
+            return self.generic_visit(node)
+
+    return cast(ast.expr, Hoist().visit(tree))
+
+
+def _common_subexpressions(lines: list[tuple[str, ast.expr]]) -> list[str]:
+    """Assignments for ``lines`` (target, expression), with every costly subexpression that
+    occurs more than once computed once, into ``_t<i>``, just before its first use."""
+    counts: dict[str, int] = {}
+    for _, tree in lines:
+        for node in ast.walk(tree):
+            if _costly(node):
+                key = ast.dump(node)
+                counts[key] = counts.get(key, 0) + 1
+    temps: dict[str, str] = {}
+    out: list[str] = []
+
+    class Replace(ast.NodeTransformer):
+        def visit(self, node: ast.AST) -> ast.AST:
+            node = self.generic_visit(node)  # inner repeats first, so temps nest
+            if _costly(node):
+                key = ast.dump(node)
+                if counts.get(key, 0) > 1:
+                    if key not in temps:
+                        temps[key] = f"_t{len(temps)}"
+                        out.append(f"{temps[key]} = {_vector_source(node)}")
+                    return ast.Name(temps[key], ast.Load())
+            return node
+
+    for target, tree in lines:
+        expr = Replace().visit(tree)
+        out.append(f"{target} = {_vector_source(expr)}")
+    return out
+
+
+class _VectorCalls(ast.NodeTransformer):
+    """``**``, ``math.exp``, ``math.log`` and ``math.log10`` to the kernel's vector forms."""
+
+    _CALLS: ClassVar[dict[str, str]] = {"exp": "_exp", "log": "_log", "log10": "_log10"}
+
+    def visit_BinOp(self, node: ast.BinOp) -> ast.AST:
+        self.generic_visit(node)
+        if not isinstance(node.op, ast.Pow):
+            return node
+        try:
+            power = float(ast.literal_eval(node.right))
+        except (ValueError, TypeError, SyntaxError):  # not a number
+            power = math.nan
+        if power == 1.0:
+            return node.left
+        if power == 2.0:
+            return ast.BinOp(node.left, ast.Mult(), node.left)
+        if power == 0.5:
+            return ast.Call(ast.Attribute(ast.Name("math", ast.Load()), "sqrt", ast.Load()),
+                            [node.left], [])
+        return ast.Call(ast.Name("_pow", ast.Load()), [node.left, node.right], [])
+
+    def visit_Call(self, node: ast.Call) -> ast.AST:
+        self.generic_visit(node)
+        f = node.func
+        if isinstance(f, ast.Attribute) and isinstance(f.value, ast.Name) \
+                and f.value.id == "math" and f.attr in self._CALLS:
+            node.func = ast.Name(self._CALLS[f.attr], ast.Load())
+        return node
+
+
+def _vector_source(tree: ast.AST) -> str:
+    import copy
+    out = _VectorCalls().visit(copy.deepcopy(tree))
+    return ast.unparse(ast.fix_missing_locations(out))
+
 
 
 def kernel_key(model: Model, outputs: Sequence[str]) -> str:
@@ -217,5 +424,6 @@ def clear_kernel_cache() -> int:
     return removed
 
 
-__all__ = ["CACHE_ENV", "NumbaMissingWarning", "cache_dir", "clear_kernel_cache",
-           "have_numba", "kernel_key", "kernel_path", "kernel_source", "load_kernel"]
+__all__ = ["CACHE_ENV", "LaneCode", "NumbaMissingWarning", "cache_dir", "clear_kernel_cache",
+           "have_numba", "hoisted_values", "kernel_key", "kernel_path", "kernel_source",
+           "lane_code", "lane_functions", "load_kernel"]

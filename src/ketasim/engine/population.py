@@ -10,9 +10,12 @@ solution; steps are powers of two (or end at a breakpoint), so exponentials are 
 Every dose, infusion start and stop is a breakpoint: no step crosses it, and the step
 restarts there with a size chosen afresh. The error is controlled at the end of each step
 and, through the defect of the dense output, inside it, where output times read. A compiled
-kernel (numba) loops over subjects in parallel; it is generated per model structure and
-outputs and cached on disk, so it is compiled once, ever (:mod:`ketasim.engine.kernels`).
-Subjects are processed in chunks so memory is bounded by the requested output.
+kernel (numba) solves blocks of :data:`LANES` subjects with one step sequence, every loop
+running across the block's subjects (SIMD), blocks in parallel; it is generated per model
+structure and outputs and cached on disk, so it is compiled once, ever
+(:mod:`ketasim.engine.kernels`). Blocks are aligned on subject numbers, so results do not
+depend on the chunk size or the number of threads. Subjects are processed in chunks, into
+reused arrays, so memory is bounded by the requested output.
 
 Subjects whose eigenvector matrix is ill-conditioned (near-repeated eigenvalues) are solved
 with the ODE engine instead, and counted in ``Result.messages``. Steady-state (SS) records
@@ -25,6 +28,7 @@ and time-varying covariates are not supported here (use the analytic or ODE engi
 from __future__ import annotations
 
 import importlib.util
+import sys
 from collections.abc import Iterator, Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any
@@ -33,7 +37,7 @@ import numpy as np
 
 from ketasim.dosing.events import EventTable
 from ketasim.dosing.language import parse_regimen
-from ketasim.dosing.regimen import Regimen, check_weight
+from ketasim.dosing.regimen import WEIGHT_RANGE_KG, Regimen, check_weight
 from ketasim.dosing.schedule import Schedule, TimingDiffersError, build_schedule
 from ketasim.engine.core import SubjectProblem
 from ketasim.engine.result import Result
@@ -46,6 +50,9 @@ from ketasim.model.model import Model
 HAVE_NUMBA = importlib.util.find_spec("numba") is not None
 
 ADVANCE, RESET, BOLUS, RATES, OBS = 0, 1, 2, 3, 4
+# subjects per block: the lanes of the kernel's loops (4 AVX-512 or 8 AVX2 vectors of
+# doubles); narrower blocks leave the vector loops short, wider ones take more steps
+LANES = 32
 
 # Dormand–Prince 5(4) tableau (Dormand & Prince 1980, J Comput Appl Math 6:19-26, Table 2)
 # stage fractions; the eighth (½) is where the kernel checks its dense output's defect
@@ -86,7 +93,11 @@ class PopulationEngine:
     times read); every dose, infusion start and stop is a breakpoint where the step restarts
     with a fresh size. On the reference problem every output then stays within ``rtol``
     relative to a tight solution (docs/engines.md). Linear compartments are exact.
-    ``chunk_size`` subjects are solved per kernel call.
+    ``chunk_size`` subjects are solved per kernel call, in blocks of ``LANES`` subjects that
+    share a step sequence (SIMD across subjects). ``threads``: how many threads the kernel
+    uses (default: numba's, all cores; at most ``NUMBA_NUM_THREADS``). ``keep_states``: whether
+    :meth:`run` (and so :func:`~ketasim.engine.simulate`) also returns every state at every
+    output time; off by default, only the outputs are computed and stored.
     """
 
     rtol: float = 1e-8
@@ -94,6 +105,8 @@ class PopulationEngine:
     chunk_size: int = 2000
     max_condition: float = 1e6
     max_step: float = 8.0
+    threads: int | None = None
+    keep_states: bool = False
     name: str = "population"
 
     def __post_init__(self) -> None:
@@ -102,6 +115,9 @@ class PopulationEngine:
                              "use tolerances between 0 and 1e-4 (defaults 1e-8 and 1e-10)")
         if self.chunk_size < 1:
             raise ModelError("chunk_size", f"is {self.chunk_size}", "use a positive chunk size")
+        if self.threads is not None and self.threads < 1:
+            raise ModelError("threads", f"is {self.threads}",
+                             "use a positive number of threads, or None for all cores")
 
     def check(self, model: Model) -> None:
         """Raise :class:`ModelError` unless ``model``'s compartments are linear."""
@@ -122,15 +138,37 @@ class PopulationEngine:
             parameters: Mapping[str, Any] | None = None,
             times: Sequence[float] | np.ndarray, n_subjects: int | None = None,
             throw: bool = False, outputs: Sequence[str] | None = None,
-            keep_states: bool = True,
+            keep_states: bool | None = None,
             record_covariates: Mapping[str, np.ndarray] | None = None) -> Result:
-        """Solve all subjects and concatenate the chunks into one :class:`Result`."""
-        chunks = list(self.iter_chunks(model, doses, covariates=covariates,
-                                       parameters=parameters, times=times,
-                                       n_subjects=n_subjects, throw=throw, outputs=outputs,
-                                       keep_states=keep_states,
-                                       record_covariates=record_covariates))
-        return concatenate_chunks(chunks, self.name)
+        """Solve all subjects into one :class:`Result` (rows: subject × time).
+
+        The kernel writes every chunk straight into the result's arrays (nothing is
+        concatenated). ``keep_states`` defaults to the engine's (off: outputs only).
+        """
+        keep_states = self.keep_states if keep_states is None else keep_states
+        setup = self._setup(model, doses, covariates, parameters, times, n_subjects, outputs,
+                            record_covariates)
+        n, n_t = setup.n, len(setup.times)
+        out = np.empty((len(setup.keep), n, n_t))
+        states = np.empty((n, n_t, model.n_states) if keep_states else (0, 0, 0))
+        messages: list[str] = []
+        failed = False
+        for start in range(0, n, self.chunk_size):
+            stop = min(n, start + self.chunk_size)
+            msgs, ok = self._solve(setup, start, stop, 0, out, states, throw)
+            messages.extend(msgs)
+            failed = failed or not ok
+        subjects = np.arange(1, n + 1)
+        state_units = {c.name: "mg" for c in model.compartments}
+        state_units.update({k: st.unit for k, st in model.states.items()})
+        return Result(
+            model.name, self.name, np.repeat(subjects, n_t), np.tile(setup.times, n),
+            np.zeros(n * n_t, dtype=np.int64), model.state_names if keep_states else [],
+            states.reshape(n * n_t, -1) if keep_states else np.empty((n * n_t, 0)),
+            {k: out[j].reshape(-1) for j, k in enumerate(setup.keep)},
+            {k: model.outputs[k].unit for k in setup.keep},
+            status="failed" if failed else "ok", state_units=state_units,
+            messages=tuple(messages))
 
     def iter_chunks(self, model: Model, doses: EventTable | Regimen | str, *,
                     covariates: Mapping[str, Any] | None = None,
@@ -144,11 +182,42 @@ class PopulationEngine:
         """Yield one :class:`PopulationChunk` per ``chunk_size`` subjects.
 
         Only the named ``outputs`` (default: all) are computed and kept, and the states only
-        with ``keep_states``, so memory per chunk is what the caller asked for.
+        with ``keep_states``, so memory per chunk is what the caller asked for. A chunk's
+        arrays are reused for a later chunk once nothing refers to them any more (the
+        previous chunk dropped), so streaming allocates two chunks' worth, not one per chunk.
         ``record_covariates`` gives covariates per subject and dose record, shape
         (subjects, dose records) in the order of the regimen's doses (e.g. random effects of
         an occasion); they may change a dose's F, lag or duration only.
         """
+        setup = self._setup(model, doses, covariates, parameters, times, n_subjects, outputs,
+                            record_covariates)
+        n_t = len(setup.times)
+        pool: list[tuple[np.ndarray, np.ndarray]] = []
+        for start in range(0, setup.n, self.chunk_size):
+            stop = min(setup.n, start + self.chunk_size)
+            nc = stop - start
+            rows = min(self.chunk_size, setup.n)
+            shape = (len(setup.keep), rows, n_t)
+            sshape = (rows, n_t, model.n_states) if keep_states else (0, 0, 0)
+            out, states = _free_buffers(pool, shape, sshape)
+            messages, ok = self._solve(setup, start, stop, start, out, states, throw)
+            state_units = {c.name: "mg" for c in model.compartments}
+            state_units.update({k: st.unit for k, st in model.states.items()})
+            yield PopulationChunk(
+                model_name=model.name, subject=np.arange(start, stop) + 1, times=setup.times,
+                outputs={k: out[j, :nc] for j, k in enumerate(setup.keep)},
+                output_units={k: model.outputs[k].unit for k in setup.keep},
+                state_names=model.state_names if keep_states else [],
+                states=states[:nc] if keep_states else None, state_units=state_units,
+                status="ok" if ok else "failed", messages=tuple(messages))
+            del out, states
+
+    # ------------------------------------------------------------------ internals
+    def _setup(self, model: Model, doses: EventTable | Regimen | str,
+               covariates: Mapping[str, Any] | None, parameters: Mapping[str, Any] | None,
+               times: Sequence[float] | np.ndarray, n_subjects: int | None,
+               outputs: Sequence[str] | None,
+               record_covariates: Mapping[str, np.ndarray] | None) -> _Setup:
         self.check(model)
         times = np.unique(np.asarray(times, dtype=float))
         if times.size == 0 or np.any(times < 0) or not np.all(np.isfinite(times)):
@@ -163,50 +232,56 @@ class PopulationEngine:
                 raise DoseError("weight", "a mg/kg dose needs the body weight",
                                 "give covariates={'weight': ...} in kg")
             weights = np.broadcast_to(np.asarray(w, dtype=float), (n,))
-            for wi in np.unique(weights):
-                check_weight(float(wi))
+            lo, hi = WEIGHT_RANGE_KG
+            wrong = np.flatnonzero(~((weights >= lo) & (weights <= hi)))  # nan too
+            if wrong.size:
+                check_weight(float(weights[wrong[0]]))  # raises, naming the value
         keep = list(outputs) if outputs is not None else list(model.outputs)
         for name in keep:
             if name not in model.outputs:
                 raise ModelError("outputs", f"{name!r} is not an output of {model.name}",
                                  f"use some of {', '.join(model.outputs)}")
-        kernel = self.kernel(model, keep)
-        for start in range(0, n, self.chunk_size):
-            idx = np.arange(start, min(n, start + self.chunk_size))
-            extra = {k: np.asarray(v, dtype=float)[idx][:, source]
-                     for k, v in (record_covariates or {}).items()}
-            yield self._chunk(model, kernel, template, per_kg, weights, idx, covariates,
-                              parameters, times, keep, keep_states, throw, extra)
-
-    # ------------------------------------------------------------------ internals
-    def _chunk(self, model: Model, kernel: Any, template: EventTable, per_kg: np.ndarray,
-               weights: np.ndarray | None, idx: np.ndarray,
-               covariates: Mapping[str, Any] | None, parameters: Mapping[str, Any] | None,
-               times: np.ndarray, keep: list[str], keep_states: bool, throw: bool,
-               record_covariates: Mapping[str, np.ndarray] | None = None
-               ) -> PopulationChunk:
-        nc = len(idx)
-        covs = _take(covariates, idx, model.covariates)
-        pars = _take(parameters, idx, model.parameters)
-        n_rec = template.n_records
-        rec_covs = {k: v for k, v in template.covariates.items() if k in model.covariates}
-        for k, v in (record_covariates or {}).items():
+        for k in record_covariates or {}:
             if k not in model.covariates:
                 raise ModelError("record_covariates", f"{k!r} is not a covariate of "
                                  f"{model.name}", "name covariates the model declares")
-            rec_covs[k] = v
+        from ketasim.engine.kernels import lane_code
+        return _Setup(model=model, kernel=self.kernel(model, keep), code=lane_code(model, keep),
+                      template=template,
+                      per_kg=per_kg, source=source, weights=weights, n=n,
+                      covariates=covariates, parameters=parameters,
+                      record_covariates=record_covariates, times=times, keep=keep)
+
+    def _solve(self, setup: _Setup, start: int, stop: int, row0: int, out: np.ndarray,
+               states: np.ndarray, throw: bool) -> tuple[list[str], bool]:
+        """Solve subjects [start, stop) into rows [start - row0, stop - row0) of ``out``
+        (and ``states``). The kernel solves whole aligned blocks of ``LANES`` subjects (those
+        around the chunk's ends too), so that a subject's block, hence its result, is the
+        same whatever the chunk size."""
+        model = setup.model
+        lo = start - start % LANES
+        hi = min(setup.n, -(-stop // LANES) * LANES)
+        ext = np.arange(lo, hi)
+        ne = len(ext)
+        covs = _take(setup.covariates, ext, model.covariates)
+        pars = _take(setup.parameters, ext, model.parameters)
+        template = setup.template
+        n_rec = template.n_records
+        rec_covs = {k: v for k, v in template.covariates.items() if k in model.covariates}
+        for k, v in (setup.record_covariates or {}).items():
+            rec_covs[k] = np.asarray(v, dtype=float)[ext][:, setup.source]
         ind = model.individual(covs, pars)
-        ind = {k: np.broadcast_to(v, (nc,)).copy() for k, v in ind.items()}
+        ind = {k: np.broadcast_to(v, (ne,)).copy() for k, v in ind.items()}
         cmt_idx = np.clip(template.cmt - 1, 0, model.n_cmt - 1)
         if rec_covs:
             # dose-record covariates (e.g. the device number of a nasal spray) may change a
             # dose's F, lag or duration, but not the system: checked here
             both = {k: np.asarray(v, dtype=float)[:, None] if np.ndim(v) else v
                     for k, v in covs.items()}
-            both.update({k: np.broadcast_to(v, (nc, n_rec)) for k, v in rec_covs.items()})
+            both.update({k: np.broadcast_to(v, (ne, n_rec)) for k, v in rec_covs.items()})
             ind_rec = model.individual(both, {k: np.asarray(v)[:, None] if np.ndim(v) else v
                                               for k, v in pars.items()})
-            ind_rec = {k: np.broadcast_to(v, (nc, n_rec)) for k, v in ind_rec.items()}
+            ind_rec = {k: np.broadcast_to(v, (ne, n_rec)) for k, v in ind_rec.items()}
             ind = {k: v[:, 0].copy() for k, v in ind_rec.items()}
             k_rec = model.system_matrix(ind_rec)
             varies = not np.allclose(k_rec, k_rec[:, :1])
@@ -232,33 +307,67 @@ class PopulationEngine:
         kmat = model.system_matrix(ind)
         pvec = np.ascontiguousarray(model.parameter_vector(ind))
         s0 = np.ascontiguousarray(model.initial_state(ind)[:, model.n_cmt:])
-        amounts = np.broadcast_to(template.amt, (nc, n_rec)).copy()
-        if weights is not None:
-            amounts[:, per_kg] *= weights[idx][:, None]
+        amounts = np.broadcast_to(template.amt, (ne, n_rec)).copy()
+        if setup.weights is not None:
+            amounts[:, setup.per_kg] *= setup.weights[ext][:, None]
+
+        def schedule(sel: np.ndarray) -> Schedule:
+            return build_schedule(template, n_cmt=model.n_cmt, f=f[sel],
+                                  lag=lag[sel[0]] if len(sel) == 1 else lag[sel],
+                                  amounts=amounts[sel], model_rate=mrate[sel],
+                                  model_duration=mdur[sel])
+
+        # blocks of LANES subjects, aligned on the population's subject numbers; a block's op
+        # list is the shared schedule's when all subjects' event times agree, else the union
+        # of its subjects' schedules (each lane then acts at its own events)
+        nb = -(-ne // LANES)
+        lane = np.arange(LANES)
+        first = np.arange(nb) * LANES
+        width = np.minimum(LANES, ne - first)
+        used = lane[None, :] < width[:, None]
+        lane_src = np.where(used, first[:, None] + lane[None, :], first[:, None])
+        block_group = np.zeros(nb, dtype=np.int64)
         try:
-            schedules = [build_schedule(template, n_cmt=model.n_cmt, f=f, lag=lag,
-                                        amounts=amounts, model_rate=mrate,
-                                        model_duration=mdur)]
-            group = np.zeros(nc, dtype=np.int64)
+            groups = [_flatten([(np.arange(ne), schedule(np.arange(ne)))], ne, setup.times,
+                                model.n_cmt)]
         except TimingDiffersError:
-            schedules = [build_schedule(template, n_cmt=model.n_cmt, f=f[i:i + 1],
-                                        lag=lag[i], amounts=amounts[i:i + 1],
-                                        model_rate=mrate[i:i + 1], model_duration=mdur[i:i + 1])
-                         for i in range(nc)]
-            group = np.arange(nc, dtype=np.int64)
-        ops = _flatten(schedules, group, times, nc, model.n_cmt)
+            groups = []
+            for kb in range(nb):
+                sel = np.arange(first[kb], first[kb] + width[kb])
+                try:
+                    parts = [(np.arange(len(sel)), schedule(sel))]
+                except TimingDiffersError:
+                    parts = [(np.array([i]), schedule(sel[i:i + 1])) for i in range(len(sel))]
+                groups.append(_flatten(parts, len(sel), setup.times, model.n_cmt))
+                block_group[kb] = kb
+        ops = _op_arrays(groups, block_group, lane_src, used)
         lam, vmat, vinv, bad = _diagonalise(kmat, self.max_condition)
-        needed = _needed_compartments(model)
-        n_t = len(times)
-        out = np.empty((len(keep), nc, n_t))
-        states = np.empty((nc, n_t, model.n_states) if keep_states else (nc, 0, 0))
-        out_rows = _output_compartments(model, keep)
-        failed = kernel(lam, vmat, vinv, pvec, s0, needed, group, ops["kind"], ops["arg"],
-                        ops["time"], ops["stop"], ops["len"], ops["bolus"], ops["rates"],
-                        out_rows, out, states, self.rtol, self.atol, _C, _A_FULL, _B, _E, _P,
-                        self.max_step)
+        rows = ext[lane_src] - row0
+        in_chunk = used & (ext[lane_src] >= start) & (ext[lane_src] < stop)
+        active = used & ~bad[lane_src]
+        out_map = np.where(in_chunk & active, rows, -1).astype(np.int64)
+
+        # the kernel's p: the individual values, then the hoisted per-subject values
+        pk = pvec
+        if setup.code.hoisted:
+            from ketasim.engine.kernels import hoisted_values
+            pk = np.concatenate([pvec, hoisted_values(setup.code, ind, ne)], axis=1)
+
+        def blocked(x: np.ndarray) -> np.ndarray:
+            return np.ascontiguousarray(np.moveaxis(x[lane_src], 1, -1))
+
+        kernel_args = (
+            blocked(lam), blocked(vmat), blocked(vinv), blocked(pk), blocked(s0),
+            _needed_compartments(model), np.ascontiguousarray(active), block_group,
+            ops["kind"], ops["arg"], ops["time"], ops["stop"], ops["len"], ops["lanecol"],
+            ops["rates"], _output_compartments(model, setup.keep), out_map, out, states,
+            self.rtol, self.atol, _C, _A_FULL, _B, _E, _P, self.max_step)
+        failed_bl = self._call(setup.kernel, kernel_args)
+        failed = np.zeros(ne, dtype=bool)
+        failed[lane_src[used]] = failed_bl[used] > 0
         messages = []
-        fallback = np.flatnonzero(bad)
+        chunk = (ext >= start) & (ext < stop)
+        fallback = np.flatnonzero(bad & chunk)
         if fallback.size:
             messages.append(f"{fallback.size} subject(s) with near-repeated eigenvalues solved "
                             "with the ODE engine")
@@ -266,27 +375,69 @@ class PopulationEngine:
             ode = OdeEngine()
             for i in fallback:
                 y = _ode_subject(model, ode, template, amounts[i], pvec[i], s0[i], f[i],
-                                 lag[i], mrate[i], mdur[i], times)
-                vals = model.evaluate_outputs(times, y, {k: v[i] for k, v in ind.items()})
-                for j, k in enumerate(keep):
-                    out[j, i] = vals[k]
-                if keep_states:
-                    states[i] = y
-        n_failed = int(np.sum(failed[~bad])) if failed.size else 0
+                                 lag[i], mrate[i], mdur[i], setup.times)
+                vals = model.evaluate_outputs(setup.times, y, {k: v[i] for k, v in ind.items()})
+                row = ext[i] - row0
+                for j, k in enumerate(setup.keep):
+                    out[j, row] = vals[k]
+                if states.shape[1]:
+                    states[row] = y
+        n_failed = int(np.sum(failed & chunk & ~bad))
         if n_failed:
             messages.append(f"{n_failed} subject(s) reached the step-size limit")
             if throw:
                 from ketasim.errors import SolverError
                 raise SolverError("engine", messages[-1], "loosen rtol/atol")
-        state_units = {c.name: "mg" for c in model.compartments}
-        state_units.update({k: s.unit for k, s in model.states.items()})
-        return PopulationChunk(
-            model_name=model.name, subject=idx + 1, times=times,
-            outputs={k: out[j] for j, k in enumerate(keep)},
-            output_units={k: model.outputs[k].unit for k in keep},
-            state_names=model.state_names if keep_states else [],
-            states=states if keep_states else None, state_units=state_units,
-            status="ok" if not n_failed else "failed", messages=tuple(messages))
+        return messages, not n_failed
+
+    def _call(self, kernel: Any, args: tuple[Any, ...]) -> np.ndarray:
+        """Run the kernel with ``threads`` threads (when set)."""
+        if self.threads is None or not HAVE_NUMBA:
+            return np.asarray(kernel(*args))
+        import numba
+        before = numba.get_num_threads()
+        numba.set_num_threads(min(self.threads, getattr(numba.config, "NUMBA_NUM_THREADS", 1)))
+        try:
+            return np.asarray(kernel(*args))
+        finally:
+            numba.set_num_threads(before)
+
+
+@dataclass
+class _Setup:
+    """What every chunk of one population run shares."""
+
+    model: Model
+    kernel: Any
+    code: Any  # kernels.LaneCode: what the kernel's p holds beyond the individual values
+    template: EventTable
+    per_kg: np.ndarray
+    source: np.ndarray
+    weights: np.ndarray | None
+    n: int
+    covariates: Mapping[str, Any] | None
+    parameters: Mapping[str, Any] | None
+    record_covariates: Mapping[str, np.ndarray] | None
+    times: np.ndarray
+    keep: list[str]
+
+
+def _free_buffers(pool: list[tuple[np.ndarray, np.ndarray]], shape: tuple[int, ...],
+                  sshape: tuple[int, ...]) -> tuple[np.ndarray, np.ndarray]:
+    """Output and state arrays for the next chunk: a pooled pair nothing else refers to any
+    more (its chunk was dropped), else new ones (pooled while the pool holds fewer than
+    two)."""
+    for k in range(len(pool)):
+        out, states = pool[k]
+        # references: the pool's tuple and the two names here, plus getrefcount's argument
+        if out.shape == shape and states.shape == sshape \
+                and sys.getrefcount(out) <= 3 and sys.getrefcount(states) <= 3:
+            return out, states
+        del out, states
+    pair = (np.empty(shape), np.empty(sshape))
+    if len(pool) < 2:
+        pool.append(pair)
+    return pair
 
 
 @dataclass(frozen=True, eq=False)
@@ -383,82 +534,155 @@ def _template(model: Model, doses: EventTable | Regimen | str
     return resolved, per_kg, source
 
 
-def _flatten(schedules: list[Schedule], group: np.ndarray, times: np.ndarray, nc: int,
-             n_cmt: int) -> dict[str, np.ndarray]:
-    """Turn schedules plus output times into op arrays for the kernel."""
-    rows: list[list[tuple[int, int, float]]] = []
-    bolus_cols: list[np.ndarray] = []
-    rate_sets: list[np.ndarray] = [np.zeros((nc, n_cmt))]
-    for gi, sched in enumerate(schedules):
-        members = np.flatnonzero(group == gi)
-        ops: list[tuple[int, int, float]] = []
-        k_obs = 0
-        nodes = sched.nodes
-        prev_rates: np.ndarray | None = None
-        t0 = min(nodes[0].time if nodes else times[0], times[0])
-        ops.append((ADVANCE, 1, t0))
-        for node in nodes:
-            while k_obs < len(times) and times[k_obs] < node.time:
-                ops.append((ADVANCE, 0, float(times[k_obs])))
-                ops.append((OBS, k_obs, 0.0))
-                k_obs += 1
-            ops.append((ADVANCE, 1, node.time))
+@dataclass
+class _OpList:
+    """One op list (see the kernel) and the per-member values its ops index: ``columns``
+    (bolus amounts, reset flags) and ``rate_sets`` (input rates after each change), both
+    over the members it was built for."""
+
+    rows: np.ndarray  # (ops, 3): kind, arg, time
+    columns: list[np.ndarray]
+    rate_sets: list[np.ndarray]
+
+
+def _flatten(parts: list[tuple[np.ndarray, Schedule]], n_members: int, times: np.ndarray,
+             n_cmt: int) -> _OpList:
+    """The op list of ``parts`` (member positions, their schedule) and ``times``: every event
+    node of every part is a hard stop; at a time, each part's actions (reset, bolus) act on
+    its members only, and one rate change sets every part's rates after that time. Output
+    times equal to an event time come after its actions."""
+    columns: list[np.ndarray] = []
+    current = np.zeros((n_members, n_cmt))
+    rate_sets = [current.copy()]
+    events = sorted((node.time, pi, ni) for pi, (_, sched) in enumerate(parts)
+                    for ni, node in enumerate(sched.nodes))
+    last: list[np.ndarray | None] = [None] * len(parts)  # a part's rates after its last node
+    segments: list[np.ndarray] = []
+
+    def observe(k0: int, k1: int) -> None:
+        # output times k0..k1-1: a soft ADVANCE to each, then its OBS
+        if k1 > k0:
+            seg = np.zeros((2 * (k1 - k0), 3))
+            seg[0::2, 0] = ADVANCE
+            seg[0::2, 2] = times[k0:k1]
+            seg[1::2, 0] = OBS
+            seg[1::2, 1] = np.arange(k0, k1)
+            segments.append(seg)
+
+    t0 = min(events[0][0] if events else times[0], times[0])
+    segments.append(np.array([[ADVANCE, 1, t0]], dtype=float))
+    k_obs = 0
+    e = 0
+    while e < len(events):
+        when = events[e][0]
+        k1 = int(np.searchsorted(times, when, side="left"))
+        observe(k_obs, k1)
+        k_obs = max(k_obs, k1)
+        ops: list[tuple[float, float, float]] = [(ADVANCE, 1, when)]
+        changed = False
+        while e < len(events) and events[e][0] == when:
+            _, pi, ni = events[e]
+            members, sched = parts[pi]
+            node = sched.nodes[ni]
             for act in node.actions:
                 if act.kind == "reset":
-                    ops.append((RESET, 0, 0.0))
+                    col = np.zeros(n_members)
+                    col[members] = 1.0
+                    columns.append(col)
+                    ops.append((RESET, len(columns) - 1, 0.0))
                 elif act.kind == "bolus":
                     assert act.amount is not None
-                    col = np.zeros(nc)
+                    col = np.zeros(n_members)
                     col[members] = act.amount
-                    bolus_cols.append(col)
-                    ops.append((BOLUS, (len(bolus_cols) - 1) * 1024 + act.cmt, 0.0))
+                    columns.append(col)
+                    ops.append((BOLUS, (len(columns) - 1) * 1024 + act.cmt, 0.0))
             assert node.rates is not None
-            if prev_rates is None or not np.array_equal(node.rates, prev_rates):
-                full = np.zeros((nc, n_cmt))
-                full[members] = node.rates
-                rate_sets.append(full)
-                ops.append((RATES, len(rate_sets) - 1, 0.0))
-                prev_rates = node.rates
-        while k_obs < len(times):
-            ops.append((ADVANCE, 0, float(times[k_obs])))
-            ops.append((OBS, k_obs, 0.0))
-            k_obs += 1
-        rows.append(ops)
-    length = max(len(r) for r in rows)
-    kind = np.zeros((len(rows), length), dtype=np.int64)
-    arg = np.zeros((len(rows), length), dtype=np.int64)
-    tim = np.zeros((len(rows), length))
-    stop = np.zeros((len(rows), length))
-    for gi, r in enumerate(rows):
-        arr = np.array(r, dtype=float)
-        kind[gi, :len(r)] = arr[:, 0]
-        arg[gi, :len(r)] = arr[:, 1]
-        tim[gi, :len(r)] = arr[:, 2]
-        adv = kind[gi, :len(r)] == ADVANCE
-        tim[gi, :len(r)][~adv] = np.nan
+            previous = last[pi]
+            if previous is None or not np.array_equal(node.rates, previous):
+                current[members] = node.rates
+                last[pi] = node.rates
+                changed = True
+            e += 1
+        if changed:
+            rate_sets.append(current.copy())
+            ops.append((RATES, len(rate_sets) - 1, 0.0))
+        segments.append(np.array(ops, dtype=float))
+    observe(k_obs, len(times))
+    return _OpList(np.concatenate(segments), columns, rate_sets)
+
+
+def _op_arrays(groups: list[_OpList], block_group: np.ndarray, lane_src: np.ndarray,
+               used: np.ndarray) -> dict[str, np.ndarray]:
+    """The kernel's op arrays (one row per op list) and its per-block, per-lane values.
+
+    With one op list its members are the subjects (``lane_src`` maps lanes to them); with
+    one per block, each block's lanes."""
+    n_g = len(groups)
+    length = max(len(g.rows) for g in groups)
+    kind = np.zeros((n_g, length), dtype=np.int64)
+    arg = np.zeros((n_g, length), dtype=np.int64)
+    tim = np.zeros((n_g, length))
+    stop = np.zeros((n_g, length))
+    for gi, g in enumerate(groups):
+        arr = g.rows
+        nr = len(arr)
+        kind[gi, :nr] = arr[:, 0]
+        arg[gi, :nr] = arr[:, 1]
+        tim[gi, :nr] = arr[:, 2]
+        adv = kind[gi, :nr] == ADVANCE
+        tim[gi, :nr][~adv] = np.nan
         # time of the next event node (hard stop) at or after each op; the last time if none
-        nxt = float(arr[adv, 2][-1])
-        for jj in range(len(r) - 1, -1, -1):
-            if kind[gi, jj] == ADVANCE and arg[gi, jj] == 1:
-                nxt = tim[gi, jj]
-            stop[gi, jj] = nxt
-    bolus = np.stack(bolus_cols, axis=1) if bolus_cols else np.zeros((nc, 1))
+        hard = adv & (arg[gi, :nr] == 1)
+        nxt = np.full(nr, arr[adv, 2][-1])
+        idx = np.flatnonzero(hard)
+        pos = np.searchsorted(idx, np.arange(nr))
+        has = pos < len(idx)
+        nxt[has] = tim[gi, :nr][idx[pos[has]]]
+        stop[gi, :nr] = nxt
+    nb, lanes = lane_src.shape
+    n_cols = max(1, max(len(g.columns) for g in groups))
+    n_sets = max(len(g.rate_sets) for g in groups)
+    n_cmt = groups[0].rate_sets[0].shape[1]
+    lanecol = np.zeros((nb, n_cols, lanes))
+    rates = np.zeros((nb, n_sets, n_cmt, lanes))
+    if n_g == 1:
+        g = groups[0]
+        if g.columns:
+            lanecol[:, :len(g.columns)] = np.moveaxis(np.stack(g.columns, axis=1)[lane_src], 1, -1)
+        sets = np.stack(g.rate_sets, axis=1)  # (members, sets, n_cmt)
+        rates[:] = np.moveaxis(sets[lane_src], 1, -1)
+    else:
+        local = np.where(used, np.arange(lanes)[None, :], 0)
+        for k in range(nb):
+            g = groups[block_group[k]]
+            if g.columns:
+                lanecol[k, :len(g.columns)] = np.stack(g.columns)[:, local[k]]
+            sets = np.stack(g.rate_sets, axis=1)
+            rates[k, :len(g.rate_sets)] = np.moveaxis(sets[local[k]], 0, -1)
     return {"kind": kind, "arg": arg, "time": tim, "stop": stop,
-            "len": np.array([len(r) for r in rows], dtype=np.int64),
-            "bolus": np.ascontiguousarray(bolus),
-            "rates": np.ascontiguousarray(np.stack(rate_sets, axis=1))}
+            "len": np.array([len(g.rows) for g in groups], dtype=np.int64),
+            "lanecol": np.ascontiguousarray(lanecol), "rates": np.ascontiguousarray(rates)}
 
 
 def _diagonalise(kmat: np.ndarray, max_condition: float
                  ) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
-    """Eigen-decomposition per subject; flags subjects that are not safely diagonalisable."""
+    """Eigen-decomposition per subject; flags subjects that are not safely diagonalisable.
+
+    The condition number of the eigenvector matrix V is bounded from above by
+    ‖V‖_F ‖V⁻¹‖_F (cheaper than the 2-norm's SVD, and never smaller)."""
     lam, vmat = np.linalg.eig(kmat)
     with np.errstate(all="ignore"):
-        cond = np.linalg.cond(vmat)
+        try:
+            vinv = np.linalg.inv(vmat)
+            cond = (np.sqrt(np.sum(np.abs(vmat) ** 2, axis=(1, 2)))
+                    * np.sqrt(np.sum(np.abs(vinv) ** 2, axis=(1, 2))))
+        except np.linalg.LinAlgError:  # an exactly singular V somewhere
+            cond = np.linalg.cond(vmat)
     bad = ~np.isfinite(cond) | (cond > max_condition)
-    vmat = np.where(bad[:, None, None], np.eye(kmat.shape[-1]), vmat)
-    lam = np.where(bad[:, None], 0.0, lam)
-    vinv = np.linalg.inv(vmat)
+    if bad.any():
+        vmat = np.where(bad[:, None, None], np.eye(kmat.shape[-1]), vmat)
+        lam = np.where(bad[:, None], 0.0, lam)
+        vinv = np.linalg.inv(vmat)
     scale = np.maximum(np.abs(lam).max(axis=1), 1e-300)
     if np.all(np.abs(lam.imag) <= 1e-13 * scale[:, None]):
         lam, vmat, vinv = lam.real, vmat.real, vinv.real

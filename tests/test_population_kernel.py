@@ -1,0 +1,246 @@
+"""The population kernel's blocks, lanes, buffers and threads (issue #16 item 3).
+
+Subjects are solved in blocks of ``LANES`` that share one step sequence and one op list (the
+union of their events); these tests pin what that must not change: agreement with the other
+engines, reproducibility whatever the chunk size or thread count, per-lane events when
+subjects' event times differ, and the vectorised exp/log/pow the kernel uses.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+from numba import njit
+
+from ketasim.dosing import EventTable
+from ketasim.engine import AnalyticEngine, OdeEngine, PopulationEngine, simulate
+from ketasim.engine import _kernel_template as kt
+from ketasim.engine.kernels import hoisted_values, lane_code
+from ketasim.engine.population import LANES
+from ketasim.engine.reference import REFERENCE_REGIMEN, reference_model, reference_population
+from ketasim.errors import ModelError
+from ketasim.model import Compartment, Flow, Model, Output, Parameter, State
+from nmtests_model import nmtests_model
+
+TIMES = np.arange(0.0, 504.0 + 1e-9, 0.25)
+OUTPUTS = ["c1", "cm", "ce", "effect", "plasticity"]
+IIV = ("cl", "v1", "q2", "ke0", "kout")
+
+
+def _population(n: int, seed: int = 3) -> tuple[dict, dict]:
+    pop = reference_population(n, np.random.default_rng(seed))
+    return {"weight": pop["weight"]}, {k: pop[k] for k in IIV}
+
+
+# ------------------------------------------------------------------ vectorised math
+@njit
+def _apply(f_id, x, y, out):  # pragma: no cover - compiled
+    for i in range(x.shape[0]):
+        if f_id == 0:
+            out[i] = kt._exp(x[i])
+        elif f_id == 1:
+            out[i] = kt._log(x[i])
+        else:
+            out[i] = kt._pow(x[i], y[i])
+
+
+def test_vector_exp_log_pow_agree_with_libm_to_an_ulp() -> None:
+    rng = np.random.default_rng(0)
+    x = rng.uniform(-700.0, 700.0, 20_000)
+    out = np.empty_like(x)
+    _apply(0, x, x, out)
+    assert np.max(np.abs(out - np.exp(x)) / np.exp(x)) <= 2.3e-16
+    x = np.exp(rng.uniform(-700.0, 700.0, 20_000))
+    _apply(1, x, x, out)
+    assert np.max(np.abs(out - np.log(x))) <= 2.3e-16 * np.max(np.abs(np.log(x)))
+    base = rng.uniform(0.0, 50.0, 20_000)
+    power = rng.uniform(-4.0, 4.0, 20_000)
+    _apply(2, base, power, out)
+    ref = base ** power
+    bound = 4e-16 * (1 + np.abs(power * np.log(base)))
+    assert np.all(np.abs(out - ref) <= bound * ref)
+
+
+def test_vector_pow_keeps_the_special_values_of_c_pow() -> None:
+    x = np.array([0.0, -0.0, 1.0, -1.0, -2.0, -2.0, -2.0, np.inf, -np.inf, np.nan, 5e-324,
+                  1e-310, 2.0, 0.0, 0.0, -8.0])
+    y = np.array([1.5, 2.0, np.nan, 3.0, 2.0, 3.0, 0.5, -1.5, 3.0, 0.0, 0.5, 1.5, 1100.0,
+                  0.0, -1.0, 1.0 / 3.0])
+    out = np.empty_like(x)
+    _apply(2, x, y, out)
+    with np.errstate(all="ignore"):
+        ref = np.power(x, y)
+        same = (out == ref) | (np.isnan(out) & np.isnan(ref)) | (np.abs(out - ref)
+                                                                  <= 1e-13 * np.abs(ref))
+    assert same.all(), (out, ref)
+    sp = np.array([0.0, -1.0, np.inf, np.nan, 1e-320])
+    _apply(1, sp, sp, out[:5])
+    assert out[0] == -np.inf and np.isnan(out[1]) and out[2] == np.inf and np.isnan(out[3])
+    assert abs(out[4] - np.log(1e-320)) <= 1e-15 * abs(np.log(1e-320))
+    e = np.array([-np.inf, np.inf, np.nan, 709.78, 710.0, -745.0, -746.0])
+    _apply(0, e, e, out[:7])
+    with np.errstate(over="ignore"):
+        assert np.array_equal(out[:7], np.exp(e), equal_nan=True)
+
+
+# ------------------------------------------------------------------ generated code
+def test_costly_parts_of_individual_values_are_hoisted_and_repeats_computed_once() -> None:
+    model = reference_model()
+    code = lane_code(model, ["effect"])
+    assert code.hoisted == ("ec50 ** hill",)
+    assert code.source.count("_pow(ce, hill)") == 1  # ce ** hill appears twice in E
+    ind = {k: np.asarray(v, dtype=float) for k, v in model.individual(
+        {"weight": np.array([60.0, 80.0])}, {"ec50": np.array([0.2, 0.4])}).items()}
+    vals = hoisted_values(code, ind, 2)
+    assert np.allclose(vals[:, 0], np.array([0.2, 0.4]) ** 1.5, rtol=1e-15)
+
+
+def test_the_documented_entry_point_takes_the_fast_path() -> None:
+    """simulate(..., engine=PopulationEngine()) computes outputs only, by default."""
+    cov, par = _population(3)
+    r = simulate(reference_model(), REFERENCE_REGIMEN, engine=PopulationEngine(),
+                 covariates=cov, parameters=par, times=TIMES[:100])
+    assert r.states.shape == (300, 0) and r.state_names == []
+    assert set(r.outputs) == set(OUTPUTS)
+    full = PopulationEngine(keep_states=True).run(reference_model(), REFERENCE_REGIMEN,
+                                                  covariates=cov, parameters=par,
+                                                  times=TIMES[:100])
+    assert full.states.shape == (300, 6)
+    for k in OUTPUTS:
+        assert np.array_equal(full[k], r[k])
+    # the states are the model's: C1 = central / V1
+    v1 = reference_model().individual(cov, par)["v1i"]
+    assert np.allclose(full["central"] / np.repeat(v1, 100), full["c1"], rtol=1e-14)
+
+
+# ------------------------------------------------------------------ blocks and lanes
+def test_results_do_not_depend_on_chunk_size_or_threads() -> None:
+    cov, par = _population(2 * LANES + 6)
+    model = reference_model()
+    runs = [PopulationEngine(chunk_size=cs, threads=th).run(
+        model, REFERENCE_REGIMEN, covariates=cov, parameters=par, times=TIMES[:400],
+        outputs=["c1", "plasticity"])
+        for cs, th in ((7, None), (LANES, 1), (1000, 2), (LANES + 5, 1))]
+    for r in runs[1:]:
+        for k in ("c1", "plasticity"):
+            assert np.array_equal(r[k], runs[0][k])
+
+
+def test_a_subject_alone_and_in_a_block_agree_within_the_tolerance() -> None:
+    cov, par = _population(LANES)
+    model = reference_model()
+    together = PopulationEngine().run(model, REFERENCE_REGIMEN, covariates=cov,
+                                      parameters=par, times=TIMES, outputs=OUTPUTS)
+    for i in (0, LANES - 1):
+        alone = PopulationEngine().run(model, REFERENCE_REGIMEN,
+                                       covariates={"weight": cov["weight"][i:i + 1]},
+                                       parameters={k: v[i:i + 1] for k, v in par.items()},
+                                       times=TIMES, outputs=OUTPUTS)
+        rows = slice(i * len(TIMES), (i + 1) * len(TIMES))
+        for k in OUTPUTS:
+            a, b = together[k][rows], alone[k]
+            mask = np.abs(b) > 1e-6 * np.abs(b).max()
+            assert np.max(np.abs(a[mask] - b[mask]) / np.abs(b[mask])) < 1e-8, k
+
+
+def test_threads_setting_is_validated_and_restored() -> None:
+    import numba
+    with pytest.raises(ModelError, match="threads"):
+        PopulationEngine(threads=0)
+    before = numba.get_num_threads()
+    PopulationEngine(threads=1).run(reference_model(), REFERENCE_REGIMEN,
+                                    covariates={"weight": 70.0}, times=TIMES[:10])
+    assert numba.get_num_threads() == before
+
+
+def _lagged_effect_model() -> Model:
+    """Oral depot with a lag time, central, and a nonlinear (Emax-driven) turnover state."""
+    return Model(
+        "lagged_effect",
+        {"ka": Parameter(1.2, "1/h"), "k": Parameter(0.3, "1/h"), "lag": Parameter(0.5, "h"),
+         "kout": Parameter(0.2, "1/h"), "ec50": Parameter(2.0, "mg"),
+         "hill": Parameter(1.3, "")},
+        [Compartment("depot", lag="lag"), Compartment("central")],
+        [Flow("depot", "central", "ka"), Flow("central", None, "k")],
+        states={"resp": State("kout * (1 + central ** hill / (ec50 ** hill + central ** hill))"
+                              " - kout * resp", "1", "", "response")},
+        outputs={"c": Output("central"), "resp": Output("resp")},
+        routes={"oral": "depot"})
+
+
+def test_subjects_with_their_own_event_times_share_a_block() -> None:
+    """Different lag times: each lane acts at its own events (the block's op list is the
+    union); every subject matches the tight ODE engine on its own."""
+    model = _lagged_effect_model()
+    lags = np.linspace(0.0, 2.0, LANES + 3)
+    times = np.arange(0.0, 60.0, 0.5)
+    pop = PopulationEngine(rtol=1e-8, atol=1e-10).run(
+        model, "10 mg oral q12h x 4", parameters={"lag": lags}, times=times)
+    assert pop.ok, pop.messages
+    tight = OdeEngine(rtol=1e-11, atol=1e-13)
+    for i in (0, 5, LANES - 1, LANES + 2):
+        one = simulate(model, "10 mg oral q12h x 4", engine=tight,
+                       parameters={"lag": lags[i]}, times=times)
+        rows = slice(i * len(times), (i + 1) * len(times))
+        for k in ("c", "resp"):
+            assert np.allclose(pop[k][rows], one[k], rtol=1e-6, atol=1e-9), (i, k)
+
+
+def test_resets_act_on_their_own_lanes() -> None:
+    """EVID 4 (reset, then dose) with per-subject lag times: the analytic engine per subject."""
+    model = nmtests_model()
+    table = EventTable.from_records([
+        dict(ID=1, TIME=0, EVID=1, AMT=100, CMT=1),
+        dict(ID=1, TIME=10, EVID=4, AMT=50, CMT=2, RATE=-2),
+        dict(ID=1, TIME=20, EVID=3, AMT=0, CMT=1),
+        dict(ID=1, TIME=25, EVID=1, AMT=30, CMT=1)])
+    covs = {"lagt": np.linspace(0.0, 3.0, 5), "dur2": np.linspace(0.5, 4.0, 5)}
+    times = np.linspace(0.0, 40.0, 161)
+    pop = PopulationEngine().run(model, table, covariates=covs, times=times)
+    for i in range(5):
+        one = simulate(model, table, engine=AnalyticEngine(),
+                       covariates={k: v[i] for k, v in covs.items()}, times=times)
+        rows = slice(i * len(times), (i + 1) * len(times))
+        assert np.allclose(pop["cp"][rows], one["cp"], rtol=1e-9, atol=1e-9), i
+
+
+def test_complex_eigenvalues() -> None:
+    """A cycle of transfers has complex modes: the kernel's complex path."""
+    model = Model("cycle", {"k": Parameter(2.0, "1/h"), "ke": Parameter(0.1, "1/h")},
+                  [Compartment("a"), Compartment("b"), Compartment("c")],
+                  [Flow("a", "b", "k"), Flow("b", "c", "k"), Flow("c", "a", "k"),
+                   Flow("a", None, "ke")],
+                  outputs={"a": Output("a"), "b": Output("b")}, routes={"iv_bolus": "a"})
+    kmat = model.system_matrix(model.individual())
+    assert np.abs(np.linalg.eigvals(kmat).imag).max() > 0.1
+    times = np.linspace(0.0, 10.0, 81)
+    pop = PopulationEngine().run(model, "10 mg IV bolus q3h x 3", times=times,
+                                 parameters={"k": np.array([1.5, 2.0, 2.5])})
+    for i, k in enumerate((1.5, 2.0, 2.5)):
+        one = simulate(model, "10 mg IV bolus q3h x 3", engine=AnalyticEngine(),
+                       parameters={"k": k}, times=times)
+        rows = slice(i * len(times), (i + 1) * len(times))
+        for name in ("a", "b"):
+            assert np.allclose(pop[name][rows], one[name], rtol=1e-10, atol=1e-12)
+
+
+# ------------------------------------------------------------------ streaming buffers
+def test_streamed_chunks_reuse_dropped_buffers_and_keep_kept_ones() -> None:
+    cov, par = _population(5 * LANES)
+    model = reference_model()
+    engine = PopulationEngine(chunk_size=LANES)
+    ref = engine.run(model, REFERENCE_REGIMEN, covariates=cov, parameters=par,
+                     times=TIMES[:50], outputs=["c1", "plasticity"])
+    bases, values = [], []
+    for chunk in engine.iter_chunks(model, REFERENCE_REGIMEN, covariates=cov, parameters=par,
+                                    times=TIMES[:50], outputs=["c1", "plasticity"]):
+        bases.append(id(chunk.outputs["c1"].base))
+        values.append(chunk.outputs["c1"].max())
+    assert len(set(bases)) == 2  # two arrays alternate: no allocation per chunk
+    assert np.allclose(values, ref["c1"].reshape(5, -1).max(axis=1), rtol=0, atol=0)
+    kept = list(engine.iter_chunks(model, REFERENCE_REGIMEN, covariates=cov, parameters=par,
+                                   times=TIMES[:50], outputs=["c1", "plasticity"]))
+    assert len({id(c.outputs["c1"].base) for c in kept}) == 5  # kept chunks are never reused
+    for k in ("c1", "plasticity"):
+        joined = np.concatenate([c.outputs[k] for c in kept]).reshape(-1)
+        assert np.array_equal(joined, ref[k])
