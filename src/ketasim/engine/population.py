@@ -264,7 +264,7 @@ class PopulationEngine:
         ext = np.arange(lo, hi)
         ne = len(ext)
         covs = _take(setup.covariates, ext, model.covariates)
-        pars = _take(setup.parameters, ext, model.parameters)
+        pars = _take(setup.parameters, ext, {**model.parameters, **model.etas})
         template = setup.template
         n_rec = template.n_records
         rec_covs = {k: v for k, v in template.covariates.items() if k in model.covariates}

@@ -9,23 +9,27 @@ if TYPE_CHECKING:
     from ketasim.model.model import (
         Compartment,
         Covariate,
+        Eta,
         Flow,
         Flux,
         Link,
         Model,
         Output,
         Parameter,
+        RandomEffects,
         State,
         compile_function,
     )
 
-__all__ = ["Compartment", "Covariate", "Expression", "Flow", "Flux", "Link", "Model", "Output",
-           "Parameter", "State", "compile_function"]
+__all__ = ["Compartment", "Covariate", "Eta", "Expression", "Flow", "Flux", "Link", "Model",
+           "Output", "Parameter", "RandomEffects", "State", "compile_function"]
 
 _EXPORTS = {
     "Expression": "ketasim.model.expr",
     "Compartment": "ketasim.model.model",
     "Covariate": "ketasim.model.model",
+    "Eta": "ketasim.model.variability",
+    "RandomEffects": "ketasim.model.variability",
     "Flow": "ketasim.model.model",
     "Flux": "ketasim.model.model",
     "Link": "ketasim.model.model",

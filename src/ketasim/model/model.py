@@ -37,7 +37,7 @@ from __future__ import annotations
 
 import math
 from collections.abc import Mapping, Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from typing import Any, Literal
 
 import numpy as np
@@ -45,6 +45,7 @@ import numpy as np
 from ketasim.dosing.route import Route
 from ketasim.errors import CovariateError, ModelError, UnitError
 from ketasim.model.expr import Expression, topological_order
+from ketasim.model.variability import Eta, RandomEffects, as_random_effects
 from ketasim.units import ureg
 
 Evidence = Literal["literature", "calibrated", "assumed"]
@@ -200,6 +201,8 @@ class Model:
     covariates: Mapping[str, Covariate] = field(default_factory=dict)
     description: str = ""
     citation: str = ""
+    etas: Mapping[str, Eta] = field(default_factory=dict)
+    omega: Any = None
 
     def __post_init__(self) -> None:
         object.__setattr__(self, "parameters",
@@ -212,6 +215,12 @@ class Model:
         object.__setattr__(self, "definitions", dict(self.definitions))
         object.__setattr__(self, "outputs", dict(self.outputs))
         object.__setattr__(self, "covariates", dict(self.covariates))
+        object.__setattr__(self, "etas", dict(self.etas))
+        if self.etas:
+            object.__setattr__(self, "omega", as_random_effects(self.omega, tuple(self.etas)))
+        elif self.omega is not None:
+            raise ModelError("omega", "is given but the model declares no etas",
+                             "declare etas={name: Eta(on=...)} or leave omega out")
         routes: dict[Route, tuple[str, ...]] = {}
         for r, c in dict(self.routes).items():
             routes[Route.parse(r) if isinstance(r, str) else r] = (c,) if isinstance(c, str) \
@@ -225,7 +234,7 @@ class Model:
         if not cmt_names:
             raise ModelError("compartments", "the model has none", "define at least one")
         all_names = [*self.parameters, *self.covariates, *cmt_names, *self.states,
-                     *self.definitions]
+                     *self.definitions, *self.etas]
         seen: set[str] = set()
         for nm in all_names:
             if not nm.isidentifier() or nm in _RESERVED or nm.startswith("_"):
@@ -260,6 +269,19 @@ class Model:
             else:
                 individual_defs.append(name)
         ind_names = set(base_ind) | set(individual_defs)
+        eta_on: dict[str, list[tuple[str, Eta]]] = {}
+        for nm, eta in self.etas.items():
+            if not isinstance(eta, Eta):
+                raise ModelError(f"etas.{nm}", f"is a {type(eta).__name__}, not an Eta",
+                                 "declare it as Eta(on=...)")
+            if eta.kind not in ("exponential", "proportional", "additive"):
+                raise ModelError(f"etas.{nm}", f"kind {eta.kind!r} is not known",
+                                 "use 'exponential', 'proportional' or 'additive'")
+            if eta.on not in ind_names or eta.on in self.covariates:
+                raise ModelError(f"etas.{nm}", f"acts on {eta.on!r}, which is not a parameter or "
+                                 "an individual definition", "name a parameter or a definition "
+                                 "built from parameters and covariates (not from amounts or t)")
+            eta_on.setdefault(eta.on, []).append((nm, eta))
 
         def ind_expr(value: str | float, where: str) -> Expression:
             e = Expression.parse(value, field=where)
@@ -310,7 +332,7 @@ class Model:
                                  "give Compartment(duration=...) for zero-order input")
         object.__setattr__(self, "_c", _Compiled(
             cmt_names=cmt_names, defs=defs, individual_defs=individual_defs,
-            state_defs=state_defs, ind_order=[*self.parameters, *self.covariates,
+            state_defs=state_defs, eta_on=eta_on, ind_order=[*self.parameters, *self.covariates,
                                               *individual_defs],
             flows=flows, links=links, fluxes=fluxes, dose_f=dose_f, dose_lag=dose_lag,
             dose_rate=dose_rate, dose_dur=dose_dur, state_rhs=state_rhs, state_init=state_init,
@@ -380,6 +402,60 @@ class Model:
                              if self.routes else "add the route to the model's routes")
         return tuple(self.compartment_number(c) for c in self.routes[r])
 
+    @property
+    def random_effects(self) -> RandomEffects | None:
+        """The declared etas' covariance (``$OMEGA``), or None when the model declares none."""
+        return self.omega if self.etas else None
+
+    def sample_etas(self, n: int, rng: np.random.Generator) -> dict[str, np.ndarray]:
+        """``n`` draws of the declared etas ~ N(0, Ω), to pass as ``parameters=``."""
+        re = self.random_effects
+        return re.sample(n, rng) if re is not None else {}
+
+    def with_effect_compartment(self, name: str, *, source: str, ke0: str | float,
+                                volume: str | float, output: str | None = None) -> Model:
+        """A copy with an effect compartment ``name`` holding Ce (mg/L).
+
+        dCe/dt = ke0 (A_source / volume - Ce): a :class:`Link` from ``source`` (which loses no
+        mass) and a first-order loss at ``ke0``. Ce is available to expressions as ``name``;
+        ``output`` also reports it under that name.
+        """
+        ke = f"({ke0})"
+        outputs = dict(self.outputs)
+        if output:
+            outputs[output] = Output(name, "mg/L", "effect-site concentration")
+        return replace(self, compartments=(*self.compartments, Compartment(name)),
+                       links=(*self.links, Link(source, name, f"{ke} / ({volume})")),
+                       flows=(*self.flows, Flow(name, None, ke)), outputs=outputs)
+
+    def with_metabolite(self, name: str, *, parent: str, fraction: str | float,
+                        elimination: str | float, volume: str | float | None = None,
+                        output: str | None = None) -> Model:
+        """A copy where a ``fraction`` of ``parent``'s elimination forms metabolite ``name``.
+
+        The parent's one elimination flow (``Flow(parent, None, k)``) is split into
+        ``fraction * k`` into the new compartment ``name`` and ``(1 - fraction) * k`` out of the
+        system; the metabolite is eliminated at the rate constant ``elimination`` (1/h).
+        ``output`` reports its concentration ``name / volume`` (mg/L), or its amount (mg)
+        when no ``volume`` is given. Amounts are in parent-drug mass: scale by the molar-mass
+        ratio in the output where a paper reports the metabolite's own mass.
+        """
+        outputs = dict(self.outputs)
+        if output:
+            outputs[output] = (Output(f"{name} / ({volume})", "mg/L", f"{name} concentration")
+                               if volume is not None else Output(name, "mg", f"{name} amount"))
+        out = [f for f in self.flows if f.source == parent and f.target is None]
+        if len(out) != 1:
+            raise ModelError("with_metabolite", f"compartment {parent!r} has {len(out)} "
+                             "elimination flows", "give the parent exactly one Flow(parent, None, "
+                             "k) to split")
+        k, fm = f"({out[0].rate_constant})", f"({fraction})"
+        flows = [f for f in self.flows if f is not out[0]]
+        flows += [Flow(parent, name, f"{fm} * {k}"), Flow(parent, None, f"(1 - {fm}) * {k}"),
+                  Flow(name, None, elimination)]
+        return replace(self, compartments=(*self.compartments, Compartment(name)), flows=flows,
+                       outputs=outputs)
+
     def with_parameters(self, **values: float) -> Model:
         """A copy with parameter values replaced (in the parameters' canonical units)."""
         params = dict(self.parameters)
@@ -387,12 +463,8 @@ class Model:
             if k not in params:
                 raise ModelError(k, f"is not a parameter of {self.name}",
                                  f"use one of {', '.join(params)}")
-            old = params[k]
-            params[k] = Parameter(float(v), old.unit, old.description, old.source, old.evidence,
-                                  old.grade)
-        return Model(self.name, params, self.compartments, self.flows, self.links, self.fluxes,
-                     self.states, self.definitions, self.outputs, self.routes, self.covariates,
-                     self.description, self.citation)
+            params[k] = replace(params[k], value=float(v))
+        return replace(self, parameters=params)
 
     # ----------------------------------------------------------------- evaluation
     def individual(self, covariates: Mapping[str, Any] | None = None,
@@ -400,15 +472,30 @@ class Model:
         """Individual-level values (parameters, covariates, definitions), broadcast together.
 
         ``covariates`` and ``parameters`` may hold scalars or arrays (per record, per subject).
+        ``parameters`` may also give the declared etas (0 when not given), which act on their
+        values after the covariate formulas.
         """
         c = self.compiled
         values: dict[str, Any] = {k: p.value for k, p in self.parameters.items()}
+        eta_values: dict[str, Any] = {}
         if parameters:
             for k, v in parameters.items():
+                if k in self.etas:
+                    eta_values[k] = np.asarray(v, dtype=float)
+                    continue
                 if k not in self.parameters:
                     raise ModelError(k, f"is not a parameter of {self.name}",
-                                     f"use one of {', '.join(self.parameters)}")
+                                     f"use one of {', '.join([*self.parameters, *self.etas])}")
                 values[k] = np.asarray(v, dtype=float)
+
+        def with_etas(name: str) -> None:
+            for eta_name, eta in c.eta_on.get(name, ()):
+                if eta_name in eta_values:
+                    values[name] = eta.apply(values[name], eta_values[eta_name])
+
+        if eta_values:
+            for k in self.parameters:
+                with_etas(k)
         covs = dict(covariates or {})
         for k, cov in self.covariates.items():
             if k in covs and covs[k] is not None:
@@ -427,6 +514,8 @@ class Model:
                                      f"give {k} ({cov.unit})")
         for k in c.individual_defs:
             values[k] = c.defs[k].evaluate(values)
+            if eta_values:
+                with_etas(k)
         shape = np.broadcast_shapes(*(np.shape(v) for v in values.values()))
         return {k: np.broadcast_to(np.asarray(values[k], dtype=float), shape)
                 for k in c.ind_order}
@@ -559,6 +648,7 @@ class _Compiled:
     defs: dict[str, Expression]
     individual_defs: list[str]
     state_defs: list[str]
+    eta_on: dict[str, list[tuple[str, Eta]]]
     ind_order: list[str]
     flows: list[tuple[int, int, Expression]]
     links: list[tuple[int, int, Expression]]
@@ -582,5 +672,5 @@ def compile_function(source: str, name: str) -> Any:
     return namespace[name]
 
 
-__all__ = ["Compartment", "Covariate", "Flow", "Flux", "Link", "Model", "Output", "Parameter",
-           "State", "canonical", "compile_function"]
+__all__ = ["Compartment", "Covariate", "Eta", "Flow", "Flux", "Link", "Model", "Output",
+           "Parameter", "RandomEffects", "State", "canonical", "compile_function"]

@@ -17,7 +17,7 @@ from __future__ import annotations
 
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
-from typing import Any, Literal
+from typing import Literal
 
 import numpy as np
 
@@ -25,6 +25,7 @@ from ketasim.dosing.events import EventTable
 from ketasim.dosing.route import Route
 from ketasim.errors import CovariateError, ModelError
 from ketasim.model.model import Model
+from ketasim.model.variability import RandomEffects
 
 Compound = Literal["racemic", "esketamine", "arketamine"]
 
@@ -95,62 +96,6 @@ class StudyPopulation:
     ranges: Mapping[str, tuple[float, float]]
     distributions: tuple[CovariateDistribution, ...] = ()
     sampling_site: Literal["arterial", "venous", "mixed"] = "venous"
-
-
-@dataclass(frozen=True)
-class RandomEffects:
-    """Random effects (model parameters named ``eta_*``) with covariance ``omega``.
-
-    >>> re = RandomEffects.diagonal({"eta_cl": 0.09}, source="example")
-    >>> re.sample(3, np.random.default_rng(0))["eta_cl"].shape
-    (3,)
-    """
-
-    names: tuple[str, ...]
-    omega: Any
-    source: str = ""
-
-    def __post_init__(self) -> None:
-        om = np.atleast_2d(np.asarray(self.omega, dtype=float))
-        if om.shape != (len(self.names), len(self.names)):
-            raise ModelError("omega", f"shape {om.shape} for {len(self.names)} random effects",
-                             "give a square covariance matrix, one row per eta")
-        if not np.allclose(om, om.T) or np.any(np.linalg.eigvalsh(om) < -1e-12):
-            raise ModelError("omega", "is not a symmetric positive semi-definite matrix",
-                             "check the variances and covariances")
-        object.__setattr__(self, "omega", om)
-
-    @classmethod
-    def diagonal(cls, variances: Mapping[str, float], source: str = "") -> RandomEffects:
-        """Independent random effects with the given variances (ω²)."""
-        names = tuple(variances)
-        return cls(names, np.diag([float(variances[k]) for k in names]), source)
-
-    @classmethod
-    def blocks(cls, *blocks: tuple[tuple[str, ...], list[list[float]]],
-               source: str = "") -> RandomEffects:
-        """Block-diagonal covariance from ``(names, matrix)`` pairs."""
-        names: list[str] = []
-        mats: list[np.ndarray] = []
-        for nm, block in blocks:
-            names.extend(nm)
-            mats.append(np.asarray(block, dtype=float))
-        om = np.zeros((len(names), len(names)))
-        i = 0
-        for arr in mats:
-            k = arr.shape[0]
-            om[i:i + k, i:i + k] = arr
-            i += k
-        return cls(tuple(names), om, source)
-
-    def sample(self, n: int, rng: np.random.Generator) -> dict[str, np.ndarray]:
-        """Draw ``n`` vectors of random effects ~ N(0, Ω)."""
-        if not self.names:
-            return {}
-        vals, vecs = np.linalg.eigh(self.omega)
-        root = vecs * np.sqrt(np.clip(vals, 0.0, None))
-        z = rng.standard_normal((n, len(self.names))) @ root.T
-        return {k: z[:, j] for j, k in enumerate(self.names)}
 
 
 @dataclass(frozen=True)
