@@ -12,8 +12,10 @@ from ketasim.errors import ModelError
 from ketasim.model import (
     Compartment,
     Covariate,
+    EffectCompartment,
     Eta,
     Flow,
+    Metabolite,
     Model,
     Output,
     Parameter,
@@ -111,8 +113,8 @@ def test_unknown_eta_or_parameter_is_refused_naming_it() -> None:
 @pytest.mark.parametrize("engine", ENGINES, ids=lambda e: type(e).__name__)
 def test_effect_compartment_in_one_line_against_closed_form(engine: object) -> None:
     ke0 = 1.7
-    m = one_cmt().with_effect_compartment("effect", source="central", ke0=ke0, volume="vi",
-                                          output="ce")
+    m = one_cmt(effect_compartments=[EffectCompartment("effect", "central", ke0, "vi")],
+                outputs={"cp": Output("central / vi", "mg/L"), "ce": Output("effect", "mg/L")})
     t = np.linspace(0.1, 12, 25)
     res = simulate(m, "100 mg IV bolus", engine=engine, times=t)  # type: ignore[arg-type]
     df = res.to_frame(wide=True)
@@ -124,8 +126,8 @@ def test_effect_compartment_in_one_line_against_closed_form(engine: object) -> N
 @pytest.mark.parametrize("engine", ENGINES, ids=lambda e: type(e).__name__)
 def test_metabolite_in_one_line_against_closed_form(engine: object) -> None:
     fm, km = 0.8, 0.4
-    m = one_cmt().with_metabolite("metab", parent="central", fraction=fm, elimination=km,
-                                  output="am")
+    m = one_cmt(metabolites=[Metabolite("metab", "central", fm, km)],
+                outputs={"cp": Output("central / vi", "mg/L"), "am": Output("metab", "mg")})
     t = np.linspace(0.1, 24, 25)
     res = simulate(m, "100 mg IV bolus", engine=engine, times=t)  # type: ignore[arg-type]
     df = res.to_frame(wide=True)
@@ -138,5 +140,14 @@ def test_metabolite_in_one_line_against_closed_form(engine: object) -> None:
 
 def test_metabolite_needs_one_elimination_flow() -> None:
     with pytest.raises(ModelError) as err:
-        one_cmt().with_metabolite("m", parent="nothing", fraction=0.5, elimination=1.0)
-    assert err.value.field == "with_metabolite"
+        one_cmt(metabolites=[Metabolite("m", "nothing", 0.5, 1.0)])
+    assert err.value.field == "metabolites.m"
+
+
+def test_declarations_survive_replace_without_doubling() -> None:
+    m = one_cmt(effect_compartments=[EffectCompartment("effect", "central", 1.0, "vi")],
+                metabolites=[Metabolite("metab", "central", 0.5, 0.2)],
+                etas={"eta_cl": Eta("cli")}, omega=[[0.1]])
+    m2 = m.with_parameters(cl=7.0)
+    assert [c.name for c in m2.compartments] == ["central", "metab", "effect"]
+    assert len(m2.flows) == len(m.flows) == 4 and m2.etas == m.etas

@@ -39,21 +39,25 @@ if TYPE_CHECKING:
     from ketasim.model.model import (
         Compartment,
         Covariate,
+        EffectCompartment,
         Flow,
         Flux,
         Link,
+        Metabolite,
         Model,
         Output,
         Parameter,
         State,
     )
+    from ketasim.model.variability import Eta, RandomEffects
 
 __version__ = "0.1.0"
 __all__ = [
     "AnalyticEngine", "Compartment", "Covariate", "CovariateError", "DataError", "Dose",
-    "DoseError", "Engine", "EventError", "EventTable", "Flow", "Flux", "KetasimError", "Link",
-    "Model", "ModelError", "OdeEngine", "Output", "Parameter", "PopulationEngine", "Regimen",
-    "RegimenError", "Result", "Route", "SolverError", "State", "UnitError", "format_regimen",
+    "DoseError", "EffectCompartment", "Engine", "Eta", "EventError", "EventTable", "Flow", "Flux",
+    "KetasimError", "Link", "Metabolite", "Model", "ModelError", "OdeEngine", "Output",
+    "Parameter", "PopulationEngine", "RandomEffects", "Regimen", "RegimenError", "Result",
+    "Route", "SolverError", "State", "UnitError", "format_regimen",
     "parse_regimen", "read_nonmem_csv", "simulate", "write_nonmem_csv",
 ]
 
@@ -90,5 +94,9 @@ _EXPORTS = {
     "Output": "ketasim.model.model",
     "Parameter": "ketasim.model.model",
     "State": "ketasim.model.model",
+    "EffectCompartment": "ketasim.model.model",
+    "Metabolite": "ketasim.model.model",
+    "Eta": "ketasim.model.variability",
+    "RandomEffects": "ketasim.model.variability",
 }
 __getattr__, __dir__ = _lazy.attach(__name__, _EXPORTS)

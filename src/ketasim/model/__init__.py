@@ -9,10 +9,12 @@ if TYPE_CHECKING:
     from ketasim.model.model import (
         Compartment,
         Covariate,
+        EffectCompartment,
         Eta,
         Flow,
         Flux,
         Link,
+        Metabolite,
         Model,
         Output,
         Parameter,
@@ -21,13 +23,16 @@ if TYPE_CHECKING:
         compile_function,
     )
 
-__all__ = ["Compartment", "Covariate", "Eta", "Expression", "Flow", "Flux", "Link", "Model",
-           "Output", "Parameter", "RandomEffects", "State", "compile_function"]
+__all__ = ["Compartment", "Covariate", "EffectCompartment", "Eta", "Expression", "Flow", "Flux",
+           "Link", "Metabolite", "Model", "Output", "Parameter", "RandomEffects", "State",
+           "compile_function"]
 
 _EXPORTS = {
     "Expression": "ketasim.model.expr",
     "Compartment": "ketasim.model.model",
     "Covariate": "ketasim.model.model",
+    "EffectCompartment": "ketasim.model.model",
+    "Metabolite": "ketasim.model.model",
     "Eta": "ketasim.model.variability",
     "RandomEffects": "ketasim.model.variability",
     "Flow": "ketasim.model.model",

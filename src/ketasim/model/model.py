@@ -181,6 +181,62 @@ class Output:
     molar_mass: float | None = None
 
 
+@dataclass(frozen=True)
+class EffectCompartment:
+    """An effect compartment holding Ce (mg/L): dCe/dt = ke0 (A_source / volume - Ce).
+
+    Declared in one line, it becomes a compartment ``name``, a :class:`Link` from ``source``
+    (which loses no mass) and a first-order loss at ``ke0``; expressions read Ce as ``name``.
+    """
+
+    name: str
+    source: str
+    ke0: str | float
+    volume: str | float
+
+
+@dataclass(frozen=True)
+class Metabolite:
+    """A metabolite formed from a ``fraction`` of ``parent``'s elimination.
+
+    Declared in one line, the parent's one elimination flow ``Flow(parent, None, k)`` becomes
+    ``fraction * k`` into a new compartment ``name`` and ``(1 - fraction) * k`` out of the
+    system; the metabolite is eliminated at the rate constant ``elimination`` (1/h). Amounts
+    are in parent-drug mass: scale by the molar-mass ratio where a paper reports the
+    metabolite's own mass.
+    """
+
+    name: str
+    parent: str
+    fraction: str | float
+    elimination: str | float
+
+
+def _expand(compartments: tuple[Compartment, ...], flows: tuple[Flow, ...],
+            links: tuple[Link, ...], effects: Sequence[EffectCompartment],
+            metabolites: Sequence[Metabolite]
+            ) -> tuple[tuple[Compartment, ...], tuple[Flow, ...], tuple[Link, ...]]:
+    """Effect compartments and metabolites as ordinary compartments, flows and links."""
+    cmts, fl, lk = list(compartments), list(flows), list(links)
+    for m in metabolites:
+        out = [f for f in fl if f.source == m.parent and f.target is None]
+        if len(out) != 1:
+            raise ModelError(f"metabolites.{m.name}", f"parent {m.parent!r} has {len(out)} "
+                             "elimination flows", "give the parent exactly one Flow(parent, "
+                             "None, k) to split")
+        k, fm = f"({out[0].rate_constant})", f"({m.fraction})"
+        fl.remove(out[0])
+        fl += [Flow(m.parent, m.name, f"{fm} * {k}"), Flow(m.parent, None, f"(1 - {fm}) * {k}"),
+               Flow(m.name, None, m.elimination)]
+        cmts.append(Compartment(m.name, description=f"metabolite of {m.parent}"))
+    for e in effects:
+        ke = f"({e.ke0})"
+        cmts.append(Compartment(e.name, description=f"effect site of {e.source} (holds mg/L)"))
+        lk.append(Link(e.source, e.name, f"{ke} / ({e.volume})"))
+        fl.append(Flow(e.name, None, ke))
+    return tuple(cmts), tuple(fl), tuple(lk)
+
+
 _RESERVED = {"t", "math", "np", "y", "p", "r", "dy"}
 
 
@@ -203,13 +259,22 @@ class Model:
     citation: str = ""
     etas: Mapping[str, Eta] = field(default_factory=dict)
     omega: Any = None
+    effect_compartments: Sequence[EffectCompartment] = ()
+    metabolites: Sequence[Metabolite] = ()
 
     def __post_init__(self) -> None:
         object.__setattr__(self, "parameters",
                            {k: p.canonical(k) for k, p in dict(self.parameters).items()})
-        object.__setattr__(self, "compartments", tuple(self.compartments))
-        object.__setattr__(self, "flows", tuple(self.flows))
-        object.__setattr__(self, "links", tuple(self.links))
+        # effect compartments and metabolites become compartments, flows and links (and the
+        # declarations are then empty, so that dataclasses.replace does not add them twice)
+        cmts, flows, links = _expand(tuple(self.compartments), tuple(self.flows),
+                                     tuple(self.links), tuple(self.effect_compartments),
+                                     tuple(self.metabolites))
+        object.__setattr__(self, "compartments", cmts)
+        object.__setattr__(self, "flows", flows)
+        object.__setattr__(self, "links", links)
+        object.__setattr__(self, "effect_compartments", ())
+        object.__setattr__(self, "metabolites", ())
         object.__setattr__(self, "fluxes", tuple(self.fluxes))
         object.__setattr__(self, "states", dict(self.states))
         object.__setattr__(self, "definitions", dict(self.definitions))
@@ -411,50 +476,6 @@ class Model:
         """``n`` draws of the declared etas ~ N(0, Ω), to pass as ``parameters=``."""
         re = self.random_effects
         return re.sample(n, rng) if re is not None else {}
-
-    def with_effect_compartment(self, name: str, *, source: str, ke0: str | float,
-                                volume: str | float, output: str | None = None) -> Model:
-        """A copy with an effect compartment ``name`` holding Ce (mg/L).
-
-        dCe/dt = ke0 (A_source / volume - Ce): a :class:`Link` from ``source`` (which loses no
-        mass) and a first-order loss at ``ke0``. Ce is available to expressions as ``name``;
-        ``output`` also reports it under that name.
-        """
-        ke = f"({ke0})"
-        outputs = dict(self.outputs)
-        if output:
-            outputs[output] = Output(name, "mg/L", "effect-site concentration")
-        return replace(self, compartments=(*self.compartments, Compartment(name)),
-                       links=(*self.links, Link(source, name, f"{ke} / ({volume})")),
-                       flows=(*self.flows, Flow(name, None, ke)), outputs=outputs)
-
-    def with_metabolite(self, name: str, *, parent: str, fraction: str | float,
-                        elimination: str | float, volume: str | float | None = None,
-                        output: str | None = None) -> Model:
-        """A copy where a ``fraction`` of ``parent``'s elimination forms metabolite ``name``.
-
-        The parent's one elimination flow (``Flow(parent, None, k)``) is split into
-        ``fraction * k`` into the new compartment ``name`` and ``(1 - fraction) * k`` out of the
-        system; the metabolite is eliminated at the rate constant ``elimination`` (1/h).
-        ``output`` reports its concentration ``name / volume`` (mg/L), or its amount (mg)
-        when no ``volume`` is given. Amounts are in parent-drug mass: scale by the molar-mass
-        ratio in the output where a paper reports the metabolite's own mass.
-        """
-        outputs = dict(self.outputs)
-        if output:
-            outputs[output] = (Output(f"{name} / ({volume})", "mg/L", f"{name} concentration")
-                               if volume is not None else Output(name, "mg", f"{name} amount"))
-        out = [f for f in self.flows if f.source == parent and f.target is None]
-        if len(out) != 1:
-            raise ModelError("with_metabolite", f"compartment {parent!r} has {len(out)} "
-                             "elimination flows", "give the parent exactly one Flow(parent, None, "
-                             "k) to split")
-        k, fm = f"({out[0].rate_constant})", f"({fraction})"
-        flows = [f for f in self.flows if f is not out[0]]
-        flows += [Flow(parent, name, f"{fm} * {k}"), Flow(parent, None, f"(1 - {fm}) * {k}"),
-                  Flow(name, None, elimination)]
-        return replace(self, compartments=(*self.compartments, Compartment(name)), flows=flows,
-                       outputs=outputs)
 
     def with_parameters(self, **values: float) -> Model:
         """A copy with parameter values replaced (in the parameters' canonical units)."""
@@ -672,5 +693,6 @@ def compile_function(source: str, name: str) -> Any:
     return namespace[name]
 
 
-__all__ = ["Compartment", "Covariate", "Eta", "Flow", "Flux", "Link", "Model", "Output",
-           "Parameter", "RandomEffects", "State", "canonical", "compile_function"]
+__all__ = ["Compartment", "Covariate", "EffectCompartment", "Eta", "Flow", "Flux", "Link",
+           "Metabolite", "Model", "Output", "Parameter", "RandomEffects", "State", "canonical",
+           "compile_function"]
