@@ -22,6 +22,7 @@ if TYPE_CHECKING:
     from ketasim.engine.core import Engine
     from ketasim.engine.ode import OdeEngine
     from ketasim.engine.population import PopulationEngine
+    from ketasim.engine.reference import reference_model
     from ketasim.engine.result import Result
     from ketasim.engine.simulate import simulate
     from ketasim.errors import (
@@ -57,8 +58,8 @@ __all__ = [
     "DoseError", "EffectCompartment", "Engine", "Eta", "EventError", "EventTable", "Flow", "Flux",
     "KetasimError", "Link", "Metabolite", "Model", "ModelError", "OdeEngine", "Output",
     "Parameter", "PopulationEngine", "RandomEffects", "Regimen", "RegimenError", "Result",
-    "Route", "SolverError", "State", "UnitError", "format_regimen",
-    "parse_regimen", "read_nonmem_csv", "simulate", "write_nonmem_csv",
+    "Route", "SolverError", "State", "UnitError", "format_regimen", "parse_regimen",
+    "read_nonmem_csv", "reference_model", "simulate", "write_nonmem_csv",
 ]
 
 _EXPORTS = {
@@ -74,6 +75,7 @@ _EXPORTS = {
     "PopulationEngine": "ketasim.engine.population",
     "Result": "ketasim.engine.result",
     "simulate": "ketasim.engine.simulate",
+    "reference_model": "ketasim.engine.reference",
     "CovariateError": "ketasim.errors",
     "DataError": "ketasim.errors",
     "DoseError": "ketasim.errors",
