@@ -151,3 +151,15 @@ def test_declarations_survive_replace_without_doubling() -> None:
     m2 = m.with_parameters(cl=7.0)
     assert [c.name for c in m2.compartments] == ["central", "metab", "effect"]
     assert len(m2.flows) == len(m.flows) == 4 and m2.etas == m.etas
+
+
+def test_models_doc_runs(capsys: pytest.CaptureFixture[str]) -> None:
+    """docs/models.md's worked example runs and prints what its text says."""
+    from doc_blocks import run_python_blocks
+
+    assert run_python_blocks("docs/models.md") == 3
+    out = capsys.readouterr().out
+    assert "['central', 'norket', 'ce']" in out
+    cl = 80 * (90 / 70) ** 0.75 * np.exp(0.3)
+    assert f"{cl:.2f} L/h" in out
+    assert "['eta_cl', 'eta_ke0', 'eta_kout', 'eta_q2', 'eta_v1'] 0.0862" in out
