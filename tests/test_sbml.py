@@ -19,8 +19,11 @@ Tolerances, stated once:
 
 from __future__ import annotations
 
+import json
+import shutil
 import subprocess
 import sys
+from pathlib import Path
 
 import numpy as np
 import pytest
@@ -342,13 +345,10 @@ def test_missing_libsbml_is_a_typed_error(monkeypatch: pytest.MonkeyPatch) -> No
 
 
 # the lead registers the command on the app; until then the test registers it itself
-CLI = ("from ketasim.cli.app import app, main; from ketasim.cli.sbml import register; "
-       "register(app); main()")
-
-
 def run_cli(*args: str) -> subprocess.CompletedProcess[str]:
-    return subprocess.run([sys.executable, "-c", CLI, *args], capture_output=True, text=True,
-                          timeout=300)
+    """The installed ``ketasim`` entry point, as a user runs it."""
+    exe = shutil.which("ketasim") or str(Path(sys.executable).with_name("ketasim"))
+    return subprocess.run([exe, *args], capture_output=True, text=True, timeout=300)
 
 
 def test_cli_export_reproduced(tmp_path) -> None:  # type: ignore[no-untyped-def]
@@ -369,7 +369,10 @@ def test_cli_export_reproduced(tmp_path) -> None:  # type: ignore[no-untyped-def
     p = run_cli("export-sbml", "racemic_enantiomers", "--covariate", "weight=70",
                 "--covariate", "age=30", "--out", str(bare))
     assert p.returncode == 0, p.stderr
-    assert "s_hnk as s_hnk_output" in p.stdout
+    ids = json.loads(run_cli("export-sbml", "racemic_enantiomers", "--covariate", "weight=70",
+                             "--covariate", "age=30", "--out", str(bare), "--format",
+                             "json").stdout)["outputs"]
+    assert ids["s_hnk"] == "s_hnk_output"
     m = libsbml.readSBMLFromFile(str(bare)).getModel()
     assert m.getNumEvents() == 0 and m.getParameter("age").getValue() == 30.0
 

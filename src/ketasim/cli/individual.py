@@ -6,7 +6,6 @@ Thin adapters: parse, call :mod:`ketasim.estimation` / :mod:`ketasim.design`, re
 
 from __future__ import annotations
 
-import json
 import math
 from pathlib import Path
 from typing import Annotated
@@ -14,7 +13,7 @@ from typing import Annotated
 import typer
 from rich.table import Table
 
-from ketasim.cli.app import app, console, print_footer
+from ketasim.cli.output import FormatOption, JsonFlag, Output, console, print_footer
 from ketasim.errors import KetasimError
 
 INDICATION_HELP = "indication (trd, bipolar_depression, ptsd, …)"
@@ -34,7 +33,6 @@ def _pct(x: float | None) -> str:
     return "–" if x is None else f"{x * 100:.0f} %"
 
 
-@app.command("forecast")
 def forecast_cmd(
     patient: Annotated[Path, typer.Argument(help="patient file (NM-TRAN-style CSV: TIME, EVID, "
                                             "AMT, DUR, ROUTE, DVID, DV, WT; docs/estimation.md)")],
@@ -51,12 +49,14 @@ def forecast_cmd(
     seed: Annotated[int, typer.Option(help="random seed")] = 20261129,
     weight: Annotated[float | None, typer.Option(help="weight (kg) if the file has no WT")] = None,
     plot: Annotated[Path | None, typer.Option(help="PNG of the forecast")] = None,
-    json_out: Annotated[bool, typer.Option("--json", help="print the result as JSON")] = False,
+    json_out: JsonFlag = False,
+    fmt: FormatOption = "table",
 ) -> None:
     """This patient's symptom forecast under a plan, from their own ratings, sessions and
     levels (Bayesian update of the population model)."""
     from ketasim.estimation.forecast import forecast_patient
     from ketasim.estimation.patient import read_patient
+    o = Output(fmt, json_out)
     data = read_patient(patient, weight_kg=weight)
     start = _hours(start_in, "start_in")
     f = forecast_patient(data, indication, plan=plan,
@@ -66,8 +66,13 @@ def forecast_cmd(
     if plot is not None:
         from ketasim.report.individual import plot_individual_forecast
         plot_individual_forecast(f, plot)
-    if json_out:
-        print(json.dumps(f.to_json(), indent=2))
+    if not o.rich:
+        obs = {round(d): v for d, v in f.observed}
+        o.table("forecast", ["day", "observed", "p50", "p5", "p95", "population_p50",
+                             "population_p5", "population_p95"],
+                [[d, obs.get(int(d)), f.p50[i], f.p5[i], f.p95[i], f.population_p50[i],
+                  f.population_p5[i], f.population_p95[i]] for i, d in enumerate(f.days)])
+        o.finish(f.to_json())
         return
     console.print(f"[bold]{patient.name}[/bold]: {len(data.ratings)} ratings, "
                   f"{data.regimen.n_administrations} doses, {len(data.readings)} session "
@@ -112,7 +117,6 @@ def forecast_cmd(
     print_footer(f.notes, plot, f.to_json()["disclaimer"])
 
 
-@app.command("recommend")
 def recommend_cmd(
     patient: Annotated[Path, typer.Argument(help="patient file (see 'ketasim forecast')")],
     target_relapse: Annotated[float, typer.Option(help="highest acceptable P(relapse) over "
@@ -128,12 +132,14 @@ def recommend_cmd(
     draws: Annotated[int, typer.Option(min=200, max=20_000, help="posterior draws")] = 1000,
     seed: Annotated[int, typer.Option(help="random seed")] = 20261129,
     weight: Annotated[float | None, typer.Option(help="weight (kg) if the file has no WT")] = None,
-    json_out: Annotated[bool, typer.Option("--json", help="print the result as JSON")] = False,
+    json_out: JsonFlag = False,
+    fmt: FormatOption = "table",
 ) -> None:
     """The next sessions for this patient: the fewest that keep P(relapse) at or below the
     target, with every alternative and its forecast."""
     from ketasim.design.recommend import recommend
     from ketasim.estimation.patient import read_patient
+    o = Output(fmt, json_out)
     try:
         ks = tuple(float(x) for x in intervals.split(",") if x.strip())
     except ValueError:
@@ -144,8 +150,14 @@ def recommend_cmd(
     r = recommend(data, indication, target_relapse=target_relapse, intervals_days=ks,
                   doses=dose_list, max_mg_per_kg=max_mg_per_kg, horizon_days=horizon_days,
                   n=draws, seed=seed)
-    if json_out:
-        print(json.dumps(r.to_json(), indent=2))
+    if not o.rich:
+        o.table("candidates", ["every_days", "dose", "sessions", "first_session_day",
+                               "p_relapse", "p_response_end", "median_end", "meets_target",
+                               "recommended"],
+                [[c.interval_days, c.dose_text, c.sessions, c.first_session_day, c.p_relapse,
+                  c.p_response_end, c.median_end, c.meets_target, c is r.chosen]
+                 for c in r.candidates])
+        o.finish(r.to_json())
         return
     table = Table(title=f"maintenance candidates over {horizon_days:g} days "
                   f"({r.instrument}, weekly ratings before sessions)")
@@ -165,24 +177,31 @@ def recommend_cmd(
     console.print(f"[dim]{r.to_json()['disclaimer']}[/dim]")
 
 
-@app.command("design")
 def design_cmd(
     design: Annotated[Path, typer.Argument(help="design file (TOML), see docs/estimation.md")],
-    json_out: Annotated[bool, typer.Option("--json", help="print the result as JSON")] = False,
+    json_out: JsonFlag = False,
+    fmt: FormatOption = "table",
 ) -> None:
     """Search maintenance schedules for a population: the fewest sessions meeting the
     response and relapse targets, with every candidate shown."""
     from rich.progress import BarColumn, Progress, TextColumn, TimeElapsedColumn
 
     from ketasim.design.population import candidate_regimens, read_design, run_design
+    o = Output(fmt, json_out)
+    json_out = not o.rich
     spec = read_design(design)
     total = len(candidate_regimens(spec))
     with Progress(TextColumn("{task.description}"), BarColumn(), TimeElapsedColumn(),
                   console=console, transient=True, disable=json_out) as bar:
         task = bar.add_task(f"{total} candidates × {spec.patients} patients", total=total)
         result = run_design(spec, progress=lambda k: bar.update(task, completed=k))
-    if json_out:
-        print(json.dumps(result.to_json(), indent=2))
+    if not o.rich:
+        o.table("candidates", ["every_days", "dose", "sessions", "p_response_induction",
+                               "p_relapse", "p_response_end", "meets_targets", "recommended"],
+                [[c.interval_days, c.dose, c.sessions, c.p_response_induction, c.p_relapse,
+                  c.p_response_end, c.meets_targets, c is result.chosen]
+                 for c in result.candidates])
+        o.finish(result.to_json())
         return
     table = Table(title=f"{spec.indication}: {spec.induction}, then maintenance for "
                   f"{spec.weeks} weeks ({spec.patients} virtual patients)")
@@ -200,4 +219,11 @@ def design_cmd(
     console.print(f"[dim]{result.to_json()['disclaimer']}[/dim]")
 
 
-__all__ = ["design_cmd", "forecast_cmd", "recommend_cmd"]
+def register(app: typer.Typer) -> None:
+    """Add ``forecast``, ``recommend`` and ``design``."""
+    app.command("forecast")(forecast_cmd)
+    app.command("recommend")(recommend_cmd)
+    app.command("design")(design_cmd)
+
+
+__all__ = ["design_cmd", "forecast_cmd", "recommend_cmd", "register"]

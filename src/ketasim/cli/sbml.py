@@ -11,6 +11,7 @@ from typing import Annotated
 
 import typer
 
+from ketasim.cli.output import FormatOption, Output
 from ketasim.errors import CovariateError
 
 
@@ -44,19 +45,21 @@ def register(app: typer.Typer) -> None:
         covariate: Annotated[list[str] | None, typer.Option(
             "--covariate", help="fixed covariate NAME=VALUE (repeat; defaults otherwise)")
         ] = None,
+        fmt: FormatOption = "table",
     ) -> None:
         """Export a library model with a fixed subject and regimen to SBML Level 3, to run in
         libRoadRunner, COPASI or tellurium (amounts mg, volumes L, time h)."""
-        from ketasim.cli.app import console
         from ketasim.io.sbml import output_ids, write_sbml
         from ketasim.pk.registry import get_model
+        result = Output(fmt)
         lm = get_model(model)
         covs = parse_covariates(covariate)
         write_sbml(out, lm, covariates=covs, regimen=regimen)
         ids = output_ids(lm)
-        console.print(f"wrote {out} ({lm.name}; outputs: "
-                      + ", ".join(v if k == v else f"{k} as {v}" for k, v in ids.items())
-                      + ")", highlight=False, soft_wrap=True)
+        result.wrote(out)
+        result.table("outputs", ["output", "sbml id"], [[k, v] for k, v in ids.items()],
+                     title=f"{lm.name}: outputs in the SBML file")
+        result.finish({"file": str(out), "model": lm.name, "outputs": ids})
 
 
 __all__ = ["parse_covariates", "register"]

@@ -1,10 +1,10 @@
 """The command line's runs at scale: ``simulate --parquet``, ``trial --replicates`` and
-``sensitivity`` (called from :mod:`ketasim.cli.app`; they parse nothing, call the library and
-render). Dask, pyarrow and SALib are imported inside, when a run needs them."""
+``sensitivity`` (called from :mod:`ketasim.cli.run` and :mod:`ketasim.cli.outcomes`; they parse
+nothing, call the library and render through :class:`~ketasim.cli.output.Output`). Dask,
+pyarrow and SALib are imported inside, when a run needs them."""
 
 from __future__ import annotations
 
-import json
 from collections.abc import Mapping, Sequence
 from pathlib import Path
 
@@ -20,6 +20,7 @@ from rich.progress import (
 )
 from rich.table import Table
 
+from ketasim.cli.output import Output, console, err_console
 from ketasim.report.plots import DISCLAIMER
 
 
@@ -29,12 +30,12 @@ def _bar(console: Console, disable: bool, unit: str) -> Progress:
                     TimeRemainingColumn(), console=console, disable=disable, transient=True)
 
 
-def simulate_parquet(console: Console, err_console: Console, *, regimen: str,
+def simulate_parquet(o: Output, *, regimen: str,
                      model: str | None, covariates: Mapping[str, float], subjects: int,
                      seed: int | None, times: np.ndarray, path: Path, profiles: bool,
                      threshold: float | None, analytes: Sequence[str] | None,
                      allow_extrapolation: bool, residual_error: bool, workers: int | None,
-                     scheduler: str | None, json_out: bool, notes: Sequence[str]) -> None:
+                     scheduler: str | None, notes: Sequence[str]) -> None:
     """``ketasim simulate --parquet``: the size first (refused when it will not fit), then a
     progress bar while blocks are simulated and written."""
     from ketasim.distributed import cluster
@@ -43,6 +44,7 @@ def simulate_parquet(console: Console, err_console: Console, *, regimen: str,
                       covariates=covariates, times=times, profiles=profiles,
                       analytes=analytes, threshold=threshold,
                       allow_extrapolation=allow_extrapolation, residual_error=residual_error)
+    json_out = not o.rich
     say = err_console if json_out else console
     kind = (f"profiles of {len(job.spec.analytes)} analytes at {len(times)} times"
             if profiles else "exposure metrics")
@@ -55,8 +57,13 @@ def simulate_parquet(console: Console, err_console: Console, *, regimen: str,
         task = bar.add_task("simulating", total=subjects)
         res = write_stream(job, client=client,
                            progress=lambda k: bar.update(task, completed=k))
-    if json_out:
-        print(json.dumps({**res.to_json(), "notes": list(notes)}, indent=2))
+    if not o.rich:
+        o.table("stream", ["path", "rows", "bytes", "seconds", "subjects_per_second", "blocks"],
+                [[str(res.path), res.rows, res.bytes, res.seconds, res.subjects_per_second,
+                  res.blocks]])
+        for w in (*res.warnings, *notes):
+            o.note(w, "warning")
+        o.finish({**res.to_json(), "notes": list(notes)})
         return
     console.print(f"wrote {res.path}: {res.rows:,} rows, {human_bytes(res.bytes)} in "
                   f"{res.seconds:.1f} s ({res.subjects_per_second:,.0f} subjects/s, "
@@ -66,22 +73,26 @@ def simulate_parquet(console: Console, err_console: Console, *, regimen: str,
     console.print(f"[dim]{DISCLAIMER}[/dim]")
 
 
-def trial_replicates(console: Console, err_console: Console, *, design: Path,
-                     replicates: int, workers: int | None, scheduler: str | None,
-                     json_out: bool) -> None:
+def trial_replicates(o: Output, *, design: Path, replicates: int, workers: int | None,
+                     scheduler: str | None) -> None:
     """``ketasim trial --replicates R``: the spread of every arm's estimate and the power of
     every drug-minus-control difference over R replicate trials."""
     from ketasim.distributed import cluster
     from ketasim.outcomes.replicates import run_replicates
     from ketasim.outcomes.trial import load_design
     d = load_design(design)
+    json_out = not o.rich
     with cluster(scheduler, workers) as client, _bar(err_console, json_out, "trials") as bar:
         task = bar.add_task("replicate trials", total=replicates)
         res = run_replicates(d, replicates, client=client,
                              progress=lambda k: bar.update(task, completed=k))
     out = res.to_json()
-    if json_out:
-        print(json.dumps({**out, "disclaimer": DISCLAIMER}, indent=2))
+    if not o.rich:
+        o.table("replicates", ["arm / difference", "mean", "sd", "p2.5", "p50", "p97.5",
+                               "power"],
+                [[k, s["mean"], s["sd"], s["p2.5"], s["p50"], s["p97.5"], s.get("power")]
+                 for part in ("arms", "differences") for k, s in out[part].items()])
+        o.finish({**out, "disclaimer": DISCLAIMER})
         return
     e = d.endpoint
     table = Table(title=f"{d.indication}: {e.measure} on {e.instrument} at {e.time} — "
@@ -108,9 +119,8 @@ def trial_replicates(console: Console, err_console: Console, *, design: Path,
     console.print(f"[dim]{DISCLAIMER}[/dim]")
 
 
-def sensitivity(console: Console, err_console: Console, *, design: Path, draws: int | None,
-                seed: int | None, patients: int | None, workers: int | None,
-                scheduler: str | None, json_out: bool) -> None:
+def sensitivity(o: Output, *, design: Path, draws: int | None, seed: int | None,
+                patients: int | None, workers: int | None, scheduler: str | None) -> None:
     """``ketasim sensitivity``: the ranges used, then Sobol' indices ranked by total effect."""
     import time
 
@@ -121,6 +131,7 @@ def sensitivity(console: Console, err_console: Console, *, design: Path, draws: 
         run_sensitivity,
     )
     d, settings = load_sensitivity_design(design)
+    json_out = not o.rich
 
     def show_ranges(kept: list[Uncertainty], screened: list[str]) -> None:
         if json_out:
@@ -147,10 +158,12 @@ def sensitivity(console: Console, err_console: Console, *, design: Path, draws: 
                               client=client, on_ranges=show_ranges, progress=step)
     wall = time.perf_counter() - t0
     out = res.to_json()
-    if json_out:
-        print(json.dumps({**out, "disclaimer": DISCLAIMER}, indent=2))
-        return
     s = res.sobol
+    if not o.rich:
+        o.table("sobol", ["parameter", "ST", "ST_conf", "S1", "S1_conf"],
+                [[k, s.st[k], s.st_conf[k], s.s1[k], s.s1_conf[k]] for k in res.ranked()])
+        o.finish({**out, "disclaimer": DISCLAIMER})
+        return
     table = Table(title=f"what drives the forecast: {res.forecast} ({res.unit})")
     for col in ("parameter", "total effect ST", "first order S1", ""):
         table.add_column(col)

@@ -13,7 +13,7 @@ Records keep file order; times must not decrease within a subject. ``CMT`` is th
 from __future__ import annotations
 
 from collections.abc import Iterator, Mapping, Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, fields, replace
 from typing import TYPE_CHECKING, Any
 
 import numpy as np
@@ -209,11 +209,10 @@ class EventTable:
 
     def take(self, index: np.ndarray) -> EventTable:
         """The records at ``index`` (an integer array or boolean mask), same columns."""
-        return EventTable(
-            id=self.id[index], time=self.time[index], evid=self.evid[index], amt=self.amt[index],
-            cmt=self.cmt[index], rate=self.rate[index], dur=self.dur[index], ii=self.ii[index],
-            addl=self.addl[index], ss=self.ss[index], route=self.route[index],
-            covariates={k: v[index] for k, v in self.covariates.items()})
+        columns = {f.name: getattr(self, f.name)[index] for f in fields(self)
+                   if f.name != "covariates"}
+        return replace(self, **columns,
+                       covariates={k: v[index] for k, v in self.covariates.items()})
 
     def subjects(self) -> Iterator[tuple[int, EventTable]]:
         """Yield ``(id, table)`` for each subject, in file order."""
@@ -253,9 +252,7 @@ class EventTable:
         covs = dict(self.covariates)
         for k, v in covariates.items():
             covs[k] = _as_array(v, self.n_records, 0.0, float).astype(float)
-        return EventTable(id=self.id, time=self.time, evid=self.evid, amt=self.amt, cmt=self.cmt,
-                          rate=self.rate, dur=self.dur, ii=self.ii, addl=self.addl, ss=self.ss,
-                          route=self.route, covariates=covs)
+        return replace(self, covariates=covs)
 
     def with_observations(self, times: Sequence[float] | np.ndarray, cmt: int = 0) -> EventTable:
         """Add EVID 0 records at ``times`` for every subject (after doses at the same time)."""

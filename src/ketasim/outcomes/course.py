@@ -53,6 +53,7 @@ import numpy as np
 from scipy.special import expit, logit
 
 from ketasim.dosing.language import parse_regimen
+from ketasim.dosing.regimen import Regimen
 from ketasim.errors import ModelError
 from ketasim.mechanism.cascade import (
     Cascade,
@@ -75,16 +76,24 @@ PSYCHOTHERAPIES = ("cbt", "mbrp", "psychotherapy")
 
 @dataclass(frozen=True)
 class Arm:
-    """One arm: a ketamine regimen or a control, with optional adjuncts."""
+    """One arm: a ketamine regimen or a control, with optional adjuncts.
 
-    regimen: str | None = None
+    ``regimen`` and ``sham`` take regimen text or a :class:`~ketasim.dosing.regimen.Regimen`;
+    text is parsed once, here, and the arm keeps both: the text in ``regimen``/``sham`` (for
+    display and JSON) and the parsed object in ``dosing``/``sham_dosing``, which everything
+    below uses.
+    """
+
+    regimen: str | Regimen | None = None
     control: Control | None = None
     psychotherapy: str | None = None
     naltrexone: bool = False
     background: str | None = None
     model: str | None = None
-    sham: str | None = None
+    sham: str | Regimen | None = None
     large_trial: bool = False  # a large multi-site trial (n ≥ 100): the expectancy covariate
+    dosing: Regimen | None = field(default=None, init=False, repr=False, compare=False)
+    sham_dosing: Regimen | None = field(default=None, init=False, repr=False, compare=False)
 
     def __post_init__(self) -> None:
         if (self.regimen is None) == (self.control is None):
@@ -98,10 +107,14 @@ class Arm:
         if self.background not in (None, "oral_antidepressant"):
             raise ModelError("background", f"is {self.background!r}",
                              'use "oral_antidepressant" or leave it out')
-        if self.regimen is not None:
-            parse_regimen(self.regimen)
-        if self.sham is not None:
-            parse_regimen(self.sham)
+        for name, parsed in (("regimen", "dosing"), ("sham", "sham_dosing")):
+            given = getattr(self, name)
+            if given is None:
+                continue
+            reg = given if isinstance(given, Regimen) else parse_regimen(given)
+            object.__setattr__(self, parsed, reg)
+            if isinstance(given, Regimen):
+                object.__setattr__(self, name, given.to_text())
 
     @property
     def active_placebo(self) -> bool:
@@ -111,22 +124,22 @@ class Arm:
     def session_times(self) -> list[float]:
         """Treatment (or sham) session times: doses, the ``sham`` schedule of a control arm,
         or one visit at 0."""
-        return _times(self.regimen or self.sham) or [0.0]
+        return _times(self.dosing or self.sham_dosing) or [0.0]
 
     def dose_times(self) -> list[float]:
         """Administration times (h)."""
-        return _times(self.regimen)
+        return _times(self.dosing)
 
 
-def _times(regimen: str | None) -> list[float]:
-    """Administration times (h) of a regimen text (none for no regimen)."""
+def _times(regimen: Regimen | None) -> list[float]:
+    """Administration times (h) of a regimen (none for no regimen)."""
     if regimen is None:
         return []
-    return [t for t, _, _ in parse_regimen(regimen).administrations(70.0)]
+    return [t for t, _, _ in regimen.administrations(70.0)]
 
 
 @lru_cache(maxsize=64)
-def _pk_inputs(regimen: str, model: str | None, n: int, seed: int, grid: bytes,
+def _pk_inputs(regimen: Regimen, model: str | None, n: int, seed: int, grid: bytes,
                weight_kg: float | None = None) -> tuple[CascadeInputs, np.ndarray]:
     t = np.frombuffer(grid)
     covs = {"weight": weight_kg} if weight_kg is not None else None
@@ -258,8 +271,8 @@ def simulate_course(arm: Arm, indication: str | Indication, *, n: int, seed: int
     ad_part = parts.get("antidepressant")
     drive = None
     cascade = None
-    if arm.regimen is not None:
-        inputs, s_keta = _pk_inputs(arm.regimen, arm.model, n, pk_seed,
+    if arm.dosing is not None:
+        inputs, s_keta = _pk_inputs(arm.dosing, arm.model, n, pk_seed,
                                     np.ascontiguousarray(t, dtype=float).tobytes(), weight_kg)
         e_i = drug_share(z_e, ind, v)
         if ind.pathway == "analgesia":
@@ -272,7 +285,7 @@ def simulate_course(arm: Arm, indication: str | Indication, *, n: int, seed: int
             cascade = run_cascade(inputs, settings, branches, opioid_block=block)
             drive = np.maximum(cascade.drive, 0.0)
             effect = e_i[:, None] * drive / (v["d50"] + drive)
-            if _is_esketamine(arm.regimen):
+            if _is_esketamine(arm.dosing):
                 # structural hypothesis H1: racemic carries an antidepressant contribution
                 # (R-ketamine, (2R,6R)-HNK) that esketamine lacks (1 = none)
                 effect = effect * v["esketamine_efficacy"]
@@ -311,8 +324,7 @@ def _ideation(ind: Indication, baseline_mean: float | None, v: Mapping[str, floa
 
 
 @lru_cache(maxsize=256)
-def _is_esketamine(regimen: str) -> bool:
-    reg = parse_regimen(regimen)
+def _is_esketamine(reg: Regimen) -> bool:
     return any((d.compound or reg.compound) == "esketamine" for d in reg.doses)
 
 
@@ -378,13 +390,13 @@ def cascade_settings(ind: Indication, v: Mapping[str, float], *, psychotherapy: 
     return settings
 
 
-def is_esketamine(regimen: str) -> bool:
+def is_esketamine(regimen: str | Regimen) -> bool:
     """Whether any dose of ``regimen`` is esketamine (structural hypothesis H1).
 
     >>> is_esketamine("56 mg esketamine intranasal"), is_esketamine("0.5 mg/kg IV over 40 min")
     (True, False)
     """
-    return _is_esketamine(regimen)
+    return _is_esketamine(regimen if isinstance(regimen, Regimen) else parse_regimen(regimen))
 
 
 def hours(text: str) -> float:

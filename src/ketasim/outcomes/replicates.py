@@ -30,7 +30,7 @@ import numpy as np
 
 from ketasim.distributed import block_seed, map_blocks, n_workers
 from ketasim.errors import KetasimError
-from ketasim.outcomes.trial import TrialDesign, run_trial
+from ketasim.outcomes.trial import TrialDesign, design_arms, run_trial
 
 Z95 = 1.959963984540054
 
@@ -43,8 +43,9 @@ def replicate_design(design: TrialDesign, r: int) -> TrialDesign:
 def _run_block(design: TrialDesign, first: int, stop: int
                ) -> list[dict[str, tuple[float | None, float | None, float | None]]]:
     out = []
+    arms = design_arms(design)  # the regimens parsed once for every replicate of the block
     for r in range(first, stop):
-        res = run_trial(replicate_design(design, r), predict=False)
+        res = run_trial(replicate_design(design, r), predict=False, arms=arms)
         out.append({k: (a.estimate, a.ci95[0], a.ci95[1]) for k, a in res.arms.items()})
     return out
 

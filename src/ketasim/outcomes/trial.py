@@ -29,6 +29,7 @@ from typing import Any, Literal
 import numpy as np
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
 
+from ketasim.dosing.regimen import Regimen
 from ketasim.errors import KetasimError, ModelError
 from ketasim.mechanism.parameters import Branches
 from ketasim.outcomes import endpoints as ep
@@ -194,15 +195,37 @@ def parse_design(raw: dict[str, Any]) -> TrialDesign:
     return design
 
 
-def _arm(spec: ArmSpec, design: TrialDesign) -> Arm:
-    # control arms get sham sessions on the first drug arm's schedule (blinding)
-    sham = next((a.regimen for a in design.arms if a.regimen), None) if spec.control else None
+def _arm(spec: ArmSpec, design: TrialDesign, sham: Regimen | None = None) -> Arm:
+    """The arm ``spec`` describes; a control arm gets sham sessions on ``sham`` (default: the
+    first drug arm's regimen, parsed here)."""
+    if spec.control and sham is None:
+        text = next((a.regimen for a in design.arms if a.regimen), None)
+        sham = None if text is None else _arm(ArmSpec(name="sham", regimen=text), design).dosing
     try:
         return Arm(regimen=spec.regimen, control=spec.control,
                    psychotherapy=spec.psychotherapy, naltrexone=spec.naltrexone,
-                   background=design.background, model=spec.model, sham=sham)
+                   background=design.background, model=spec.model,
+                   sham=sham if spec.control else None)
     except KetasimError as exc:
         raise DesignError(f"arms.{spec.name}.{exc.field}", exc.problem, exc.fix) from None
+
+
+def design_arms(design: TrialDesign) -> dict[str, Arm]:
+    """Every arm of ``design``, each regimen text parsed once (a control arm's sham sessions
+    reuse the first drug arm's parsed regimen: blinding).
+
+    >>> d = TrialDesign.model_validate({"indication": "trd", "n_per_arm": 10, "seed": 1,
+    ...     "arms": [{"name": "k", "regimen": "0.5 mg/kg IV over 40 min weekly for 2 weeks"},
+    ...              {"name": "p", "control": "placebo"}],
+    ...     "endpoint": {"instrument": "madrs", "time": "24 h", "measure": "response"}})
+    >>> arms = design_arms(d)
+    >>> arms["p"].sham_dosing is arms["k"].dosing, arms["p"].session_times()
+    (True, [0.0, 168.0])
+    """
+    drugs = {spec.name: _arm(spec, design) for spec in design.arms if not spec.control}
+    sham = next((a.dosing for a in drugs.values() if a.dosing is not None), None)
+    return {spec.name: drugs[spec.name] if spec.name in drugs else _arm(spec, design, sham)
+            for spec in design.arms}
 
 
 def _summarise(course: Course, design: TrialDesign, arm: Arm) -> ArmResult:
@@ -228,13 +251,17 @@ def _summarise(course: Course, design: TrialDesign, arm: Arm) -> ArmResult:
 
 
 def run_trial(design: TrialDesign, *, predict: bool = True,
-              progress: Callable[[str, int], None] | None = None) -> TrialResult:
+              progress: Callable[[str, int], None] | None = None,
+              arms: Mapping[str, Arm] | None = None) -> TrialResult:
     """Run every arm (``progress(arm_name, patients_done)`` after each); with ``predict``,
-    add prediction intervals for a new real trial (:mod:`ketasim.outcomes.prediction`)."""
+    add prediction intervals for a new real trial (:mod:`ketasim.outcomes.prediction`).
+
+    ``arms``: the design's arms already built (:func:`design_arms`), so that runs of the same
+    design with other seeds parse no regimen text again."""
     t = hours(design.endpoint.time)
     branches = Branches.parse(design.branches)
     out: dict[str, ArmResult] = {}
-    arms = {spec.name: _arm(spec, design) for spec in design.arms}
+    arms = dict(arms) if arms is not None else design_arms(design)
     seeds = {spec.name: design.seed + 7919 * k for k, spec in enumerate(design.arms)}
     horizon = {name: max(t, max(arm.session_times()) + 24.0) + 1.0
                for name, arm in arms.items()}
@@ -268,4 +295,4 @@ def run_trial(design: TrialDesign, *, predict: bool = True,
 
 
 __all__ = ["ArmResult", "ArmSpec", "DesignError", "Endpoint", "TrialDesign", "TrialResult",
-           "load_design", "parse_design", "run_trial"]
+           "design_arms", "load_design", "parse_design", "run_trial"]
