@@ -5,8 +5,11 @@ Domino EF, Zsigmond EK, Domino LE et al., Anesth Analg 1982;61:87-92 (key ``domi
 PMID 7198883 as opentiva gives it; the PMID-to-paper mapping is [U]). No inter-individual
 variability was published.
 Clearance V1·k10 = 27.6 mL/min/kg (116 L/h at 70 kg) lies above the Kamp 2020 meta-analytic
-band (69-90 L/h); it is what the coded set implies, and the paper could not be checked, so the
-set is kept as coded (a documented plausibility note in ``ketasim validate pk``).
+band (69-90 L/h) and is 1.5× the clearance implied by Idvall 1979's surgical infusions
+(≤ 18.5 mL/min/kg). The paper could not be retrieved, so its own clearance cannot be compared;
+no unit reading of the set (rate constants per hour, V1 per 70 kg, V1 × 10) gives a clearance
+in the band with a ketamine-like half-life, so the set is kept as coded (the evidence is in the
+``domino_1982_kamp_cl`` note of ``ketasim validate pk`` and tests/test_pk_fidelity.py).
 """
 
 from __future__ import annotations

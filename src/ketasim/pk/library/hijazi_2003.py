@@ -3,8 +3,11 @@
 Two-compartment values as coded in opentiva class ``Hijazi`` [V as code], consistent with the
 paper's NCA clearance 36.0 mL/min/kg [V]. Hijazi Y et al., Br J Anaesth 2003;90:155-160
 (bibliography key ``hijazi2003``). (opentiva's age_upper = 18 is a bug: the study was in adults.)
+The set reproduces the paper's three NCA results (abstract): clearance 36.0 mL/min/kg, Vβ
+16.0 L/kg and terminal half-life 4.9 h, which agree with one another (CL·t½/ln 2 = 15.3 L/kg).
 The ICU patients' clearance (151 L/h at 70 kg) lies above the Kamp 2020 band of healthy and
-surgical adults; the paper itself reports clearance and volume above volunteers' values.
+surgical adults; the paper itself reports clearance and volume above volunteers' values (a
+population difference, not a transcription error).
 """
 
 from __future__ import annotations
