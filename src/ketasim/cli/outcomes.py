@@ -21,6 +21,8 @@ from ketasim.cli.output import (
     FormatOption,
     JsonFlag,
     Output,
+    SchedulerOption,
+    WorkersOption,
     console,
     err_console,
     to_json_text,
@@ -37,12 +39,8 @@ def trial_cmd(
     replicates: Annotated[int, typer.Option(min=1, max=1_000_000, help="run the trial this "
                                             "many times (seeds from the design's): spread of "
                                             "the estimates and power")] = 1,
-    workers: Annotated[int | None, typer.Option(min=1, max=1024, help="run the replicates on "
-                                                "a local Dask cluster of this many worker "
-                                                "processes")] = None,
-    scheduler: Annotated[str | None, typer.Option(help="run the replicates on the Dask "
-                                                  "cluster at this address, e.g. "
-                                                  "tcp://host:8786")] = None,
+    workers: WorkersOption = None,
+    scheduler: SchedulerOption = None,
     fmt: FormatOption = "table",
 ) -> None:
     """Run a virtual trial: the endpoint per arm with a 95 % CI, and a plot of the mean
@@ -137,11 +135,8 @@ def sensitivity_cmd(
                                                  "per draw (default: the design's, else "
                                                  "100)")] = None,
     json_out: JsonFlag = False,
-    workers: Annotated[int | None, typer.Option(min=1, max=1024, help="run on a local Dask "
-                                                "cluster of this many worker processes")]
-    = None,
-    scheduler: Annotated[str | None, typer.Option(help="run on the Dask cluster at this "
-                                                  "address, e.g. tcp://host:8786")] = None,
+    workers: WorkersOption = None,
+    scheduler: SchedulerOption = None,
     fmt: FormatOption = "table",
 ) -> None:
     """Which assumptions drive a forecast: Sobol' indices of a trial endpoint over the

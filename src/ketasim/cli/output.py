@@ -74,6 +74,10 @@ FORMAT_HELP = ("output: table (for people), csv (the tables) or json (machine-re
 FormatOption = Annotated[str, typer.Option("--format", help=FORMAT_HELP,
                                            metavar="table|csv|json")]
 JsonFlag = Annotated[bool, typer.Option("--json", help="same as --format json")]
+WorkersOption = Annotated[int | None, typer.Option(
+    min=1, max=1024, help="run on a local Dask cluster of this many worker processes")]
+SchedulerOption = Annotated[str | None, typer.Option(
+    help="run on the Dask cluster at this address, e.g. tcp://host:8786")]
 
 
 def pick_format(value: str, json_flag: bool = False) -> Format:
@@ -275,5 +279,6 @@ def parse_time(text: str, field: str) -> float:
 
 
 __all__ = ["FORMAT_HELP", "Format", "FormatOption", "JsonFlag", "Output", "ResultTable",
+           "SchedulerOption", "WorkersOption",
            "console", "err_console", "parse_time", "pick_format", "print_footer",
            "print_references", "strip_markup", "to_json_text", "write_csv"]

@@ -27,6 +27,8 @@ from ketasim.cli.output import (
     FormatOption,
     JsonFlag,
     Output,
+    SchedulerOption,
+    WorkersOption,
     console,
     err_console,
     parse_time,
@@ -212,12 +214,8 @@ def simulate_cmd(
                                                     "analyte")] = None,
     analyte: Annotated[list[str] | None, typer.Option(help="with --parquet: only this "
                                                       "analyte (repeatable)")] = None,
-    workers: Annotated[int | None, typer.Option(min=1, max=1024, help="with --parquet: run on "
-                                                "a local Dask cluster of this many worker "
-                                                "processes")] = None,
-    scheduler: Annotated[str | None, typer.Option(help="with --parquet: run on the Dask "
-                                                  "cluster at this address, e.g. "
-                                                  "tcp://host:8786")] = None,
+    workers: WorkersOption = None,
+    scheduler: SchedulerOption = None,
     fmt: FormatOption = "table",
 ) -> None:
     """Simulate a regimen with a library model for one patient or a population; --parquet
