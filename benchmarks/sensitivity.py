@@ -2,15 +2,15 @@
 item 5).
 
 A forecast cheap enough for 10⁶ draws: TRD, one 0.5 mg/kg IV infusion, mean MADRS change at
-24 h, 20 virtual patients per draw (the same patients in every draw), over six calibrated and
-assumed parameters of the symptom model (10⁶ draws: N = 2¹⁷ base points × 8). The same run on
-a local cluster of 1 and of 2 worker processes prints draws per second and checks that the
-indices are identical.
+24 h, 20 virtual patients per draw (the same patients in every draw), over eight calibrated and
+assumed parameters of the symptom model, the cascade's ``w_fast`` and ``t_half_spine_h``
+among them (10⁶ draws: N = 2¹⁷ base points × 10). The same run on a local cluster of 1 and of
+2 worker processes prints draws per second and checks that the indices are identical.
 
-``w_fast`` and ``t_half_spine_h`` are left out here: each new value of them makes the cascade
-re-run its normalisation on the reference regimen (``ketasim.mechanism.cascade._reference``,
-~60 ms with its PK run), so a run that varies them costs ~20× more per draw (docs/scale.md);
-``--all`` screens and varies every calibrated and assumed parameter instead.
+A new value of ``w_fast`` costs nothing extra (it only weighs the normalised components) and
+one of ``t_half_spine_h`` ~1.5 ms: the cascade's reference normalisation re-uses one cached
+PK run (``ketasim.mechanism.cascade.reference_inputs``). ``--all`` screens and varies every
+calibrated and assumed parameter, the cascade's time constants included.
 
     python benchmarks/sensitivity.py            # 1,048,576 draws on 1, then 2 workers (~40 min)
     python benchmarks/sensitivity.py --quick    # ~2,000 draws (CI smoke)
@@ -27,7 +27,8 @@ DESIGN = {
     "endpoint": {"instrument": "madrs", "time": "24 h", "measure": "mean_change"},
     "sensitivity": {"patients": 20,
                     "parameters": ["emax_trd", "d50", "placebo_trd", "omega_emax",
-                                   "omega_placebo", "residual_fraction"]},
+                                   "omega_placebo", "residual_fraction", "w_fast",
+                                   "t_half_spine_h"]},
 }
 
 
@@ -37,7 +38,7 @@ def main() -> None:
     parser.add_argument("--draws", type=int, default=None)
     parser.add_argument("--workers", type=int, nargs="+", default=[1, 2])
     parser.add_argument("--all", action="store_true", help="every calibrated and assumed "
-                        "parameter that moves the forecast (slow, see above)")
+                        "parameter that moves the forecast, cascade constants included")
     args = parser.parse_args()
     draws = args.draws or (2_000 if args.quick else 1_000_000)
 

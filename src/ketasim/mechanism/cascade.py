@@ -7,6 +7,9 @@
 Fast and slow components are each normalised to their peak after the reference regimen
 (0.5 mg/kg IV over 40 min, 70 kg, typical patient), so the drive is in "reference units":
 1 is what one standard infusion gives at its peak. ``w_fast`` (calibrated) weighs the two.
+The reference run's PK is computed once (:func:`reference_inputs`); a new parameter value
+re-runs only the one-subject cascade on it (~1.5 ms), and the normalisations of the last
+:data:`REFERENCE_CACHE_SIZE` parameter sets are kept.
 Switchable branches (:class:`~ketasim.mechanism.parameters.Branches`) add their own
 normalised component with weight ``branch_share`` relative to the main cascade, or gate it
 (opioid), or block it (mTOR switch off).
@@ -23,7 +26,7 @@ from __future__ import annotations
 
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
-from functools import cache
+from functools import cache, lru_cache
 
 import numpy as np
 
@@ -120,6 +123,15 @@ def _key(settings: Mapping[str, float]) -> tuple[tuple[str, float], ...]:
     return tuple(sorted(merged.items()))
 
 
+# what the reference peaks do not depend on: the weights of the drive and the report scale
+_NOT_IN_REFERENCE = frozenset({"w_fast", "branch_share", "glutamate_surge_ref_pct"})
+REFERENCE_CACHE_SIZE = 4096  # distinct reference settings kept (a few kB each)
+
+
+def _reference_key(key: tuple[tuple[str, float], ...]) -> tuple[tuple[str, float], ...]:
+    return tuple(kv for kv in key if kv[0] not in _NOT_IN_REFERENCE)
+
+
 def _raw(inp: CascadeInputs, s: Mapping[str, float], branches: Branches
          ) -> dict[str, np.ndarray]:
     t = inp.times
@@ -139,12 +151,30 @@ _ALL = Branches(hnk=True, opioid=True, lhb=True, inflammation=True, monoamine=Tr
 
 
 @cache
-def _reference(key: tuple[tuple[str, float], ...]) -> dict[str, float]:
-    """Peaks of every component after the reference regimen (typical 70-kg patient)."""
-    s = dict(key)
+def reference_inputs() -> CascadeInputs:
+    """The cascade's inputs after the reference regimen (typical 70-kg patient, 21 days),
+    computed once: no cascade parameter changes the PK, so every new parameter value re-uses
+    this run (read-only arrays)."""
     t = course_grid([0.0], 24.0 * 21)
     run = run_pk(REFERENCE_REGIMEN, covariates={"weight": REFERENCE_WEIGHT_KG}, times=t)
     inp = cascade_inputs(run)
+    for a in (inp.times, inp.nmda, inp.sert, inp.hnk_2r6r_um):
+        a.flags.writeable = False
+    return inp
+
+
+def _reference(key: tuple[tuple[str, float], ...]) -> dict[str, float]:
+    """Peaks of every component after the reference regimen (typical 70-kg patient).
+    Only the parameters the peaks depend on key the cache (``w_fast`` and ``branch_share``
+    do not), and a new value costs the cascade on one subject (~1 ms), not a PK run."""
+    return _reference_peaks(_reference_key(key))
+
+
+@lru_cache(maxsize=REFERENCE_CACHE_SIZE)
+def _reference_peaks(key: tuple[tuple[str, float], ...]) -> dict[str, float]:
+    s = dict(key)
+    inp = reference_inputs()
+    t = inp.times
     raw = _raw(inp, s, _ALL)
     b = bdnf_translation(t, raw["glutamate"], s["t_half_bdnf_h"])
     m = mtorc1(t, b, s["t_half_mtor_h"])

@@ -376,15 +376,17 @@ def drug_share(z_e: np.ndarray, ind: Indication, v: Mapping[str, float]) -> np.n
 
 def cascade_settings(ind: Indication, v: Mapping[str, float], *, psychotherapy: bool = False
                      ) -> dict[str, float]:
-    """The cascade settings an indication uses (its fast weight; spine persistence, longer
-    with psychotherapy).
+    """The cascade settings an indication uses: any cascade constant ``v`` sets (a
+    sensitivity draw), its fast weight, and spine persistence, longer with psychotherapy.
 
     >>> from ketasim.outcomes.parameters import values
     >>> sorted(cascade_settings(get_indication("trd"), values()))
     ['t_half_spine_h', 'w_fast']
     """
-    settings = {"w_fast": v.get(f"w_fast_{ind.id}", v["w_fast"]),
-                "t_half_spine_h": v["t_half_spine_h"]}
+    from ketasim.mechanism.parameters import CASCADE
+    settings = {k: float(v[k]) for k in CASCADE if k in v}
+    settings.update({"w_fast": v.get(f"w_fast_{ind.id}", v["w_fast"]),
+                     "t_half_spine_h": v["t_half_spine_h"]})
     if psychotherapy:
         settings["t_half_spine_h"] *= v["psychotherapy_persistence"]
     return settings

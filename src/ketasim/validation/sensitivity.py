@@ -1,5 +1,6 @@
 """Which assumptions drive a forecast: Sobol' indices of a virtual-trial forecast over the
-symptom model's calibrated and assumed parameters, each within its stated uncertainty.
+symptom model's and the cascade's calibrated and assumed parameters (or, for an acute forecast,
+the acute-session parameters), each within its stated uncertainty.
 
 A sensitivity design is a trial design (docs/outcomes.md) with a ``[sensitivity]`` table::
 
@@ -10,6 +11,8 @@ A sensitivity design is a trial design (docs/outcomes.md) with a ``[sensitivity]
     draws = 4096            # model evaluations, N·(D+2) with N a power of two
     parameters = ["emax_trd", "d50"]   # default: every calibrated and assumed parameter
                                        # that moves this forecast (screened, see below)
+    acute = "dissociation"  # optional: forecast an acute effect of the arm's first session
+                            # (ACUTE_MEASURES) over the acute parameters, named acute.<name>
     [sensitivity.ranges]
     emax_trd = [0.4, 0.9]   # replaces the derived range
 
@@ -33,8 +36,13 @@ bootstrap intervals come from SALib (Saltelli sampling on a scrambled Sobol' seq
 / Saltelli 2010 estimators). Sobol' indices assume independent inputs: the calibration's
 parameters are correlated, so the draws also visit combinations the data rule out; read the
 indices as "what the forecast is sensitive to within these ranges", not as a posterior
-variance decomposition. Cascade time constants (:mod:`ketasim.mechanism.parameters`) and the
-acute-effect parameters are not inputs of the symptom model and are not varied.
+variance decomposition. The cascade's constants
+(:data:`ketasim.mechanism.parameters.CASCADE`) reach the model as overrides of
+``simulate_course``; each new value re-normalises the cascade on the reference regimen with
+one cached PK run (:func:`ketasim.mechanism.cascade.reference_inputs`, ~1.5 ms). An acute
+forecast (``acute = ...``) varies :mod:`ketasim.pd.acute`'s parameters through
+``simulate_session(params=...)``; its calibration stores no standard errors, so calibrated
+acute parameters get the ×/÷ 2 rule above.
 
 >>> f = lambda x: 4.0 * x[:, 0] + x[:, 1]       # exact: S_a = 16/17 = 0.94, S_b = 0.06
 >>> r = sobol(f, [Uncertainty("a", 0.5, 0.0, 1.0), Uncertainty("b", 0.5, 0.0, 1.0)],
@@ -52,19 +60,33 @@ import tomllib
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Literal
+from typing import Any, Literal, cast
 
 import numpy as np
 from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
 from ketasim.distributed import fresh_seed, map_blocks, n_workers, require
 from ketasim.errors import KetasimError
+from ketasim.model.model import Parameter
 from ketasim.outcomes.trial import DesignError, TrialDesign, parse_design
 
 Z95 = 1.959963984540054
 Scale = Literal["linear", "log"]
 Evidence = Literal["calibrated", "assumed", "literature"]
 DEFAULT_EVIDENCE: tuple[Evidence, ...] = ("calibrated", "assumed")
+AcuteMeasure = Literal["cadss_peak", "dissociation", "sedation", "ready_2h", "sbp_rise"]
+# an acute forecast: what is summarised over the arm's first session, and its unit
+ACUTE_MEASURES: dict[str, tuple[str, str]] = {
+    "cadss_peak": ("mean peak drug-attributable CADSS", "CADSS points"),
+    "dissociation": ("share with a peak drug-attributable CADSS above 4", "fraction"),
+    "sedation": ("share reaching MOAA/S ≤ 4", "fraction"),
+    "ready_2h": ("share ready to leave by 2 h", "fraction"),
+    "sbp_rise": ("mean peak expected SBP rise", "mmHg"),
+}
+ACUTE_PREFIX = "acute."
+# parameters that take no part in a forecast: a report scale, and the acute driver's ke0
+# (the driver is computed once per arm; literature values in any case)
+_NOT_VARIED = frozenset({"glutamate_surge_ref_pct", ACUTE_PREFIX + "t_half_ke0"})
 
 
 @dataclass(frozen=True)
@@ -113,6 +135,7 @@ class SensitivitySettings(BaseModel):
     parameters: list[str] | None = None
     ranges: dict[str, tuple[float, float]] = Field(default_factory=dict)
     evidence: list[Evidence] = Field(default_factory=lambda: list(DEFAULT_EVIDENCE))
+    acute: AcuteMeasure | None = None
 
 
 def load_sensitivity_design(path: Path) -> tuple[TrialDesign, SensitivitySettings]:
@@ -133,12 +156,17 @@ def parse_sensitivity_design(raw: dict[str, Any]) -> tuple[TrialDesign, Sensitiv
     raw = dict(raw)
     sens = raw.pop("sensitivity", {})
     design = parse_design(raw)
+    for key, val in (sens.get("ranges") or {}).items() if isinstance(sens, dict) else ():
+        if isinstance(val, dict):  # acute.NAME = [...] unquoted: TOML makes a table of it
+            dotted = f"{key}.{next(iter(val), 'NAME')}"
+            raise DesignError(f"sensitivity.ranges.{key}", f"{dotted} is read as a table",
+                              f'put the dotted name in quotes: "{dotted}"')
     try:
         settings = SensitivitySettings.model_validate(sens)
     except ValidationError as exc:
         err = exc.errors()[0]
         where = ".".join(str(p) for p in ("sensitivity", *err["loc"]))
-        raise DesignError(where, err["msg"], "see docs/scale.md for the [sensitivity] table") \
+        raise DesignError(where, err["msg"], "see docs/scale.md, the sensitivity table") \
             from None
     names = [a.name for a in design.arms]
     for key, name in (("arm", settings.arm), ("versus", settings.versus)):
@@ -148,6 +176,14 @@ def parse_sensitivity_design(raw: dict[str, Any]) -> tuple[TrialDesign, Sensitiv
     if settings.versus is not None and settings.versus == _arm_name(design, settings):
         raise DesignError("sensitivity.versus", "is the forecast's own arm",
                           "name another arm, or leave versus out")
+    if settings.acute is not None:
+        if settings.versus is not None:
+            raise DesignError("sensitivity.versus", "an acute forecast is one arm's first "
+                              "session", "leave versus out")
+        spec = next(a for a in design.arms if a.name == _arm_name(design, settings))
+        if spec.regimen is None:
+            raise DesignError("sensitivity.arm", f"arm {spec.name!r} gives no drug, so it has "
+                              "no acute effect", "name an arm with a regimen")
     return design, settings
 
 
@@ -196,13 +232,27 @@ def _hypothesis_fits() -> dict[str, tuple[str, float]]:
     return out
 
 
+def model_parameters(acute: bool = False) -> dict[str, Parameter]:
+    """What a forecast can vary: the symptom model's parameters and the cascade's constants
+    (:data:`ketasim.mechanism.parameters.CASCADE`; their names do not overlap), or, for an
+    acute forecast, the acute-session parameters (:mod:`ketasim.pd.acute`) named
+    ``acute.<name>``."""
+    if acute:
+        from ketasim.pd.acute import acute_parameters
+        out = {ACUTE_PREFIX + k: p for k, p in acute_parameters().items()}
+    else:
+        from ketasim.mechanism.parameters import CASCADE
+        from ketasim.outcomes.parameters import outcome_parameters
+        out = {**CASCADE, **outcome_parameters()}
+    return {k: p for k, p in out.items() if k not in _NOT_VARIED}
+
+
 def parameter_ranges(evidence: Sequence[str] = ("calibrated", "assumed"),
-                     overrides: dict[str, tuple[float, float]] | None = None
-                     ) -> dict[str, Uncertainty]:
-    """Every symptom-model parameter of the given evidence with its derived range (module
-    docstring), plus the ``overrides`` (name → (low, high)), which win."""
-    from ketasim.outcomes.parameters import outcome_parameters
-    params = outcome_parameters()
+                     overrides: dict[str, tuple[float, float]] | None = None, *,
+                     acute: bool = False) -> dict[str, Uncertainty]:
+    """Every parameter of the given evidence (:func:`model_parameters`) with its derived range
+    (module docstring), plus the ``overrides`` (name → (low, high)), which win."""
+    params = model_parameters(acute)
     se = _standard_errors()
     hyp = _hypothesis_fits()
     out: dict[str, Uncertainty] = {}
@@ -211,7 +261,8 @@ def parameter_ranges(evidence: Sequence[str] = ("calibrated", "assumed"),
         if p.evidence not in evidence:
             continue
         bounds = _fit_bounds(name)
-        fraction = p.unit.startswith("fraction") or (bounds is not None and bounds[1] <= 1.0)
+        fraction = p.unit.startswith(("fraction", "probability")) or (
+            bounds is not None and bounds[1] <= 1.0)
         if p.evidence == "calibrated" and se.get(name, 0.0) > 0 and bounds is not None:
             half = Z95 * se[name]
             lo, hi = max(v - half, bounds[0]), min(v + half, bounds[1])
@@ -236,22 +287,31 @@ def parameter_ranges(evidence: Sequence[str] = ("calibrated", "assumed"),
                                     f"{why}×/÷ {factor:g} (assumed)")
     for name, (lo, hi) in (overrides or {}).items():
         if name not in params:
-            raise _unknown(name, list(params))
+            raise _unknown(name, list(params), acute)
         out[name] = Uncertainty(name, float(params[name].value), float(lo), float(hi),
                                 "linear", params[name].evidence, "given in the design")
     return out
 
 
-def _unknown(name: str, known: list[str]) -> DesignError:
-    from ketasim.mechanism.parameters import CASCADE
-    if name in CASCADE:
-        return DesignError("sensitivity.parameters", f"{name!r} is a cascade constant, not an "
-                           "input of the symptom model", "vary the symptom model's parameters "
-                           "(see docs/scale.md)")
+def _unknown(name: str, known: list[str], acute: bool = False) -> DesignError:
+    if not acute and name.startswith(ACUTE_PREFIX):
+        return DesignError("sensitivity.parameters", f"{name!r} is an acute-session "
+                           "parameter, not an input of the symptom forecast",
+                           "set acute = \"cadss_peak\" (or another acute measure) under "
+                           "[sensitivity] to forecast an acute effect (docs/scale.md)")
+    if acute and not name.startswith(ACUTE_PREFIX):
+        return DesignError("sensitivity.parameters", f"{name!r} is not an acute-session "
+                           "parameter (an acute forecast varies acute.<name> only)",
+                           "name acute parameters, or leave acute out to forecast the "
+                           "endpoint")
+    if name in _NOT_VARIED:
+        return DesignError("sensitivity.parameters", f"{name!r} takes no part in the "
+                           "forecast (a reporting scale, or computed once per arm)",
+                           "leave it out")
     close = difflib.get_close_matches(name, known, n=3)
     hint = f"did you mean {', '.join(close)}?" if close else "see docs/scale.md for the names"
-    return DesignError("sensitivity.parameters", f"{name!r} is not a parameter of the "
-                       "symptom model", hint)
+    what = "an acute-session" if acute else "a symptom-model or cascade"
+    return DesignError("sensitivity.parameters", f"{name!r} is not {what} parameter", hint)
 
 
 # --------------------------------------------------------------------------- the forecast
@@ -336,6 +396,71 @@ class Forecast:
         if self.versus is not None:
             y -= self.arm_value(self.versus, overrides)
         return y
+
+    def __call__(self, x: np.ndarray) -> np.ndarray:
+        x = np.atleast_2d(np.asarray(x, dtype=float))
+        return np.array([self.value(dict(zip(self.names, map(float, row), strict=True)))
+                         for row in x])
+
+
+@dataclass(eq=False)
+class AcuteForecast:
+    """An acute-session forecast as a function of parameter rows (``acute.<name>`` columns):
+    ``measure`` (:data:`ACUTE_MEASURES`) over ``patients`` virtual patients in the first
+    session of ``arm``'s regimen (typical 70-kg, 45-year-old PK, :func:`ketasim.pd.acute.
+    acute_driver`), each draw with the same patients (the arm's trial seed) and
+    :func:`ketasim.pd.acute.simulate_session`'s ``params`` override."""
+
+    design: TrialDesign
+    arm: str
+    measure: str
+    patients: int
+    names: tuple[str, ...]
+    _driver: Any = field(default=None, repr=False)
+
+    def __getstate__(self) -> dict[str, Any]:
+        return {**self.__dict__, "_driver": None}
+
+    @property
+    def label(self) -> str:
+        """What is forecast, in words."""
+        return f"{ACUTE_MEASURES[self.measure][0]}, first session of {self.arm}"
+
+    @property
+    def unit(self) -> str:
+        """The forecast's unit."""
+        return ACUTE_MEASURES[self.measure][1]
+
+    def _setup(self) -> tuple[Any, int]:
+        if self._driver is None:
+            from ketasim.errors import ModelError
+            from ketasim.pd.acute import acute_driver
+            k = [a.name for a in self.design.arms].index(self.arm)
+            spec = self.design.arms[k]
+            try:
+                driver = acute_driver(str(spec.regimen), model=spec.model)
+            except ModelError as exc:
+                raise DesignError(f"arms.{spec.name}.{exc.field}", exc.problem,
+                                  exc.fix) from None
+            self._driver = (driver, self.design.seed + 7919 * k)
+        return cast(tuple[Any, int], self._driver)
+
+    def value(self, overrides: dict[str, float]) -> float:
+        """The forecast with ``overrides`` (``acute.<name>`` → value)."""
+        from ketasim.pd.acute import CADSS_CASE, simulate_session, values
+        driver, seed = self._setup()
+        p = values()
+        p.update({k.removeprefix(ACUTE_PREFIX): v for k, v in overrides.items()})
+        s = simulate_session(driver, self.patients, np.random.default_rng(seed), params=p)
+        if self.measure == "cadss_peak":
+            return float(np.mean(s.cadss.max(axis=1)))
+        if self.measure == "dissociation":
+            return float(np.mean(s.cadss.max(axis=1) > CADSS_CASE))
+        if self.measure == "sedation":
+            return s.p_moaas_le(4)
+        if self.measure == "ready_2h":
+            return float(np.mean(s.ready_h <= 2.0))
+        return float(np.mean((s.sbp - s.baseline_sbp[:, None]).max(axis=1)))
 
     def __call__(self, x: np.ndarray) -> np.ndarray:
         x = np.atleast_2d(np.asarray(x, dtype=float))
@@ -491,13 +616,13 @@ def run_sensitivity(design: TrialDesign, settings: SensitivitySettings | None = 
     n = patients if patients is not None else st.patients
     if n < 5:
         raise DesignError("patients", f"is {n}", "simulate at least 5 patients per draw")
-    all_ranges = parameter_ranges(st.evidence, dict(st.ranges))
+    acute = st.acute is not None
+    all_ranges = parameter_ranges(st.evidence, dict(st.ranges), acute=acute)
     if st.parameters is not None:
-        from ketasim.outcomes.parameters import outcome_parameters
-        known = list(outcome_parameters())
+        known = list(model_parameters(acute))
         for name in st.parameters:
             if name not in known:
-                raise _unknown(name, known)
+                raise _unknown(name, known, acute)
             if name not in all_ranges:
                 raise DesignError(f"sensitivity.ranges.{name}", "has no derivable range "
                                   "(its value is 0 or its evidence is not included)",
@@ -507,7 +632,12 @@ def run_sensitivity(design: TrialDesign, settings: SensitivitySettings | None = 
         candidates = list(all_ranges.values())
     names = tuple(r.name for r in candidates)
     arm = _arm_name(design, st)
-    fc = Forecast(design, arm, st.versus, n, names)
+
+    def forecast(names: tuple[str, ...]) -> Forecast | AcuteForecast:
+        if st.acute is not None:
+            return AcuteForecast(design, arm, st.acute, n, names)
+        return Forecast(design, arm, st.versus, n, names)
+    fc = forecast(names)
     nominal_row = np.array([[r.value for r in candidates]])
     screened: list[str] = []
     if st.parameters is None:
@@ -524,7 +654,7 @@ def run_sensitivity(design: TrialDesign, settings: SensitivitySettings | None = 
                 if y[1 + 2 * j] != nominal or y[2 + 2 * j] != nominal]
         screened = [r.name for r in candidates if r not in keep]
         candidates = keep
-        fc = Forecast(design, arm, st.versus, n, tuple(r.name for r in candidates))
+        fc = forecast(tuple(r.name for r in candidates))
     else:
         nominal = float(fc(nominal_row)[0])
     if on_ranges is not None:
@@ -532,13 +662,14 @@ def run_sensitivity(design: TrialDesign, settings: SensitivitySettings | None = 
     result = sobol(fc, candidates, draws=draws_, seed=int(seed_), client=client,
                    progress=progress)
     notes = []
-    if design.endpoint.measure == "median_time_to_relapse":
+    if not acute and design.endpoint.measure == "median_time_to_relapse":
         notes.append("a draw whose median is not reached counts as the follow-up length (a "
                      "lower bound); a draw without responders as 0 days")
     return SensitivityResult(fc.label, fc.unit, nominal, tuple(candidates), tuple(screened),
                              result, n, int(seed_), n_workers(client), tuple(notes))
 
 
-__all__ = ["Forecast", "SensitivityResult", "SensitivitySettings", "SobolResult",
-           "Uncertainty", "base_samples", "evaluate", "load_sensitivity_design",
-           "parameter_ranges", "parse_sensitivity_design", "run_sensitivity", "sobol"]
+__all__ = ["ACUTE_MEASURES", "AcuteForecast", "Forecast", "SensitivityResult",
+           "SensitivitySettings", "SobolResult", "Uncertainty", "base_samples", "evaluate",
+           "load_sensitivity_design", "model_parameters", "parameter_ranges",
+           "parse_sensitivity_design", "run_sensitivity", "sobol"]
