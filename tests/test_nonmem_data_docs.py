@@ -7,7 +7,7 @@ from doc_blocks import run_python_blocks
 
 
 def test_nonmem_users_guide_runs(capsys) -> None:
-    assert run_python_blocks("docs/nonmem-users.md") == 4
+    assert run_python_blocks("docs/nonmem-users.md") == 5
     out = capsys.readouterr().out.splitlines()
     assert out[0] == "('@',) 1"
     assert out[1] == "744 155 59"

@@ -76,7 +76,7 @@ def test_linear_model_population_matches_analytic_and_nmtests_semantics() -> Non
         assert np.allclose(pop["cp"][rows], one["cp"], rtol=1e-9, atol=1e-9)
 
 
-def test_near_repeated_eigenvalues_fall_back_to_ode() -> None:
+def test_near_repeated_eigenvalues_fall_back_to_the_matrix_exponential() -> None:
     _lam, _v, _vi, bad = _diagonalise(np.array([[[-1.0, 0.0], [1.0, -1.0]]]), 1e6)
     assert bad[0]
     model = Model("ka_eq_k", {"k": Parameter(1.0, "1/h")},
@@ -89,7 +89,7 @@ def test_near_repeated_eigenvalues_fall_back_to_ode() -> None:
     expected = 10 * t * np.exp(-t)  # the ka = k closed form
     assert np.allclose(r["c"][:3], expected, rtol=1e-8, atol=1e-12)
     assert np.allclose(r["c"][3:], expected, rtol=1e-6, atol=1e-12)
-    assert any("ODE engine" in m for m in r.messages)
+    assert any("analytic engine" in m for m in r.messages)
 
 
 def test_population_engine_limits_are_typed_errors() -> None:
@@ -103,9 +103,22 @@ def test_population_engine_limits_are_typed_errors() -> None:
     with pytest.raises(DoseError, match="weight"):
         PopulationEngine().run(reference_model(), REFERENCE_REGIMEN, times=np.array([1.0]))
     with pytest.raises(EventError, match="times"):
-        simulate(reference_model(), "35 mg IV over 40 min", engine=PopulationEngine())
+        PopulationEngine().run(reference_model(), "35 mg IV over 40 min", times=[])
     with pytest.raises(ModelError, match="tolerances"):
         PopulationEngine(rtol=1e-3)
+
+
+def test_without_times_rows_are_the_records_as_with_the_ode_engine() -> None:
+    """No output times: the population engine gives the dose record's row, as the others."""
+    model = reference_model()
+    pop = simulate(model, "35 mg IV over 40 min", engine=PopulationEngine(),
+                   covariates={"weight": 70.0})
+    ode = simulate(model, "35 mg IV over 40 min", engine=OdeEngine(rtol=1e-11, atol=1e-13),
+                   covariates={"weight": 70.0})
+    assert pop.time.tolist() == ode.time.tolist() == [0.0]
+    assert pop.evid.tolist() == ode.evid.tolist() == [1]
+    for name in ("c1", "ce"):
+        assert pop[name][0] == ode[name][0] == 0.0
 
 
 def test_record_covariates_match_per_subject_simulation() -> None:

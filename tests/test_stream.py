@@ -181,11 +181,6 @@ def memory_growth(tmp_path: Path, patch: str = "none") -> tuple[float, int]:
 
 
 @pytest.mark.skipif(not sys.platform.startswith("linux"), reason="ru_maxrss in kB on Linux")
-@pytest.mark.xfail(strict=True, reason="the population engine's fallback for near-repeated "
-                   "eigenvalues solves with scipy's LSODA, whose solve_ivp (scipy 1.17) keeps "
-                   "its work arrays: ~3.6 kB per output time of each fallback subject, "
-                   "~6 MB per 10,000 subjects on a 5-min grid (fix in ketasim.engine, see "
-                   "docs/scale.md)")
 def test_metrics_stream_memory_does_not_grow_with_subjects(tmp_path: Path) -> None:
     # a 5-min-grid metrics run of 70,000 subjects against one of 30,000 (past the first
     # blocks' warm-up): the engine's buffers, one block's population and one block's table

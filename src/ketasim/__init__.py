@@ -23,7 +23,7 @@ if TYPE_CHECKING:
     from ketasim.engine.ode import OdeEngine
     from ketasim.engine.population import PopulationEngine
     from ketasim.engine.reference import reference_model
-    from ketasim.engine.result import Result
+    from ketasim.engine.result import Result, Status
     from ketasim.engine.simulate import simulate
     from ketasim.errors import (
         CovariateError,
@@ -58,7 +58,7 @@ __all__ = [
     "DoseError", "EffectCompartment", "Engine", "Eta", "EventError", "EventTable", "Flow", "Flux",
     "KetasimError", "Link", "Metabolite", "Model", "ModelError", "OdeEngine", "Output",
     "Parameter", "PopulationEngine", "RandomEffects", "Regimen", "RegimenError", "Result",
-    "Route", "SolverError", "State", "UnitError", "format_regimen", "parse_regimen",
+    "Route", "SolverError", "State", "Status", "UnitError", "format_regimen", "parse_regimen",
     "read_nonmem_csv", "reference_model", "simulate", "write_nonmem_csv",
 ]
 
@@ -74,6 +74,7 @@ _EXPORTS = {
     "OdeEngine": "ketasim.engine.ode",
     "PopulationEngine": "ketasim.engine.population",
     "Result": "ketasim.engine.result",
+    "Status": "ketasim.engine.result",
     "simulate": "ketasim.engine.simulate",
     "reference_model": "ketasim.engine.reference",
     "CovariateError": "ketasim.errors",

@@ -27,10 +27,19 @@ from ketasim.report.plots import DISCLAIMER
 app = typer.Typer(add_completion=False, no_args_is_help=True,
                   help="ketasim: quantitative models of ketamine therapy. " + DISCLAIMER)
 
-from ketasim.cli import clinic, individual, library, outcomes, run, sbml, validate  # noqa: E402
+from ketasim.cli import (  # noqa: E402
+    clinic,
+    individual,
+    library,
+    nonmem,
+    outcomes,
+    run,
+    sbml,
+    validate,
+)
 
 #: the command-group modules, registered in this order
-COMMAND_GROUPS = (run, library, outcomes, validate, individual, clinic, sbml)
+COMMAND_GROUPS = (run, library, outcomes, validate, individual, clinic, nonmem, sbml)
 for _group in COMMAND_GROUPS:
     _group.register(app)
 
@@ -45,7 +54,7 @@ def main() -> None:
         # standalone_mode=False: click RETURNS the code of typer.Exit instead of raising it
         rc = app(standalone_mode=False)
     except KetasimError as exc:
-        err_console.print(f"error: {exc}", highlight=False, soft_wrap=True)
+        err_console.print(f"error: {exc}", highlight=False, soft_wrap=True, markup=False)
         sys.exit(2)
     except typer.Exit as exc:
         sys.exit(exc.exit_code)

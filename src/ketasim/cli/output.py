@@ -265,6 +265,28 @@ def print_references(texts: list[str], out: Output | None = None) -> list[dict[s
     return refs
 
 
+def parse_covariates(items: list[str] | None) -> dict[str, float]:
+    """``["weight=70", "age=40"]`` → ``{"weight": 70.0, "age": 40.0}`` (typed errors).
+
+    >>> parse_covariates(["weight=70"])
+    {'weight': 70.0}
+    """
+    from ketasim.errors import CovariateError
+    out: dict[str, float] = {}
+    for item in items or []:
+        name, sep, value = item.partition("=")
+        name = name.strip()
+        if not sep or not name:
+            raise CovariateError("covariate", f"{item!r} is not NAME=VALUE",
+                                 "write e.g. --covariate weight=70")
+        try:
+            out[name] = float(value)
+        except ValueError:
+            raise CovariateError(name, f"{value.strip()!r} is not a number",
+                                 f"write e.g. --covariate {name}=70") from None
+    return out
+
+
 def parse_time(text: str, field: str) -> float:
     """``24h``, ``5 min``, ``2`` (hours) → hours; unreadable text raises with ``field``."""
     from ketasim.units import to_hours
@@ -279,6 +301,6 @@ def parse_time(text: str, field: str) -> float:
 
 
 __all__ = ["FORMAT_HELP", "Format", "FormatOption", "JsonFlag", "Output", "ResultTable",
-           "SchedulerOption", "WorkersOption",
-           "console", "err_console", "parse_time", "pick_format", "print_footer",
-           "print_references", "strip_markup", "to_json_text", "write_csv"]
+           "SchedulerOption", "WorkersOption", "console", "err_console", "parse_covariates",
+           "parse_time", "pick_format", "print_footer", "print_references", "strip_markup",
+           "to_json_text", "write_csv"]

@@ -11,25 +11,7 @@ from typing import Annotated
 
 import typer
 
-from ketasim.cli.output import FormatOption, Output
-from ketasim.errors import CovariateError
-
-
-def parse_covariates(items: list[str] | None) -> dict[str, float]:
-    """``["weight=70", "age=40"]`` → ``{"weight": 70.0, "age": 40.0}`` (typed errors)."""
-    out: dict[str, float] = {}
-    for item in items or []:
-        name, sep, value = item.partition("=")
-        name = name.strip()
-        if not sep or not name:
-            raise CovariateError("covariate", f"{item!r} is not NAME=VALUE",
-                                 "write e.g. --covariate weight=70")
-        try:
-            out[name] = float(value)
-        except ValueError:
-            raise CovariateError(name, f"{value.strip()!r} is not a number",
-                                 f"write e.g. --covariate {name}=70") from None
-    return out
+from ketasim.cli.output import FormatOption, Output, parse_covariates
 
 
 def register(app: typer.Typer) -> None:
@@ -62,4 +44,4 @@ def register(app: typer.Typer) -> None:
         result.finish({"file": str(out), "model": lm.name, "outputs": ids})
 
 
-__all__ = ["parse_covariates", "register"]
+__all__ = ["register"]

@@ -21,13 +21,14 @@ import numpy as np
 from scipy import linalg
 
 from ketasim.dosing.schedule import SteadyStateSpec
-from ketasim.engine.core import Engine, SubjectProblem
+from ketasim.engine.core import SubjectEngine
+from ketasim.engine.prepare import SubjectProblem
 from ketasim.errors import ModelError
 from ketasim.model.model import Model
 
 
 @dataclass
-class AnalyticEngine(Engine):
+class AnalyticEngine(SubjectEngine):
     """Exact solution of linear models (no nonlinear states or fluxes)."""
 
     name: str = "analytic"

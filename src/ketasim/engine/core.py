@@ -1,10 +1,13 @@
-"""The engine protocol and the event-driven driver shared by the analytic and ODE engines.
+"""The engine protocol, and the event-driven driver shared by the analytic and ODE engines.
 
-An engine supplies two operations on one subject's state vector: ``propagate`` (move the
-state across an interval with constant input rates and one parameter set) and, optionally,
-an exact steady state for linear systems. The driver walks a
-:class:`~ketasim.dosing.schedule.Schedule` node by node and applies resets, boluses,
-steady states and outputs in NM-TRAN order.
+Every engine is an :class:`Engine`: a strategy object that :func:`ketasim.engine.simulate`
+hands one :class:`~ketasim.engine.prepare.Prepared` request (model, subjects keyed by ID,
+output rows) through :meth:`Engine.run_prepared`; the entry point never asks which engine
+it holds. :class:`SubjectEngine` solves subjects one at a time: a concrete engine supplies
+``propagate`` (move one subject's state across an interval with constant input rates and one
+parameter set) and, optionally, an exact steady state for linear systems; the driver walks a
+:class:`~ketasim.dosing.schedule.Schedule` node by node and applies resets, boluses, steady
+states and outputs in NM-TRAN order. The population engine solves many subjects at once.
 """
 
 from __future__ import annotations
@@ -12,32 +15,101 @@ from __future__ import annotations
 import math
 from abc import ABC, abstractmethod
 from collections.abc import Callable
-from dataclasses import dataclass
 
 import numpy as np
 
-from ketasim.dosing.schedule import Schedule, SteadyStateSpec
+from ketasim.dosing.events import EventTable
+from ketasim.dosing.schedule import SteadyStateSpec
+from ketasim.engine.prepare import Prepared, SubjectProblem, row_order, subject_problem
+from ketasim.engine.result import Result, Status
 from ketasim.errors import ModelError, SolverError
 from ketasim.model.model import Model
 
 
-@dataclass
-class SubjectProblem:
-    """Everything an engine needs for one subject: model, schedule and per-record values."""
-
-    model: Model
-    schedule: Schedule
-    pvec: np.ndarray  # (n_records, n_ind): individual values per record
-    y0: np.ndarray  # (n_records, n_states): initial/reset state per record's parameters
-
-
 class Engine(ABC):
-    """A strategy that solves one subject's schedule; see :func:`ketasim.engine.simulate`."""
+    """A strategy that solves a prepared request; see :func:`ketasim.engine.simulate`."""
 
     name = "engine"
 
     def check(self, model: Model) -> None:  # noqa: B027 - optional hook, default accepts all
         """Raise :class:`ModelError` if this engine cannot solve ``model``."""
+
+    @abstractmethod
+    def run_prepared(self, job: Prepared) -> Result:
+        """Solve every subject of ``job`` into one :class:`Result`: per subject, the rows of
+        :func:`~ketasim.engine.prepare.row_order`, subjects in ``job.ids`` order. A
+        :class:`SolverError` marks the result failed (``status``), or is raised when
+        ``job.throw``."""
+
+
+class SubjectEngine(Engine):
+    """An engine that solves one subject at a time (the analytic and ODE engines)."""
+
+    def run_prepared(self, job: Prepared) -> Result:
+        """Each subject's problem, solved in turn, rows in the dataset's record order."""
+        model = job.model
+        table = job.table
+        out_times = job.times
+        parts: dict[str, list[np.ndarray]] = {"id": [], "t": [], "evid": [], "y": []}
+        outputs: dict[str, list[np.ndarray]] = {k: [] for k in model.outputs}
+        messages: list[str] = []
+        for k, (sid, sub) in enumerate(table.subjects()):
+            covs, pars = job.subject_values(k)
+            y_rec, y_t, msg = self.solve_subject(model, sub, covs, pars, job)
+            if msg:
+                messages.append(f"subject {sid}: {msg}")
+            mask, order = row_order(sub.time, sub.evid, out_times, job.observations_only)
+            t_rows = np.concatenate([sub.time[mask], out_times])[order]
+            y_rows = np.concatenate([y_rec[mask], y_t])[order]
+            # covariates of each row: the record's own, or (output times) by the covariate rule
+            row_covs: dict[str, np.ndarray | float] = dict(covs)
+            for c, v in sub.covariates.items():
+                if c in model.covariates:
+                    if job.covariate_rule == "nocb":
+                        j = np.searchsorted(sub.time, out_times, side="left")
+                    else:
+                        j = np.searchsorted(sub.time, out_times, side="right") - 1
+                    j = np.clip(j, 0, sub.n_records - 1)
+                    row_covs[c] = np.concatenate([v[mask], v[j]])[order]
+            row_covs = {c: v for c, v in row_covs.items() if c in model.covariates}
+            n_rows = len(t_rows)
+            ind = model.individual(row_covs, pars)
+            ind = {c: np.broadcast_to(v, (n_rows,)) for c, v in ind.items()}
+            vals = model.evaluate_outputs(t_rows, y_rows, ind)
+            for name in outputs:
+                outputs[name].append(vals[name])
+            parts["id"].append(np.full(n_rows, sid))
+            parts["t"].append(t_rows)
+            parts["evid"].append(np.concatenate([sub.evid[mask],
+                                                 np.zeros(len(out_times), int)])[order])
+            parts["y"].append(y_rows)
+        units = {k: o.unit for k, o in model.outputs.items()}
+        state_units = {c.name: "mg" for c in model.compartments}
+        state_units.update({k: s.unit for k, s in model.states.items()})
+        return Result(model.name, self.name, np.concatenate(parts["id"]),
+                      np.concatenate(parts["t"]), np.concatenate(parts["evid"]),
+                      model.state_names, np.concatenate(parts["y"]),
+                      {k: np.concatenate(v) for k, v in outputs.items()}, units,
+                      status=Status.FAILED if messages else Status.OK, state_units=state_units,
+                      molar_masses={k: o.molar_mass for k, o in model.outputs.items()
+                                    if o.molar_mass is not None},
+                      messages=tuple(messages))
+
+    def solve_subject(self, model: Model, sub: EventTable, covariates: dict[str, float],
+                      parameters: dict[str, float], job: Prepared
+                      ) -> tuple[np.ndarray, np.ndarray, str]:
+        """One subject's states ``(by_record, at_times, failure message)``; a
+        :class:`SolverError` becomes NaN states and its message unless ``job.throw``."""
+        prob = subject_problem(model, sub, covariates=covariates, parameters=parameters,
+                               covariate_rule=job.covariate_rule)
+        try:
+            y_rec, y_t = self.solve(prob, job.times)
+        except SolverError as exc:
+            if job.throw:
+                raise
+            return (np.full((sub.n_records, model.n_states), np.nan),
+                    np.full((len(job.times), model.n_states), np.nan), str(exc))
+        return y_rec, y_t, ""
 
     @abstractmethod
     def propagate(self, prob: SubjectProblem, y: np.ndarray, t0: float, t1: float,
@@ -229,4 +301,4 @@ class Engine(ABC):
         return np.asarray(best_x)
 
 
-__all__ = ["Engine", "SubjectProblem"]
+__all__ = ["Engine", "SubjectEngine", "SubjectProblem"]

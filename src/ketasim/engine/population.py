@@ -30,7 +30,7 @@ from __future__ import annotations
 import importlib.util
 import sys
 from collections.abc import Iterator, Mapping, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from typing import Any
 
 import numpy as np
@@ -39,9 +39,10 @@ from ketasim.dosing.events import EventTable
 from ketasim.dosing.language import parse_regimen
 from ketasim.dosing.regimen import WEIGHT_RANGE_KG, Regimen, check_weight
 from ketasim.dosing.schedule import Schedule, TimingDiffersError, build_schedule
-from ketasim.engine.core import SubjectProblem
-from ketasim.engine.result import Result
-from ketasim.errors import DoseError, EventError, ModelError
+from ketasim.engine.core import Engine, SubjectEngine
+from ketasim.engine.prepare import Prepared, SubjectProblem, resolve_compartments, row_order
+from ketasim.engine.result import Result, Status
+from ketasim.errors import DoseError, EventError, ModelError, SolverError
 from ketasim.model.expr import Expression
 from ketasim.model.model import Model
 
@@ -85,7 +86,7 @@ _P = np.array([
 
 
 @dataclass
-class PopulationEngine:
+class PopulationEngine(Engine):
     """Batched solver for populations sharing a regimen (see module docstring).
 
     ``rtol``/``atol`` (at most 1e-4) bound the nonlinear states' error per step, at the step's
@@ -132,6 +133,141 @@ class PopulationEngine:
         from ketasim.engine.kernels import load_kernel
         return load_kernel(model, outputs)
 
+    # ------------------------------------------------------------------ the Engine protocol
+    def run_prepared(self, job: Prepared) -> Result:
+        """Solve a prepared request (any dataset): see :meth:`run_dataset`.
+
+        One regimen for every subject with output times only goes straight to :meth:`run`.
+        """
+        model = job.model
+        if job.shared is not None and job.times.size and job.observations_only:
+            r = self.run(model, job.shared, covariates=job.covariates,
+                         parameters=job.parameters, times=job.times,
+                         n_subjects=job.n_subjects, throw=job.throw)
+            if not np.array_equal(job.ids, np.arange(1, job.n_subjects + 1)):
+                r = replace(r, id=np.repeat(job.ids, len(job.times)))
+            return r
+        return self.run_dataset(job)
+
+    def run_dataset(self, job: Prepared) -> Result:
+        """Every subject of a dataset, whatever its records, rows in the dataset's order.
+
+        Subjects with the same event structure (dose records' times, EVID, CMT, RATE, DUR,
+        II, ADDL, SS and route, and the times of their output rows) form a group that the
+        kernel solves at once; amounts, covariates and parameters differ freely within it.
+        Subjects the kernel cannot take — steady-state records, a model covariate that
+        changes between a subject's records, an output row followed by a dose or reset at
+        the same time, no dose records — are solved by the analytic (linear model) or ODE
+        engine, and counted in ``Result.messages``.
+        """
+        model = job.model
+        self.check(model)
+        table = job.table
+        subjects = [sub for _, sub in table.subjects()]
+        # each subject's records (EventTable keeps a subject's records together)
+        bounds = np.cumsum([0] + [sub.n_records for sub in subjects])
+        rows: list[tuple[np.ndarray, np.ndarray, np.ndarray]] = []  # mask, order, row times
+        groups: dict[bytes, list[int]] = {}
+        fallback: list[int] = []
+        for k, sub in enumerate(subjects):
+            mask, order = row_order(sub.time, sub.evid, job.times, job.observations_only)
+            t_rows = np.concatenate([sub.time[mask], job.times])[order]
+            rows.append((mask, order, t_rows))
+            if not len(t_rows):
+                continue
+            if not _batchable(model, sub, mask):
+                fallback.append(k)
+                continue
+            groups.setdefault(_structure_key(sub, t_rows), []).append(k)
+        offsets = np.concatenate([[0], np.cumsum([len(r[2]) for r in rows])]).astype(np.int64)
+        n_rows = int(offsets[-1])
+        keep = list(model.outputs)
+        outputs = {name: np.full(n_rows, np.nan) for name in keep}
+        states = np.full((n_rows, model.n_states) if self.keep_states else (n_rows, 0), np.nan)
+        messages: list[str] = []
+        failed = False
+        for members in groups.values():
+            msgs, ok = self._solve_group(job, [subjects[k] for k in members], members,
+                                         rows, offsets, outputs, states)
+            messages.extend(msgs)
+            failed = failed or not ok
+        if fallback:
+            engine = _subject_engine(model)
+            recs = np.concatenate([np.arange(bounds[k], bounds[k + 1]) for k in fallback])
+            idx = np.array(fallback)
+            sub_job = replace(job, ids=job.ids[idx], records=table.take(recs), shared=None,
+                              covariates={n: v[idx] for n, v in job.covariates.items()},
+                              parameters={n: v[idx] for n, v in job.parameters.items()})
+            r = engine.run_prepared(sub_job)
+            start = 0
+            for k in fallback:
+                n_k = len(rows[k][2])
+                dst = slice(offsets[k], offsets[k] + n_k)
+                for name in keep:
+                    outputs[name][dst] = r.outputs[name][start:start + n_k]
+                if self.keep_states:
+                    states[dst] = r.states[start:start + n_k]
+                start += n_k
+            messages.append(f"{len(fallback)} subject(s) solved with the {engine.name} engine "
+                            "(steady-state records, covariates changing within a subject, an "
+                            "output before a dose at the same time, or no doses)")
+            messages.extend(r.messages)
+            failed = failed or not r.ok
+        ids = np.repeat(job.ids, np.diff(offsets))
+        time = np.concatenate([r[2] for r in rows]) if rows else np.zeros(0)
+        evid = np.concatenate([
+            np.concatenate([sub.evid[mask], np.zeros(len(job.times), dtype=np.int64)])[order]
+            for sub, (mask, order, _) in zip(subjects, rows, strict=True)])
+        state_units = {c.name: "mg" for c in model.compartments}
+        state_units.update({k: st.unit for k, st in model.states.items()})
+        return Result(model.name, self.name, ids, time, evid,
+                      model.state_names if self.keep_states else [], states, outputs,
+                      {k: model.outputs[k].unit for k in keep},
+                      status=Status.FAILED if failed else Status.OK, state_units=state_units,
+                      molar_masses=_molar_masses(model, keep), messages=tuple(messages))
+
+    def _solve_group(self, job: Prepared, subs: list[EventTable], members: list[int],
+                     rows: list[tuple[np.ndarray, np.ndarray, np.ndarray]],
+                     offsets: np.ndarray, outputs: dict[str, np.ndarray],
+                     states: np.ndarray) -> tuple[list[str], bool]:
+        """Solve subjects sharing one event structure, into their rows of the result."""
+        model = job.model
+        first = subs[0]
+        dose = np.flatnonzero(np.isin(first.evid, (1, 3, 4)))
+        template = EventTable(id=first.id[dose], time=first.time[dose],
+                              evid=first.evid[dose], amt=first.amt[dose],
+                              cmt=first.cmt[dose], rate=first.rate[dose],
+                              dur=first.dur[dose], ii=first.ii[dose], addl=first.addl[dose],
+                              ss=first.ss[dose], route=first.route[dose])
+        amounts = np.stack([sub.amt[np.isin(sub.evid, (1, 3, 4))] for sub in subs])
+        idx = np.array(members)
+        covs = {n: v[idx] for n, v in job.covariates.items() if n in model.covariates}
+        for c in first.covariates:
+            if c in model.covariates:  # constant within each subject (checked)
+                covs[c] = np.array([sub.covariates[c][0] for sub in subs])
+        pars = {n: v[idx] for n, v in job.parameters.items()}
+        times = np.unique(rows[members[0]][2])
+        setup = self._setup(model, template, covs, pars, times, len(subs), None, None,
+                            amounts=amounts)
+        n, n_t = len(subs), len(times)
+        out = np.empty((len(setup.keep), n, n_t))
+        st = np.empty((n, n_t, model.n_states) if self.keep_states else (0, 0, 0))
+        messages: list[str] = []
+        ok = True
+        for start in range(0, n, self.chunk_size):
+            stop = min(n, start + self.chunk_size)
+            msgs, ok_c = self._solve(setup, start, stop, 0, out, st, job.throw)
+            messages.extend(msgs)
+            ok = ok and ok_c
+        pos = np.searchsorted(times, rows[members[0]][2])
+        for j, k in enumerate(members):
+            dst = slice(offsets[k], offsets[k + 1])
+            for q, name in enumerate(setup.keep):
+                outputs[name][dst] = out[q, j, pos]
+            if self.keep_states:
+                states[dst] = st[j, pos]
+        return messages, ok
+
     # ------------------------------------------------------------------ public API
     def run(self, model: Model, doses: EventTable | Regimen | str, *,
             covariates: Mapping[str, Any] | None = None,
@@ -167,8 +303,8 @@ class PopulationEngine:
             states.reshape(n * n_t, -1) if keep_states else np.empty((n * n_t, 0)),
             {k: out[j].reshape(-1) for j, k in enumerate(setup.keep)},
             {k: model.outputs[k].unit for k in setup.keep},
-            status="failed" if failed else "ok", state_units=state_units,
-            messages=tuple(messages))
+            status=Status.FAILED if failed else Status.OK, state_units=state_units,
+            molar_masses=_molar_masses(model, setup.keep), messages=tuple(messages))
 
     def iter_chunks(self, model: Model, doses: EventTable | Regimen | str, *,
                     covariates: Mapping[str, Any] | None = None,
@@ -209,7 +345,7 @@ class PopulationEngine:
                 output_units={k: model.outputs[k].unit for k in setup.keep},
                 state_names=model.state_names if keep_states else [],
                 states=states[:nc] if keep_states else None, state_units=state_units,
-                status="ok" if ok else "failed", messages=tuple(messages))
+                status=Status.OK if ok else Status.FAILED, messages=tuple(messages))
             del out, states
 
     # ------------------------------------------------------------------ internals
@@ -217,7 +353,8 @@ class PopulationEngine:
                covariates: Mapping[str, Any] | None, parameters: Mapping[str, Any] | None,
                times: Sequence[float] | np.ndarray, n_subjects: int | None,
                outputs: Sequence[str] | None,
-               record_covariates: Mapping[str, np.ndarray] | None) -> _Setup:
+               record_covariates: Mapping[str, np.ndarray] | None,
+               amounts: np.ndarray | None = None) -> _Setup:
         self.check(model)
         times = np.unique(np.asarray(times, dtype=float))
         if times.size == 0 or np.any(times < 0) or not np.all(np.isfinite(times)):
@@ -250,7 +387,8 @@ class PopulationEngine:
                       template=template,
                       per_kg=per_kg, source=source, weights=weights, n=n,
                       covariates=covariates, parameters=parameters,
-                      record_covariates=record_covariates, times=times, keep=keep)
+                      record_covariates=record_covariates, times=times, keep=keep,
+                      amounts=amounts)
 
     def _solve(self, setup: _Setup, start: int, stop: int, row0: int, out: np.ndarray,
                states: np.ndarray, throw: bool) -> tuple[list[str], bool]:
@@ -307,7 +445,10 @@ class PopulationEngine:
         kmat = model.system_matrix(ind)
         pvec = np.ascontiguousarray(model.parameter_vector(ind))
         s0 = np.ascontiguousarray(model.initial_state(ind)[:, model.n_cmt:])
-        amounts = np.broadcast_to(template.amt, (ne, n_rec)).copy()
+        if setup.amounts is not None:  # per subject (a dataset's own AMT), by dose record
+            amounts = np.asarray(setup.amounts, dtype=float)[ext][:, setup.source]
+        else:
+            amounts = np.broadcast_to(template.amt, (ne, n_rec)).copy()
         if setup.weights is not None:
             amounts[:, setup.per_kg] *= setup.weights[ext][:, None]
 
@@ -369,10 +510,14 @@ class PopulationEngine:
         chunk = (ext >= start) & (ext < stop)
         fallback = np.flatnonzero(bad & chunk)
         if fallback.size:
-            messages.append(f"{fallback.size} subject(s) with near-repeated eigenvalues solved "
-                            "with the ODE engine")
+            # the matrix exponential (analytic engine) is exact for repeated eigenvalues; a
+            # nonlinear model uses Radau, as SciPy's LSODA never frees its work arrays and
+            # memory would grow with every fallback subject of a long stream
+            from ketasim.engine.analytic import AnalyticEngine
             from ketasim.engine.ode import OdeEngine
-            ode = OdeEngine()
+            ode = AnalyticEngine() if model.is_linear else OdeEngine(method="Radau")
+            messages.append(f"{fallback.size} subject(s) with near-repeated eigenvalues solved "
+                            f"with the {ode.name} engine")
             for i in fallback:
                 y = _ode_subject(model, ode, template, amounts[i], pvec[i], s0[i], f[i],
                                  lag[i], mrate[i], mdur[i], setup.times)
@@ -386,7 +531,6 @@ class PopulationEngine:
         if n_failed:
             messages.append(f"{n_failed} subject(s) reached the step-size limit")
             if throw:
-                from ketasim.errors import SolverError
                 raise SolverError("engine", messages[-1], "loosen rtol/atol")
         return messages, not n_failed
 
@@ -420,6 +564,7 @@ class _Setup:
     record_covariates: Mapping[str, np.ndarray] | None
     times: np.ndarray
     keep: list[str]
+    amounts: np.ndarray | None = None  # (subjects, template dose records) overriding AMT
 
 
 def _free_buffers(pool: list[tuple[np.ndarray, np.ndarray]], shape: tuple[int, ...],
@@ -452,13 +597,13 @@ class PopulationChunk:
     state_names: list[str]
     states: np.ndarray | None
     state_units: dict[str, str]
-    status: str = "ok"
+    status: Status = Status.OK
     messages: tuple[str, ...] = ()
 
     @property
     def ok(self) -> bool:
         """True when every subject solved."""
-        return self.status == "ok"
+        return self.status is Status.OK
 
 
 def concatenate_chunks(chunks: Sequence[PopulationChunk], engine: str) -> Result:
@@ -473,8 +618,50 @@ def concatenate_chunks(chunks: Sequence[PopulationChunk], engine: str) -> Result
         first.model_name, engine, np.repeat(subjects, n_t), np.tile(first.times, len(subjects)),
         np.zeros(rows, dtype=np.int64), first.state_names, states,
         {k: np.concatenate([c.outputs[k].reshape(-1) for c in chunks]) for k in first.outputs},
-        first.output_units, status="ok" if all(c.ok for c in chunks) else "failed",
+        first.output_units, status=Status.OK if all(c.ok for c in chunks) else Status.FAILED,
         state_units=first.state_units, messages=tuple(m for c in chunks for m in c.messages))
+
+
+def _molar_masses(model: Model, keep: Sequence[str]) -> dict[str, float]:
+    return {k: mm for k in keep if (mm := model.outputs[k].molar_mass) is not None}
+
+
+def _subject_engine(model: Model) -> SubjectEngine:
+    """The per-subject engine for subjects the kernel does not take."""
+    if model.is_linear:
+        from ketasim.engine.analytic import AnalyticEngine
+        return AnalyticEngine()
+    from ketasim.engine.ode import OdeEngine
+    return OdeEngine()
+
+
+def _batchable(model: Model, sub: EventTable, mask: np.ndarray) -> bool:
+    """Whether the kernel solves this subject exactly as the per-subject engines do."""
+    dose = np.isin(sub.evid, (1, 3, 4))
+    if not dose.any() or np.any(sub.ss > 0):
+        return False
+    for c, v in sub.covariates.items():
+        if c in model.covariates and np.ptp(v) > 0:
+            return False
+    # the kernel's outputs come after every event at their time; a record's row comes after
+    # its own events only: a row record followed by a dose or reset at its time differs
+    later = np.flatnonzero(dose)
+    for i in np.flatnonzero(mask):
+        j = later[later > i]
+        if j.size and sub.time[j[0]] == sub.time[i]:
+            return False
+    return True
+
+
+def _structure_key(sub: EventTable, t_rows: np.ndarray) -> bytes:
+    """Subjects with equal keys share dose records but for their amounts, and row times."""
+    dose = np.isin(sub.evid, (1, 3, 4))
+    cols = np.stack([sub.time[dose], sub.evid[dose], sub.cmt[dose], sub.rate[dose],
+                     sub.dur[dose], sub.ii[dose], sub.addl[dose], sub.ss[dose],
+                     (sub.amt[dose] > 0).astype(float)]).astype(float)
+    routes = "\x1f".join(str(r) for r in sub.route[dose]).encode()
+    return b"|".join([np.array(cols.shape, dtype=np.int64).tobytes(), cols.tobytes(), routes,
+                      np.asarray(t_rows, dtype=float).tobytes()])
 
 
 _A_FULL = np.zeros((7, 7))
@@ -505,7 +692,6 @@ def _template(model: Model, doses: EventTable | Regimen | str
               ) -> tuple[EventTable, np.ndarray, np.ndarray]:
     """Dose records of one subject (CMT resolved), which amounts are per kg, and for each
     resolved record the index of the dose record it came from."""
-    from ketasim.engine.simulate import resolve_compartments
     if isinstance(doses, str):
         doses = parse_regimen(doses)
     if isinstance(doses, Regimen):

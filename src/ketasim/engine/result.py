@@ -11,6 +11,7 @@
 from __future__ import annotations
 
 from dataclasses import dataclass, field
+from enum import StrEnum
 from pathlib import Path
 from typing import TYPE_CHECKING
 
@@ -21,6 +22,17 @@ from ketasim.errors import SolverError
 
 if TYPE_CHECKING:  # pandas is imported when a frame is made
     import pandas as pd
+
+
+class Status(StrEnum):
+    """How a solve ended. A ``str`` subclass: ``Status.OK == "ok"`` and JSON shows ``"ok"``.
+
+    >>> Status.FAILED == "failed", str(Status.OK)
+    (True, 'ok')
+    """
+
+    OK = "ok"
+    FAILED = "failed"
 
 
 @dataclass(frozen=True, eq=False)
@@ -36,15 +48,19 @@ class Result:
     states: np.ndarray
     outputs: dict[str, np.ndarray]
     output_units: dict[str, str]
-    status: str = "ok"
+    status: Status = Status.OK
     state_units: dict[str, str] = field(default_factory=dict)
     molar_masses: dict[str, float] = field(default_factory=dict)
     messages: tuple[str, ...] = field(default_factory=tuple)
 
+    def __post_init__(self) -> None:
+        # a plain string ("ok"/"failed") from older callers becomes the enum
+        object.__setattr__(self, "status", Status(self.status))
+
     @property
     def ok(self) -> bool:
         """True when every subject solved."""
-        return self.status == "ok"
+        return self.status is Status.OK
 
     def raise_on_failure(self) -> Result:
         """Raise :class:`SolverError` unless the solve succeeded; return self otherwise."""
@@ -109,4 +125,4 @@ class Result:
         return p
 
 
-__all__ = ["Result"]
+__all__ = ["Result", "Status"]

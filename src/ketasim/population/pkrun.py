@@ -18,7 +18,7 @@ from ketasim.dosing.events import EventTable
 from ketasim.dosing.language import parse_regimen
 from ketasim.dosing.regimen import Regimen
 from ketasim.engine.population import PopulationEngine
-from ketasim.engine.simulate import simulate
+from ketasim.engine.simulate import default_engine, simulate
 from ketasim.errors import DoseError, EventError, KetasimError
 from ketasim.pk.library_model import LibraryModel
 from ketasim.pk.registry import default_model_name, get_model
@@ -245,12 +245,8 @@ def iter_pk(regimen: str | Regimen, *, model: str | LibraryModel | None = None,
         return PKRun(lm, reg, t, conc, part, seed, engine, warnings)
 
     if subjects == 1 or not lm.model.has_linear_compartments:
-        engine_name = "analytic" if lm.model.is_linear else "ode"
-        if lm.model.is_linear:
-            engine = None
-        else:
-            from ketasim.engine.ode import OdeEngine
-            engine = OdeEngine()
+        # one subject at a time through the one entry point and its default engine
+        engine_name = default_engine(lm.model).name
         for start in range(0, pop.n, chunk_size):
             idx = np.arange(start, min(pop.n, start + chunk_size))
             rows: dict[str, list[np.ndarray]] = {a.id: [] for a in lm.analytes}
@@ -264,8 +260,8 @@ def iter_pk(regimen: str | Regimen, *, model: str | LibraryModel | None = None,
                     for k, v in record_covs.items():
                         full[k][rows_] = v[i]
                     subject_doses = doses.with_covariates(**full)
-                r = simulate(lm.model, subject_doses, engine=engine, covariates=covs,
-                             parameters=etas, times=t, throw=True)
+                r = simulate(lm.model, subject_doses, covariates=covs, parameters=etas,
+                             times=t, throw=True)
                 for a in lm.analytes:
                     rows[a.id].append(r[a.output])
                 if progress is not None:
