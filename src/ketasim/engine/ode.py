@@ -98,7 +98,9 @@ class OdeEngine(SubjectEngine):
             # within rounding of an observation): one explicit step is exact to O(h^2)
             return np.asarray(y + (t1 - t0) * f(t0, y))
         rtol, atol = self._ss_tol or (self.rtol, self.atol * ATOL_SAFETY)
-        sol = solve_ivp(f, (t0, t1), y, method=self.method, rtol=rtol, atol=atol,
+        # t_eval=[t1]: keep only the end state, not every step (a stiff interval can take
+        # millions of steps, and solve_ivp would otherwise hold them all)
+        sol = solve_ivp(f, (t0, t1), y, method=self.method, t_eval=(t1,), rtol=rtol, atol=atol,
                         max_step=self.max_step)
         if not sol.success:
             raise SolverError("engine", f"ODE solver failed on [{t0:g}, {t1:g}] h: "
