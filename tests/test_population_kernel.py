@@ -238,6 +238,12 @@ def test_streamed_chunks_reuse_dropped_buffers_and_keep_kept_ones() -> None:
         values.append(chunk.outputs["c1"].max())
     assert len(set(bases)) == 2  # two arrays alternate: no allocation per chunk
     assert np.allclose(values, ref["c1"].reshape(5, -1).max(axis=1), rtol=0, atol=0)
+    # a later call on the same engine reuses them too (a fresh array costs page faults)
+    del chunk
+    again = [id(chunk.outputs["c1"].base) for chunk in engine.iter_chunks(
+        model, REFERENCE_REGIMEN, covariates=cov, parameters=par, times=TIMES[:50],
+        outputs=["c1", "plasticity"])]
+    assert set(again) == set(bases)
     kept = list(engine.iter_chunks(model, REFERENCE_REGIMEN, covariates=cov, parameters=par,
                                    times=TIMES[:50], outputs=["c1", "plasticity"]))
     assert len({id(c.outputs["c1"].base) for c in kept}) == 5  # kept chunks are never reused
