@@ -30,7 +30,7 @@ REGIMEN = "0.5 mg/kg IV over 40 min"
 COMMANDS: list[tuple[str, list[str], float | None]] = [
     ("ketasim --help", ["--help"], 0.3),
     (f'ketasim regimen "{REGIMEN}" --weight 70', ["regimen", REGIMEN, "--weight", "70"], 0.5),
-    (f'ketasim regimen "{REGIMEN}" (no weight: error)', ["regimen", REGIMEN], 0.5),
+    (f'ketasim regimen "{REGIMEN}" (no weight: listed per kg)', ["regimen", REGIMEN], 0.5),
     ("ketasim simulate, 1 subject", ["simulate", "--regimen", REGIMEN, "--weight", "70"], None),
     ("ketasim simulate, 1,000 subjects (warm cache)",
      ["simulate", "--regimen", REGIMEN, "--subjects", "1000", "--seed", "1"], None),
