@@ -21,7 +21,7 @@ nonmem_app = typer.Typer(no_args_is_help=True,
 def check_cmd(
     run: Annotated[Path, typer.Argument(help="the run's control stream (.mod/.ctl)")],
     as_json: JsonFlag = False,
-    engine: Annotated[str, typer.Option(help="analytic or ode (default: analytic for "
+    engine: Annotated[str, typer.Option(help="analytic, ode or population (default: analytic for "
                                         "ADVAN models, ode for $DES)")] = "",
     table: Annotated[list[Path] | None, typer.Option(help="table file(s) to compare "
                                                      "(default: the $TABLE files)")] = None,
@@ -33,10 +33,11 @@ def check_cmd(
     from ketasim.io.nonmem_model import check_run
     eng = None
     if engine:
-        from ketasim.engine import AnalyticEngine, OdeEngine
-        engines = {"analytic": AnalyticEngine, "ode": OdeEngine}
+        from ketasim.engine import AnalyticEngine, OdeEngine, PopulationEngine
+        engines = {"analytic": AnalyticEngine, "ode": OdeEngine, "population": PopulationEngine}
         if engine not in engines:
-            raise KetasimError("--engine", f"{engine!r} is not known", "use analytic or ode")
+            raise KetasimError("--engine", f"{engine!r} is not known",
+                               "use analytic, ode or population")
         eng = engines[engine]()
     out = Output(fmt, as_json)
     report = check_run(run, engine=eng, tables=table or ())
