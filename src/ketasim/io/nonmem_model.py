@@ -35,7 +35,7 @@ import keyword
 import math
 import re
 from collections.abc import Callable, Mapping, Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any
 
@@ -225,7 +225,6 @@ def _with_prediction_cmt(ds: NonmemDataset, default_obs: int) -> NonmemDataset:
     if "PCMT" in ds.data:
         p = ds.data["PCMT"].to_numpy(dtype=float)
         pc = np.where((ev.evid != 0) & (p > 0), p, pc)
-    from dataclasses import replace
     return replace(ds, events=ev.with_covariates(nm_pcmt=pc))
 
 
@@ -490,9 +489,9 @@ def import_nonmem(path: str | Path, *, estimates: str | Path | None = None,
         raise DataError("control stream", f"cannot read {path}: {exc.strerror or exc}",
                         "give the path of the .mod/.ctl file") from None
     control = read_nonmem_control(path, data_dir=data_dir)
-    if data_dir is None and not control.data_file.exists() \
-            and (path.parent / control.data_file.name).exists():
-        control = read_nonmem_control(path, data_dir=path.parent)
+    beside = path.parent / control.data_file.name
+    if data_dir is None and not control.data_file.exists() and beside.exists():
+        control = replace(control, data_file=beside)  # $DATA's folder missing: the file beside
     cs = _parse_control(text, str(path))
     advan, trans, sub_text = _advan_trans(cs)
     if advan not in _SUPPORTED_ADVANS:

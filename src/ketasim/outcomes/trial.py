@@ -140,17 +140,21 @@ class TrialResult:
                 "seed": self.design.seed}
 
 
-def load_design(path: Path) -> TrialDesign:
-    """Read and validate a TOML design (typed errors name the field)."""
+def read_design_toml(path: Path) -> dict[str, Any]:
+    """A design file's TOML as a dict (a missing file or bad syntax is a DesignError)."""
     try:
-        raw = tomllib.loads(path.read_text(encoding="utf-8"))
+        return tomllib.loads(path.read_text(encoding="utf-8"))
     except FileNotFoundError:
         raise DesignError("design", f"{path} does not exist",
                           "give the path of a TOML file") from None
     except tomllib.TOMLDecodeError as exc:
         raise DesignError("design", f"{path} is not valid TOML ({exc})",
                           "fix the TOML syntax") from None
-    return parse_design(raw)
+
+
+def load_design(path: Path) -> TrialDesign:
+    """Read and validate a TOML design (typed errors name the field)."""
+    return parse_design(read_design_toml(path))
 
 
 def parse_design(raw: dict[str, Any]) -> TrialDesign:

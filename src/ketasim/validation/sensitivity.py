@@ -56,7 +56,6 @@ from __future__ import annotations
 import difflib
 import math
 import time
-import tomllib
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -68,7 +67,7 @@ from pydantic import BaseModel, ConfigDict, Field, ValidationError
 from ketasim.distributed import fresh_seed, map_blocks, n_workers, require
 from ketasim.errors import KetasimError
 from ketasim.model.model import Parameter
-from ketasim.outcomes.trial import DesignError, TrialDesign, parse_design
+from ketasim.outcomes.trial import DesignError, TrialDesign, parse_design, read_design_toml
 
 Z95 = 1.959963984540054
 Scale = Literal["linear", "log"]
@@ -140,15 +139,7 @@ class SensitivitySettings(BaseModel):
 
 def load_sensitivity_design(path: Path) -> tuple[TrialDesign, SensitivitySettings]:
     """Read a TOML design with its ``[sensitivity]`` table (typed errors name the field)."""
-    try:
-        raw = tomllib.loads(path.read_text(encoding="utf-8"))
-    except FileNotFoundError:
-        raise DesignError("design", f"{path} does not exist",
-                          "give the path of a TOML file") from None
-    except tomllib.TOMLDecodeError as exc:
-        raise DesignError("design", f"{path} is not valid TOML ({exc})",
-                          "fix the TOML syntax") from None
-    return parse_sensitivity_design(raw)
+    return parse_sensitivity_design(read_design_toml(path))
 
 
 def parse_sensitivity_design(raw: dict[str, Any]) -> tuple[TrialDesign, SensitivitySettings]:
