@@ -8,8 +8,8 @@ Fast and slow components are each normalised to their peak after the reference r
 (0.5 mg/kg IV over 40 min, 70 kg, typical patient), so the drive is in "reference units":
 1 is what one standard infusion gives at its peak. ``w_fast`` (calibrated) weighs the two.
 The reference run's PK is computed once (:func:`reference_inputs`); a new parameter value
-re-runs only the one-subject cascade on it (~1.5 ms), and the normalisations of the last
-:data:`REFERENCE_CACHE_SIZE` parameter sets are kept.
+re-runs, on it, only the stages of the one-subject cascade downstream of that parameter (each
+peak is kept for the last :data:`REFERENCE_CACHE_SIZE` values of what it depends on).
 Switchable branches (:class:`~ketasim.mechanism.parameters.Branches`) add their own
 normalised component with weight ``branch_share`` relative to the main cascade, or gate it
 (opioid), or block it (mTOR switch off).
@@ -125,7 +125,8 @@ def _key(settings: Mapping[str, float]) -> tuple[tuple[str, float], ...]:
 
 # what the reference peaks do not depend on: the weights of the drive and the report scale
 _NOT_IN_REFERENCE = frozenset({"w_fast", "branch_share", "glutamate_surge_ref_pct"})
-REFERENCE_CACHE_SIZE = 4096  # distinct reference settings kept (a few kB each)
+REFERENCE_CACHE_SIZE = 4096  # distinct values kept per reference peak (a float each)
+_ARRAY_CACHE_SIZE = 32  # reference time courses kept per stage (an array on the grid each)
 
 
 def _reference_key(key: tuple[tuple[str, float], ...]) -> tuple[tuple[str, float], ...]:
@@ -165,28 +166,91 @@ def reference_inputs() -> CascadeInputs:
 
 def _reference(key: tuple[tuple[str, float], ...]) -> dict[str, float]:
     """Peaks of every component after the reference regimen (typical 70-kg patient).
-    Only the parameters the peaks depend on key the cache (``w_fast`` and ``branch_share``
-    do not), and a new value costs the cascade on one subject (~1 ms), not a PK run."""
+    Each peak is cached by the parameters it depends on and each stage's time course by the
+    parameters upstream of it, so a new value recomputes only the stages downstream of its
+    own (a new ``t_half_spine_h``: the spines, ~0.1 ms); ``w_fast`` and ``branch_share``
+    key nothing, and no new value needs a PK run."""
     return _reference_peaks(_reference_key(key))
 
 
-@lru_cache(maxsize=REFERENCE_CACHE_SIZE)
 def _reference_peaks(key: tuple[tuple[str, float], ...]) -> dict[str, float]:
     s = dict(key)
+    glu = (s["o_zero"], s["t_half_glutamate_h"], s["t_half_adaptation_h"])
+    bdnf = (*glu, s["t_half_bdnf_h"])
+    return {"glutamate": float(_ref_glutamate(glu).max()), "hnk": _ref_input_peaks()[0],
+            "bdnf": float(_ref_bdnf(bdnf).max()),
+            "spines": _ref_spines_peak(bdnf, s["t_half_mtor_h"], s["t_half_protein_h"],
+                                       s["t_half_spine_h"]),
+            "potentiation": _ref_potentiation_peak(bdnf, s["t_half_potentiation_h"]),
+            "lhb": _ref_lhb_peak(s["t_half_untrap_h"]),
+            "kynurenine": _ref_kynurenine_peak(s["t_half_kynurenine_h"]),
+            "monoamine": _ref_input_peaks()[1],
+            "neurogenesis": _ref_neurogenesis_peak(bdnf, s["t_half_neurogenesis_h"])}
+
+
+@cache
+def _ref_input_peaks() -> tuple[float, float]:
     inp = reference_inputs()
-    t = inp.times
-    raw = _raw(inp, s, _ALL)
-    b = bdnf_translation(t, raw["glutamate"], s["t_half_bdnf_h"])
-    m = mtorc1(t, b, s["t_half_mtor_h"])
-    p = synaptic_proteins(t, m, s["t_half_protein_h"])
-    sp = spines(t, p, s["t_half_spine_h"])
-    h = fast_potentiation(t, b, s["t_half_potentiation_h"])
-    neuro = slow_modulator(t, b, s["t_half_neurogenesis_h"])
-    peaks = {"glutamate": raw["glutamate"].max(), "hnk": raw["hnk"].max(),
-             "bdnf": b.max(), "spines": sp.max(), "potentiation": h.max(),
-             "lhb": raw["lhb"].max(), "kynurenine": raw["kynurenine"].max(),
-             "monoamine": raw["monoamine"].max(), "neurogenesis": neuro.max()}
-    return {k: float(v) for k, v in peaks.items()}
+    return float(inp.hnk_2r6r_um.max()), float(inp.sert.max())
+
+
+def _read_only(a: np.ndarray) -> np.ndarray:
+    a.flags.writeable = False
+    return a
+
+
+@lru_cache(maxsize=_ARRAY_CACHE_SIZE)
+def _ref_glutamate(glu: tuple[float, float, float]) -> np.ndarray:
+    inp = reference_inputs()
+    return _read_only(glutamate_surge(inp.times, inp.nmda, *glu))
+
+
+@lru_cache(maxsize=_ARRAY_CACHE_SIZE)
+def _ref_bdnf(bdnf: tuple[float, ...]) -> np.ndarray:
+    return _read_only(bdnf_translation(reference_inputs().times, _ref_glutamate(bdnf[:3]),
+                                       bdnf[3]))
+
+
+@lru_cache(maxsize=_ARRAY_CACHE_SIZE)
+def _ref_proteins(bdnf: tuple[float, ...], t_mtor: float, t_protein: float) -> np.ndarray:
+    t = reference_inputs().times
+    return _read_only(synaptic_proteins(t, mtorc1(t, _ref_bdnf(bdnf), t_mtor), t_protein))
+
+
+@lru_cache(maxsize=REFERENCE_CACHE_SIZE)
+def _ref_spines_peak(bdnf: tuple[float, ...], t_mtor: float, t_protein: float,
+                     t_spine: float) -> float:
+    t = reference_inputs().times
+    return float(spines(t, _ref_proteins(bdnf, t_mtor, t_protein), t_spine).max())
+
+
+@lru_cache(maxsize=REFERENCE_CACHE_SIZE)
+def _ref_potentiation_peak(bdnf: tuple[float, ...], t_half: float) -> float:
+    t = reference_inputs().times
+    return float(fast_potentiation(t, _ref_bdnf(bdnf), t_half).max())
+
+
+@lru_cache(maxsize=REFERENCE_CACHE_SIZE)
+def _ref_neurogenesis_peak(bdnf: tuple[float, ...], t_half: float) -> float:
+    t = reference_inputs().times
+    return float(slow_modulator(t, _ref_bdnf(bdnf), t_half).max())
+
+
+@lru_cache(maxsize=REFERENCE_CACHE_SIZE)
+def _ref_lhb_peak(t_half: float) -> float:
+    inp = reference_inputs()
+    return float(trapped_block(inp.times, inp.nmda, t_half).max())
+
+
+@lru_cache(maxsize=REFERENCE_CACHE_SIZE)
+def _ref_kynurenine_peak(t_half: float) -> float:
+    inp = reference_inputs()
+    return float(slow_modulator(inp.times, inp.nmda, t_half).max())
+
+
+_REFERENCE_CACHES = (_ref_glutamate, _ref_bdnf, _ref_proteins, _ref_spines_peak,
+                     _ref_potentiation_peak, _ref_neurogenesis_peak, _ref_lhb_peak,
+                     _ref_kynurenine_peak)
 
 
 def run_cascade(inp: CascadeInputs, settings: Mapping[str, float] | None = None,
