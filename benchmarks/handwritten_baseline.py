@@ -11,6 +11,16 @@ the reference regimen falls on the minute grid, so no step crosses one. The prop
 Loan), by Taylor series with scaling and squaring, once per subject; its entries are kept in
 scalars. Its error against LSODA (rtol 1e-10) is ~1e-9 (the issue measured 2e-9).
 
+Two versions of the same scheme (identical results to ~1e-12):
+
+- :func:`solve` / :func:`kernel`: one subject per iteration of ``prange``, the subject's step
+  loop inside: the kernel the issue describes.
+- :func:`solve_lanes` / :func:`kernel_lanes`: what an expert writes next: subjects in blocks of
+  :data:`LANES` laid out across SIMD lanes, the lanes' numbers in one flat work array with a
+  compile-time row stride (so that LLVM can prove that its rows do not overlap and vectorises
+  the step across lanes; with separate arrays it does not), the infusion's on/off switch
+  precomputed per step. About 3× :func:`solve` per core on an AVX-512 machine.
+
 Used by ``reference_population.py``; ``python -c "import handwritten_baseline"`` from this
 directory compiles it (cached in ``__pycache__``).
 """
@@ -160,4 +170,147 @@ def solve(weight: np.ndarray, iiv: dict[str, np.ndarray], times: np.ndarray,
            c["vm"], c["ke0"], c["kout"], c["amount"], TYPICAL["emax"], TYPICAL["ec50"],
            TYPICAL["hill"], TYPICAL["s0"], TYPICAL["smax"], TYPICAL["sc50"], dose_step,
            round(INFUSION_MIN / STEP_MIN), every, out)
+    return out
+
+
+# --- the same scheme across SIMD lanes -------------------------------------------------------
+LANES = 8  # subjects per block (8 doubles: one AVX-512 register)
+# rows of a block's flat work array w; row r holds the LANES values w[r*LANES:(r+1)*LANES]
+_A0, _A1, _A2, _A3, _A4, _S, _PB = range(7)  # states; production term at the step's start
+_P = 7  # 24 rows: the propagator over h (the 22 entries used) and Ce's row over h/2 (5)
+_RV1, _RVM, _KOUT, _RATE, _KIN = _P + 27, _P + 28, _P + 29, _P + 30, _P + 31
+_ROWS = _P + 32
+
+
+@njit(parallel=True, cache=True)
+def propagators(cl, v1, q2, v2, q3, v3, fm, clm, vm, ke0, h, c):  # pragma: no cover
+    """The 27 propagator entries each lane needs, (27, subjects)."""
+    for i in prange(cl.shape[0]):
+        k = np.zeros((5, 5))
+        k[0, 0] = -(cl[i] + q2[i] + q3[i]) / v1[i]
+        k[0, 1] = q2[i] / v2[i]
+        k[0, 2] = q3[i] / v3[i]
+        k[1, 0] = q2[i] / v1[i]
+        k[1, 1] = -q2[i] / v2[i]
+        k[2, 0] = q3[i] / v1[i]
+        k[2, 2] = -q3[i] / v3[i]
+        k[3, 0] = fm * cl[i] / v1[i]
+        k[3, 3] = -clm[i] / vm[i]
+        k[4, 0] = ke0[i] / v1[i]
+        k[4, 4] = -ke0[i]
+        f = _expm_augmented(k, h)
+        g = _expm_augmented(k, 0.5 * h)
+        vals = (f[0, 0], f[0, 1], f[0, 2], f[1, 0], f[1, 1], f[1, 2], f[2, 0], f[2, 1],
+                f[2, 2], f[3, 0], f[3, 1], f[3, 2], f[3, 3], f[4, 0], f[4, 1], f[4, 2],
+                f[4, 4], f[0, 5], f[1, 5], f[2, 5], f[3, 5], f[4, 5],
+                g[4, 0], g[4, 1], g[4, 2], g[4, 4], g[4, 5])
+        for q in range(27):
+            c[q, i] = vals[q]
+
+
+@njit(cache=True, fastmath=True, error_model="numpy")
+def _lanes_block(w, lo, emax, ec50h, hill, smax, sc50, on, every, out):  # pragma: no cover
+    """Every step of one block; lanes past the last subject compute but are not written."""
+    L = LANES
+    h = STEP_MIN / 60.0
+    n, n_out = out.shape[1], out.shape[2]
+    step = 0
+    for j in range(n_out):
+        for ln in range(L):
+            i = lo + ln
+            if i < n:
+                ce = w[_A4 * L + ln]
+                ceh = ce ** hill
+                out[0, i, j] = w[_A0 * L + ln] * w[_RV1 * L + ln]
+                out[1, i, j] = w[_A3 * L + ln] * w[_RVM * L + ln]
+                out[2, i, j] = ce
+                out[3, i, j] = emax * ceh / (ec50h + ceh)
+                out[4, i, j] = w[_S * L + ln]
+        if j == n_out - 1:
+            break
+        for _ in range(every):
+            o = on[step]
+            step += 1
+            for ln in range(L):
+                x0, x1, x2 = w[_A0 * L + ln], w[_A1 * L + ln], w[_A2 * L + ln]
+                x3, x4, s = w[_A3 * L + ln], w[_A4 * L + ln], w[_S * L + ln]
+                r = o * w[_RATE * L + ln]
+                kin, ko = w[_KIN * L + ln], w[_KOUT * L + ln]
+                # Ce exactly at t + h/2 and t + h
+                cem = (w[(_P + 22) * L + ln] * x0 + w[(_P + 23) * L + ln] * x1
+                       + w[(_P + 24) * L + ln] * x2 + w[(_P + 25) * L + ln] * x4
+                       + w[(_P + 26) * L + ln] * r)
+                b4 = (w[(_P + 13) * L + ln] * x0 + w[(_P + 14) * L + ln] * x1
+                      + w[(_P + 15) * L + ln] * x2 + w[(_P + 16) * L + ln] * x4
+                      + w[(_P + 21) * L + ln] * r)
+                w[_A0 * L + ln] = (w[_P * L + ln] * x0 + w[(_P + 1) * L + ln] * x1
+                                   + w[(_P + 2) * L + ln] * x2 + w[(_P + 17) * L + ln] * r)
+                w[_A1 * L + ln] = (w[(_P + 3) * L + ln] * x0 + w[(_P + 4) * L + ln] * x1
+                                   + w[(_P + 5) * L + ln] * x2 + w[(_P + 18) * L + ln] * r)
+                w[_A2 * L + ln] = (w[(_P + 6) * L + ln] * x0 + w[(_P + 7) * L + ln] * x1
+                                   + w[(_P + 8) * L + ln] * x2 + w[(_P + 19) * L + ln] * r)
+                w[_A3 * L + ln] = (w[(_P + 9) * L + ln] * x0 + w[(_P + 10) * L + ln] * x1
+                                   + w[(_P + 11) * L + ln] * x2 + w[(_P + 12) * L + ln] * x3
+                                   + w[(_P + 20) * L + ln] * r)
+                w[_A4 * L + ln] = b4
+                prod_a = w[_PB * L + ln]
+                prod_m = kin * (1.0 + smax * cem / (sc50 + cem))
+                prod_b = kin * (1.0 + smax * b4 / (sc50 + b4))
+                k1 = prod_a - ko * s
+                k2 = prod_m - ko * (s + 0.5 * h * k1)
+                k3 = prod_m - ko * (s + 0.5 * h * k2)
+                k4 = prod_b - ko * (s + h * k3)
+                w[_S * L + ln] = s + h / 6.0 * (k1 + 2.0 * k2 + 2.0 * k3 + k4)
+                w[_PB * L + ln] = prod_b
+
+
+@njit(parallel=True, cache=True)
+def kernel_lanes(c, rv1, rvm, kout, rate, emax, ec50, hill, s0, smax, sc50, on, every,
+                 out):  # pragma: no cover - compiled
+    """Solve every block of LANES subjects; ``out`` (5, subjects, outputs)."""
+    n = c.shape[1]
+    L = LANES
+    ec50h = ec50 ** hill
+    for b in prange((n + L - 1) // L):
+        lo = b * L
+        w = np.zeros(_ROWS * L)
+        for ln in range(L):
+            i = min(lo + ln, n - 1)  # padding lanes repeat the last subject
+            for q in range(27):
+                w[(_P + q) * L + ln] = c[q, i]
+            w[_RV1 * L + ln] = rv1[i]
+            w[_RVM * L + ln] = rvm[i]
+            w[_KOUT * L + ln] = kout[i]
+            w[_RATE * L + ln] = rate[i]
+            w[_KIN * L + ln] = kout[i] * s0
+            w[_S * L + ln] = s0
+            w[_PB * L + ln] = kout[i] * s0
+        _lanes_block(w, lo, emax, ec50h, hill, smax, sc50, on, every, out)
+
+
+def solve_lanes(weight: np.ndarray, iiv: dict[str, np.ndarray], times: np.ndarray,
+                out: np.ndarray | None = None) -> np.ndarray:
+    """As :func:`solve`, by :func:`kernel_lanes`."""
+    every = round(0.25 * 60 / STEP_MIN)
+    if not np.allclose(times, np.arange(len(times)) * 0.25):
+        raise ValueError("the baseline writes outputs every 15 min from t = 0")
+    d = {k: np.ascontiguousarray(v, dtype=float)
+         for k, v in individual(np.asarray(weight, dtype=float), iiv).items()}
+    n = len(weight)
+    if out is None or out.shape != (5, n, len(times)):
+        out = np.empty((5, n, len(times)))
+    h = STEP_MIN / 60.0
+    c = np.empty((27, n))
+    propagators(d["cl"], d["v1"], d["q2"], d["v2"], d["q3"], d["v3"], TYPICAL["fm"], d["clm"],
+                d["vm"], d["ke0"], h, c)
+    infusion_steps = round(INFUSION_MIN / STEP_MIN)
+    step = np.arange((len(times) - 1) * every)
+    on = np.zeros(len(step))
+    for t in DOSE_TIMES_H:
+        first = round(t * 60 / STEP_MIN)
+        on[(step >= first) & (step < first + infusion_steps)] = 1.0
+    kernel_lanes(c, 1.0 / d["v1"], 1.0 / d["vm"], d["kout"],
+                 d["amount"] / (infusion_steps * h), TYPICAL["emax"], TYPICAL["ec50"],
+                 TYPICAL["hill"], TYPICAL["s0"], TYPICAL["smax"], TYPICAL["sc50"], on, every,
+                 out)
     return out

@@ -1,14 +1,16 @@
-"""Reference population benchmark (shared/benchmarks/reference-model.md), against a
-hand-written numba kernel.
+"""Reference population benchmark (shared/benchmarks/reference-model.md), against two
+hand-written numba kernels.
 
 The reference model (3-compartment PK + norketamine + effect site + indirect response;
 0.5 mg/kg over 40 min twice weekly for 3 weeks; outputs C1, Cm, Ce, E and S every 15 min over
 0-504 h, 2,017 time points), N = 1,000 / 10,000 / 100,000 virtual subjects. For each N the
 population engine (``PopulationEngine``, streamed in chunks with ``iter_chunks``) and the
-hand-written baseline (``handwritten_baseline.py``: exact linear part + RK4 at 1-min steps,
-the same chunks) run in alternating rounds in this one process; the table gives the median
-subjects/s of each, their ratio, the peak traced memory of the engine's run, and the largest
-relative difference of each against scipy LSODA (rtol 1e-10, atol 1e-16) on a few subjects.
+hand-written baselines (``handwritten_baseline.py``: exact linear part + RK4 at 1-min steps,
+the same chunks; ``solve``: one subject per thread iteration, as the issue describes it;
+``solve_lanes``: the same scheme vectorised across blocks of 8 subjects) run in alternating
+rounds in this one process; the table gives the median subjects/s of each, ketasim's ratio to
+each, the peak traced memory of the engine's run, and the largest relative difference of each
+against scipy LSODA (rtol 1e-10, atol 1e-16) on a few subjects.
 Also printed: the compile/load time and the time to a first result in a new process with a
 warm kernel cache, and the single-subject latency of the linear PK part alone.
 
@@ -65,8 +67,8 @@ def run_engine(engine: PopulationEngine, cov: dict, par: dict) -> float:
     return checksum
 
 
-def run_baseline(cov: dict, par: dict) -> float:
-    """The hand-written kernel over the same chunks, into one output array per run (as the
+def run_baseline(cov: dict, par: dict, solve: Callable = handwritten_baseline.solve) -> float:
+    """A hand-written kernel over the same chunks, into one output array per run (as the
     engine allocates its arrays once per run and reuses them from chunk to chunk)."""
     n = len(cov["weight"])
     checksum = 0.0
@@ -75,8 +77,7 @@ def run_baseline(cov: dict, par: dict) -> float:
         sl = slice(start, min(n, start + CHUNK))
         if out is not None and out.shape[1] != sl.stop - sl.start:
             out = None
-        out = handwritten_baseline.solve(cov["weight"][sl], {k: v[sl] for k, v in par.items()},
-                                         TIMES, out)
+        out = solve(cov["weight"][sl], {k: v[sl] for k, v in par.items()}, TIMES, out)
         checksum += float(out.max(axis=(1, 2)).sum())
     return checksum
 
@@ -111,26 +112,28 @@ def relative_error(a: np.ndarray, b: np.ndarray) -> float:
     return float(np.max(np.abs(a[mask] - b[mask]) / np.abs(b[mask])))
 
 
-def accuracy(engine: PopulationEngine, n: int) -> tuple[dict[str, float], dict[str, float]]:
-    """Max relative difference (engine, baseline) against scipy LSODA (rtol 1e-10, atol 1e-16)
-    over ``n`` subjects and all 2,017 points, where the reference exceeds 1e-6 of its peak."""
+def accuracy(engine: PopulationEngine, n: int) -> dict[str, dict[str, float]]:
+    """Max relative difference of the engine and each baseline against scipy LSODA (rtol
+    1e-10, atol 1e-16) over ``n`` subjects and all 2,017 points, where the reference exceeds
+    1e-6 of its peak."""
     cov, par = population(n, seed=7)
     model = reference_model()
     pop = engine.run(model, REFERENCE_REGIMEN, covariates=cov, parameters=par, times=TIMES,
                      outputs=OUTPUTS)
-    base = handwritten_baseline.solve(cov["weight"], par, TIMES)
+    base = {"baseline": handwritten_baseline.solve(cov["weight"], par, TIMES),
+            "lanes": handwritten_baseline.solve_lanes(cov["weight"], par, TIMES)}
     lsoda = OdeEngine(method="LSODA", rtol=1e-10, atol=1e-16)
-    worst = dict.fromkeys(OUTPUTS, 0.0)
-    worst_base = dict.fromkeys(OUTPUTS, 0.0)
+    worst = {k: dict.fromkeys(OUTPUTS, 0.0) for k in ("ketasim", *base)}
     for i in range(n):
         ref = simulate(model, REFERENCE_REGIMEN, engine=lsoda,
                        covariates={"weight": cov["weight"][i]},
                        parameters={k: v[i] for k, v in par.items()}, times=TIMES)
         rows = slice(i * len(TIMES), (i + 1) * len(TIMES))
         for j, k in enumerate(OUTPUTS):
-            worst[k] = max(worst[k], relative_error(pop[k][rows], ref[k]))
-            worst_base[k] = max(worst_base[k], relative_error(base[j, i], ref[k]))
-    return worst, worst_base
+            worst["ketasim"][k] = max(worst["ketasim"][k], relative_error(pop[k][rows], ref[k]))
+            for name, b in base.items():
+                worst[name][k] = max(worst[name][k], relative_error(b[j, i], ref[k]))
+    return worst
 
 
 FIRST_RESULT = """
@@ -212,13 +215,16 @@ def main() -> None:
           f"{time.perf_counter() - t0:.2f} s")
     t0 = time.perf_counter()
     run_baseline(cov, par)
-    print(f"baseline kernel (compile, else load) + first call: {time.perf_counter() - t0:.2f} s")
+    run_baseline(cov, par, handwritten_baseline.solve_lanes)
+    print(f"baseline kernels (compile, else load) + first calls: "
+          f"{time.perf_counter() - t0:.2f} s")
     inside, whole = first_result_new_process()
     print(f"first result in a new process, warm kernel cache: {inside:.2f} s after its first "
           f"import ({whole:.2f} s wall, interpreter start included)")
-    worst, worst_base = accuracy(engine, 2 if args.quick else 5)
-    print(f"\n{'N':>8} {'ketasim /s':>11} {'baseline /s':>12} {'ratio':>6} "
-          f"{'CPU us/subj':>12} {'(baseline)':>10} {'ketasim err':>12} {'baseline err':>13} "
+    worst = accuracy(engine, 2 if args.quick else 5)
+    err = {k: max(v.values()) for k, v in worst.items()}
+    print(f"\n{'N':>8} {'ketasim /s':>11} {'baseline /s':>12} {'ratio':>6} {'lanes /s':>9} "
+          f"{'ratio':>6} {'CPU us/subj: ketasim':>21} {'baseline':>9} {'lanes':>6} "
           f"{'peak MiB':>9} {'max RSS MiB':>12}")
     used_rounds: list[int] = []
     for n in sizes:
@@ -226,24 +232,30 @@ def main() -> None:
         rounds = args.rounds or (5 if args.quick else 3 if n >= 100_000 else 7)
         used_rounds.append(rounds)
         fns = {"ketasim": partial(run_engine, engine, cov, par),
-               "baseline": partial(run_baseline, cov, par)}
+               "baseline": partial(run_baseline, cov, par),
+               "lanes": partial(run_baseline, cov, par, handwritten_baseline.solve_lanes)}
         if n < 100_000:
             interleaved(fns, 1)  # warm-up round at this size, not counted
         med, cpu = interleaved(fns, rounds)
         peak = peak_memory(engine, cov, par)
         rss = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
         print(f"{n:>8} {n / med['ketasim']:>11,.0f} {n / med['baseline']:>12,.0f} "
-              f"{med['baseline'] / med['ketasim']:>6.2f} {cpu['ketasim'] / n * 1e6:>12.0f} "
-              f"{cpu['baseline'] / n * 1e6:>10.0f} {max(worst.values()):>12.1e} "
-              f"{max(worst_base.values()):>13.1e} {peak:>9.0f} {rss:>12.0f}")
+              f"{med['baseline'] / med['ketasim']:>6.2f} {n / med['lanes']:>9,.0f} "
+              f"{med['lanes'] / med['ketasim']:>6.2f} {cpu['ketasim'] / n * 1e6:>21.0f} "
+              f"{cpu['baseline'] / n * 1e6:>9.0f} {cpu['lanes'] / n * 1e6:>6.0f} "
+              f"{peak:>9.0f} {rss:>12.0f}")
     print(f"(medians of {'/'.join(str(r) for r in used_rounds)} alternating rounds; ratio = "
-          f"ketasim/baseline subjects/s; CPU = process CPU time, all threads; err = max over "
-          f"the 5 outputs; load average now {os.getloadavg()[0]:.1f})")
+          f"ketasim/baseline subjects/s; baseline = one subject per thread iteration, lanes = "
+          f"vectorised across 8 subjects; CPU = process CPU time, all threads; max relative "
+          f"error over the 5 outputs: ketasim {err['ketasim']:.1e}, baseline "
+          f"{err['baseline']:.1e}, lanes {err['lanes']:.1e}; load average now "
+          f"{os.getloadavg()[0]:.1f})")
     print("\nmax relative difference vs scipy LSODA (rtol 1e-10, atol 1e-16), "
           f"{2 if args.quick else 5} subjects, 2,017 points:")
-    print(f"  {'output':<11} {'ketasim':>9} {'baseline':>9}")
+    print(f"  {'output':<11} {'ketasim':>9} {'baseline':>9} {'lanes':>9}")
     for k in OUTPUTS:
-        print(f"  {k:<11} {worst[k]:>9.1e} {worst_base[k]:>9.1e}")
+        print(f"  {k:<11} {worst['ketasim'][k]:>9.1e} {worst['baseline'][k]:>9.1e} "
+              f"{worst['lanes'][k]:>9.1e}")
     ana_ms, ode_ms = latency(10 if args.quick else 50)
     print(f"\nsingle-subject latency, linear PK part (analytic engine): {ana_ms:.2f} ms")
     print(f"single-subject full model with the ODE engine (LSODA 1e-10): {ode_ms:.0f} ms "

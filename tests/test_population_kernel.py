@@ -250,3 +250,52 @@ def test_streamed_chunks_reuse_dropped_buffers_and_keep_kept_ones() -> None:
     for k in ("c1", "plasticity"):
         joined = np.concatenate([c.outputs[k] for c in kept]).reshape(-1)
         assert np.array_equal(joined, ref[k])
+
+
+# ------------------------------------------------------------------ compartments a dose reaches
+@pytest.mark.parametrize("regimen, live", [
+    ("35 mg IV over 40 min", 14),              # the S and R disposition chains only
+    ("35 mg IM", 16),                          # ... and the two IM depots
+])
+def test_only_the_compartments_a_dose_reaches_are_decomposed(
+        regimen: str, live: int, monkeypatch: pytest.MonkeyPatch) -> None:
+    """The racemic model has 32 compartments, 18 of them depots of routes a regimen may not
+    use: those hold nothing, so only the compartments the doses reach are diagonalised (the
+    others get unexcited unit modes), and the result still equals the matrix-exponential
+    engine's."""
+    from ketasim.dosing import parse_regimen
+    from ketasim.engine import population as pe
+    from ketasim.pk import get_model
+    lm = get_model("racemic_enantiomers")
+    table = parse_regimen(regimen).to_events().expand_addl()
+    weights = np.array([55.0, 70.0, 95.0])
+    seen: list[tuple[np.ndarray, np.ndarray]] = []
+
+    def spy(kmat: np.ndarray, dosed: np.ndarray) -> np.ndarray:
+        mask = pe_reachable(kmat, dosed)
+        seen.append((kmat, mask))
+        return mask
+    pe_reachable = pe._reachable
+    monkeypatch.setattr(pe, "_reachable", spy)
+    times = np.arange(0.0, 24.0, 0.5)
+    pop = PopulationEngine().run(lm.model, table, covariates={"weight": weights}, times=times)
+    (kmat, mask), = seen
+    assert mask.sum() == live and lm.model.n_cmt == 32
+    lam, vmat, vinv, bad = pe._diagonalise(kmat, 1e8, mask)
+    assert not bad.any()
+    # exact on the reached block: K V = V Λ there, and V⁻¹ V = I everywhere
+    idx = np.flatnonzero(mask)
+    kv = kmat[:, idx[:, None], idx] @ vmat[:, idx[:, None], idx]
+    np.testing.assert_allclose(kv, vmat[:, idx[:, None], idx] * lam[:, None, idx],
+                               atol=1e-9 * np.abs(kmat).max())
+    np.testing.assert_allclose(vinv @ vmat, np.broadcast_to(np.eye(32), kmat.shape),
+                               atol=1e-9)
+    # no flow leaves the reached compartments (else a dose would reach more)
+    assert not np.any(kmat[:, ~mask][:, :, mask])
+    for i, w in enumerate(weights):
+        ref = simulate(lm.model, table, engine=AnalyticEngine(), covariates={"weight": w},
+                       times=times)
+        rows = slice(i * len(times), (i + 1) * len(times))
+        for name in ("s_ketamine", "r_ketamine", "s_hnk"):
+            np.testing.assert_allclose(pop[name][rows], ref[name], rtol=1e-8,
+                                       atol=1e-12 * np.abs(ref[name]).max())

@@ -486,7 +486,8 @@ class PopulationEngine(Engine):
                 groups.append(_flatten(parts, len(sel), setup.times, model.n_cmt))
                 block_group[kb] = kb
         ops = _op_arrays(groups, block_group, lane_src, used)
-        lam, vmat, vinv, bad = _diagonalise(kmat, self.max_condition)
+        lam, vmat, vinv, bad = _diagonalise(kmat, self.max_condition,
+                                            _reachable(kmat, np.unique(cmt_idx)))
         rows = ext[lane_src] - row0
         in_chunk = used & (ext[lane_src] >= start) & (ext[lane_src] < stop)
         active = used & ~bad[lane_src]
@@ -867,12 +868,42 @@ def _op_arrays(groups: list[_OpList], block_group: np.ndarray, lane_src: np.ndar
             "lanecol": np.ascontiguousarray(lanecol), "rates": np.ascontiguousarray(rates)}
 
 
-def _diagonalise(kmat: np.ndarray, max_condition: float
+def _reachable(kmat: np.ndarray, dosed: np.ndarray) -> np.ndarray:
+    """Mask of the compartments that the dosed ones reach through the system's flows and
+    links (in any subject); the others hold nothing, ever."""
+    adj = np.any(kmat != 0, axis=0)  # adj[target, source]
+    live = np.zeros(kmat.shape[-1], dtype=bool)
+    live[dosed] = True
+    while True:
+        grown = live | adj[:, live].any(axis=1)
+        if np.array_equal(grown, live):
+            return live
+        live = grown
+
+
+def _diagonalise(kmat: np.ndarray, max_condition: float, live: np.ndarray | None = None
                  ) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
     """Eigen-decomposition per subject; flags subjects that are not safely diagonalisable.
 
+    Only the compartments in ``live`` (default: all) are decomposed: where no flow leads from
+    them to the others (what :func:`_reachable` returns), their block of the system is exact
+    for every state a dose can produce, and the other compartments are given modes of their
+    own (rate 0, unit vectors) that no input ever excites. For the racemic model's IV regimen
+    this decomposes 14 of its 32 compartments (the route depots stay empty), ~10× less work.
+
     The condition number of the eigenvector matrix V is bounded from above by
     ‖V‖_F ‖V⁻¹‖_F (cheaper than the 2-norm's SVD, and never smaller)."""
+    n = kmat.shape[-1]
+    if live is not None and not live.all():
+        idx = np.flatnonzero(live)
+        lam_l, vmat_l, vinv_l, bad = _diagonalise(kmat[:, idx[:, None], idx], max_condition)
+        lam = np.zeros((len(kmat), n), dtype=lam_l.dtype)
+        lam[:, idx] = lam_l
+        vmat = np.broadcast_to(np.eye(n, dtype=vmat_l.dtype), kmat.shape).copy()
+        vmat[:, idx[:, None], idx] = vmat_l
+        vinv = np.broadcast_to(np.eye(n, dtype=vinv_l.dtype), kmat.shape).copy()
+        vinv[:, idx[:, None], idx] = vinv_l
+        return lam, vmat, vinv, bad
     lam, vmat = np.linalg.eig(kmat)
     with np.errstate(all="ignore"):
         try:
