@@ -9,8 +9,9 @@ among them (10⁶ draws: N = 2¹⁷ base points × 10). The same run on a local 
 
 A new value of ``w_fast`` costs nothing extra (it only weighs the normalised components) and
 one of ``t_half_spine_h`` ~0.1 ms: the cascade's reference normalisation re-uses one cached
-PK run (``ketasim.mechanism.cascade.reference_inputs``) and recomputes only the spines' peak. ``--all`` screens and varies every
-calibrated and assumed parameter, the cascade's time constants included.
+PK run (``ketasim.mechanism.cascade.reference_inputs``) and recomputes only the spines' peak.
+``--all`` screens and varies every calibrated and assumed parameter, the cascade's time
+constants included.
 
     python benchmarks/sensitivity.py            # 1,310,720 draws on 1, then 2 workers (~23 min)
     python benchmarks/sensitivity.py --quick    # ~2,000 draws (CI smoke)

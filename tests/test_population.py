@@ -106,6 +106,14 @@ def test_population_engine_limits_are_typed_errors() -> None:
         PopulationEngine().run(reference_model(), "35 mg IV over 40 min", times=[])
     with pytest.raises(ModelError, match="tolerances"):
         PopulationEngine(rtol=1e-3)
+    # an unknown parameter name is an error, as with the other engines (not silently dropped)
+    with pytest.raises(ModelError, match="clx: is not a parameter of reference"):
+        simulate(reference_model(), REFERENCE_REGIMEN, engine=PopulationEngine(),
+                 covariates={"weight": np.array([60.0, 80.0])},
+                 parameters={"clx": np.array([1.0, 2.0])}, times=[1.0])
+    with pytest.raises(ModelError, match="clx: is not a parameter of reference"):
+        simulate(reference_model(), REFERENCE_REGIMEN, engine=OdeEngine(),
+                 covariates={"weight": 60.0}, parameters={"clx": 1.0}, times=[1.0])
 
 
 def test_without_times_rows_are_the_records_as_with_the_ode_engine() -> None:

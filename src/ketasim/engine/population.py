@@ -382,6 +382,10 @@ class PopulationEngine(Engine):
             if name not in model.outputs:
                 raise ModelError("outputs", f"{name!r} is not an output of {model.name}",
                                  f"use some of {', '.join(model.outputs)}")
+        for k in parameters or {}:
+            if k not in model.parameters and k not in model.etas:
+                raise ModelError(k, f"is not a parameter of {model.name}",
+                                 f"use one of {', '.join([*model.parameters, *model.etas])}")
         for k in record_covariates or {}:
             if k not in model.covariates:
                 raise ModelError("record_covariates", f"{k!r} is not a covariate of "
