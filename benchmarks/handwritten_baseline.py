@@ -65,6 +65,35 @@ def _expm_augmented(k, h):  # pragma: no cover - compiled
     return result
 
 
+@njit(cache=True)
+def _rate_matrix(cl, v1, q2, v2, q3, v3, fm, clm, vm, ke0):  # pragma: no cover - compiled
+    """K of the linear part, states A1, A2, A3 (ketamine), Am (norketamine), Ce (mg/L)."""
+    k = np.zeros((5, 5))
+    k[0, 0] = -(cl + q2 + q3) / v1
+    k[0, 1] = q2 / v2
+    k[0, 2] = q3 / v3
+    k[1, 0] = q2 / v1
+    k[1, 1] = -q2 / v2
+    k[2, 0] = q3 / v1
+    k[2, 2] = -q3 / v3
+    k[3, 0] = fm * cl / v1
+    k[3, 3] = -clm / vm
+    k[4, 0] = ke0 / v1
+    k[4, 4] = -ke0
+    return k
+
+
+@njit(cache=True, fastmath=True, inline="always")
+def _rk4_step(s, prod_a, prod_m, prod_b, ko, h):  # pragma: no cover - compiled
+    """One classic RK4 step of dS/dt = production(t) - kout S, the production given at the
+    step's start, midpoint and end (it depends on Ce only, which is exact)."""
+    k1 = prod_a - ko * s
+    k2 = prod_m - ko * (s + 0.5 * h * k1)
+    k3 = prod_m - ko * (s + 0.5 * h * k2)
+    k4 = prod_b - ko * (s + h * k3)
+    return s + h / 6.0 * (k1 + 2.0 * k2 + 2.0 * k3 + k4)
+
+
 @njit(parallel=True, cache=True, fastmath=True)
 def kernel(cl, v1, q2, v2, q3, v3, fm, clm, vm, ke0, kout, amount, emax, ec50, hill, s0,
            smax, sc50, dose_step, infusion_steps, every, out):  # pragma: no cover - compiled
@@ -72,19 +101,7 @@ def kernel(cl, v1, q2, v2, q3, v3, fm, clm, vm, ke0, kout, amount, emax, ec50, h
     n_out = out.shape[2]
     h = STEP_MIN / 60.0
     for i in prange(cl.shape[0]):
-        # linear part: A1, A2, A3 (ketamine), Am (norketamine), Ce (effect site, mg/L)
-        k = np.zeros((5, 5))
-        k[0, 0] = -(cl[i] + q2[i] + q3[i]) / v1[i]
-        k[0, 1] = q2[i] / v2[i]
-        k[0, 2] = q3[i] / v3[i]
-        k[1, 0] = q2[i] / v1[i]
-        k[1, 1] = -q2[i] / v2[i]
-        k[2, 0] = q3[i] / v1[i]
-        k[2, 2] = -q3[i] / v3[i]
-        k[3, 0] = fm * cl[i] / v1[i]
-        k[3, 3] = -clm[i] / vm[i]
-        k[4, 0] = ke0[i] / v1[i]
-        k[4, 4] = -ke0[i]
+        k = _rate_matrix(cl[i], v1[i], q2[i], v2[i], q3[i], v3[i], fm, clm[i], vm[i], ke0[i])
         full = _expm_augmented(k, h)
         half = _expm_augmented(k, 0.5 * h)
         # the propagator's entries as scalars, so that they stay in registers (the zeros of
@@ -129,15 +146,10 @@ def kernel(cl, v1, q2, v2, q3, v3, fm, clm, vm, ke0, kout, amount, emax, ec50, h
                 b3 = p30 * a0 + p31 * a1 + p32 * a2 + p33 * a3 + g3 * r
                 b4 = p40 * a0 + p41 * a1 + p42 * a2 + p44 * a4 + g4 * r
                 a0, a1, a2, a3, a4 = b0, b1, b2, b3, b4
-                # classic RK4 on S; its production term depends on Ce only
                 prod_a = prod_b
                 prod_m = kin * (1.0 + smax * cem / (sc50 + cem))
                 prod_b = kin * (1.0 + smax * a4 / (sc50 + a4))
-                k1 = prod_a - ko * s
-                k2 = prod_m - ko * (s + 0.5 * h * k1)
-                k3 = prod_m - ko * (s + 0.5 * h * k2)
-                k4 = prod_b - ko * (s + h * k3)
-                s += h / 6.0 * (k1 + 2.0 * k2 + 2.0 * k3 + k4)
+                s = _rk4_step(s, prod_a, prod_m, prod_b, ko, h)
 
 
 def individual(weight: np.ndarray, iiv: dict[str, np.ndarray]) -> dict[str, np.ndarray]:
@@ -186,18 +198,7 @@ _ROWS = _P + 32
 def propagators(cl, v1, q2, v2, q3, v3, fm, clm, vm, ke0, h, c):  # pragma: no cover
     """The 27 propagator entries each lane needs, (27, subjects)."""
     for i in prange(cl.shape[0]):
-        k = np.zeros((5, 5))
-        k[0, 0] = -(cl[i] + q2[i] + q3[i]) / v1[i]
-        k[0, 1] = q2[i] / v2[i]
-        k[0, 2] = q3[i] / v3[i]
-        k[1, 0] = q2[i] / v1[i]
-        k[1, 1] = -q2[i] / v2[i]
-        k[2, 0] = q3[i] / v1[i]
-        k[2, 2] = -q3[i] / v3[i]
-        k[3, 0] = fm * cl[i] / v1[i]
-        k[3, 3] = -clm[i] / vm[i]
-        k[4, 0] = ke0[i] / v1[i]
-        k[4, 4] = -ke0[i]
+        k = _rate_matrix(cl[i], v1[i], q2[i], v2[i], q3[i], v3[i], fm, clm[i], vm[i], ke0[i])
         f = _expm_augmented(k, h)
         g = _expm_augmented(k, 0.5 * h)
         vals = (f[0, 0], f[0, 1], f[0, 2], f[1, 0], f[1, 1], f[1, 2], f[2, 0], f[2, 1],
@@ -256,11 +257,7 @@ def _lanes_block(w, lo, emax, ec50h, hill, smax, sc50, on, every, out):  # pragm
                 prod_a = w[_PB * L + ln]
                 prod_m = kin * (1.0 + smax * cem / (sc50 + cem))
                 prod_b = kin * (1.0 + smax * b4 / (sc50 + b4))
-                k1 = prod_a - ko * s
-                k2 = prod_m - ko * (s + 0.5 * h * k1)
-                k3 = prod_m - ko * (s + 0.5 * h * k2)
-                k4 = prod_b - ko * (s + h * k3)
-                w[_S * L + ln] = s + h / 6.0 * (k1 + 2.0 * k2 + 2.0 * k3 + k4)
+                w[_S * L + ln] = _rk4_step(s, prod_a, prod_m, prod_b, ko, h)
                 w[_PB * L + ln] = prod_b
 
 
