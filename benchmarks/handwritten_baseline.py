@@ -165,19 +165,25 @@ def individual(weight: np.ndarray, iiv: dict[str, np.ndarray]) -> dict[str, np.n
             "ke0": value["ke0"], "kout": value["kout"], "amount": DOSE_MG_PER_KG * weight}
 
 
+def _prepare(weight: np.ndarray, iiv: dict[str, np.ndarray], times: np.ndarray,
+             out: np.ndarray | None) -> tuple[int, dict[str, np.ndarray], np.ndarray]:
+    """Steps per output interval, the individual values (contiguous) and the output array
+    (``out`` when its shape fits, else a new one)."""
+    if not np.allclose(times, np.arange(len(times)) * 0.25):
+        raise ValueError("the baseline writes outputs every 15 min from t = 0")
+    ind = individual(np.asarray(weight, dtype=float), iiv)
+    if out is None or out.shape != (5, len(weight), len(times)):
+        out = np.empty((5, len(weight), len(times)))
+    return (round(0.25 * 60 / STEP_MIN),
+            {k: np.ascontiguousarray(v, dtype=float) for k, v in ind.items()}, out)
+
+
 def solve(weight: np.ndarray, iiv: dict[str, np.ndarray], times: np.ndarray,
           out: np.ndarray | None = None) -> np.ndarray:
     """Outputs (C1, Cm, Ce, E, S) × subjects × ``times`` (every 15 min from 0) into ``out``
     (allocated when not given, else reused)."""
-    every = round(0.25 * 60 / STEP_MIN)
-    if not np.allclose(times, np.arange(len(times)) * 0.25):
-        raise ValueError("the baseline writes outputs every 15 min from t = 0")
-    ind = individual(np.asarray(weight, dtype=float), iiv)
-    n = len(weight)
-    if out is None or out.shape != (5, n, len(times)):
-        out = np.empty((5, n, len(times)))
+    every, c, out = _prepare(weight, iiv, times, out)
     dose_step = np.round(DOSE_TIMES_H * 60 / STEP_MIN).astype(np.int64)
-    c = {k: np.ascontiguousarray(v, dtype=float) for k, v in ind.items()}
     kernel(c["cl"], c["v1"], c["q2"], c["v2"], c["q3"], c["v3"], TYPICAL["fm"], c["clm"],
            c["vm"], c["ke0"], c["kout"], c["amount"], TYPICAL["emax"], TYPICAL["ec50"],
            TYPICAL["hill"], TYPICAL["s0"], TYPICAL["smax"], TYPICAL["sc50"], dose_step,
@@ -189,7 +195,7 @@ def solve(weight: np.ndarray, iiv: dict[str, np.ndarray], times: np.ndarray,
 LANES = 8  # subjects per block (8 doubles: one AVX-512 register)
 # rows of a block's flat work array w; row r holds the LANES values w[r*LANES:(r+1)*LANES]
 _A0, _A1, _A2, _A3, _A4, _S, _PB = range(7)  # states; production term at the step's start
-_P = 7  # 24 rows: the propagator over h (the 22 entries used) and Ce's row over h/2 (5)
+_P = 7  # 27 rows: the propagator over h (the 22 entries used) and Ce's row over h/2 (5)
 _RV1, _RVM, _KOUT, _RATE, _KIN = _P + 27, _P + 28, _P + 29, _P + 30, _P + 31
 _ROWS = _P + 32
 
@@ -288,16 +294,9 @@ def kernel_lanes(c, rv1, rvm, kout, rate, emax, ec50, hill, s0, smax, sc50, on, 
 def solve_lanes(weight: np.ndarray, iiv: dict[str, np.ndarray], times: np.ndarray,
                 out: np.ndarray | None = None) -> np.ndarray:
     """As :func:`solve`, by :func:`kernel_lanes`."""
-    every = round(0.25 * 60 / STEP_MIN)
-    if not np.allclose(times, np.arange(len(times)) * 0.25):
-        raise ValueError("the baseline writes outputs every 15 min from t = 0")
-    d = {k: np.ascontiguousarray(v, dtype=float)
-         for k, v in individual(np.asarray(weight, dtype=float), iiv).items()}
-    n = len(weight)
-    if out is None or out.shape != (5, n, len(times)):
-        out = np.empty((5, n, len(times)))
+    every, d, out = _prepare(weight, iiv, times, out)
     h = STEP_MIN / 60.0
-    c = np.empty((27, n))
+    c = np.empty((27, len(weight)))
     propagators(d["cl"], d["v1"], d["q2"], d["v2"], d["q3"], d["v3"], TYPICAL["fm"], d["clm"],
                 d["vm"], d["ke0"], h, c)
     infusion_steps = round(INFUSION_MIN / STEP_MIN)

@@ -382,10 +382,6 @@ class PopulationEngine(Engine):
             if name not in model.outputs:
                 raise ModelError("outputs", f"{name!r} is not an output of {model.name}",
                                  f"use some of {', '.join(model.outputs)}")
-        for k in parameters or {}:
-            if k not in model.parameters and k not in model.etas:
-                raise ModelError(k, f"is not a parameter of {model.name}",
-                                 f"use one of {', '.join([*model.parameters, *model.etas])}")
         for k in record_covariates or {}:
             if k not in model.covariates:
                 raise ModelError("record_covariates", f"{k!r} is not a covariate of "
@@ -410,7 +406,7 @@ class PopulationEngine(Engine):
         ext = np.arange(lo, hi)
         ne = len(ext)
         covs = _take(setup.covariates, ext, model.covariates)
-        pars = _take(setup.parameters, ext, {**model.parameters, **model.etas})
+        pars = _take(setup.parameters, ext)  # an unknown name: model.individual raises
         template = setup.template
         n_rec = template.n_records
         rec_covs = {k: v for k, v in template.covariates.items() if k in model.covariates}
@@ -699,11 +695,12 @@ def _count(*groups: Mapping[str, Any] | None) -> int:
     return n
 
 
-def _take(values: Mapping[str, Any] | None, idx: np.ndarray, allowed: Mapping[str, Any]
-          ) -> dict[str, Any]:
+def _take(values: Mapping[str, Any] | None, idx: np.ndarray,
+          allowed: Mapping[str, Any] | None = None) -> dict[str, Any]:
+    """The values of subjects ``idx``; only the names in ``allowed`` (default: all)."""
     out: dict[str, Any] = {}
     for k, v in (values or {}).items():
-        if k not in allowed:
+        if allowed is not None and k not in allowed:
             continue
         arr = np.asarray(v, dtype=float)
         out[k] = arr if arr.ndim == 0 else arr[idx]

@@ -139,9 +139,9 @@ def _raw(inp: CascadeInputs, s: Mapping[str, float], branches: Branches
     glu = glutamate_surge(t, inp.nmda, s["o_zero"], s["t_half_glutamate_h"],
                           s["t_half_adaptation_h"])
     out = {"glutamate": glu, "hnk": inp.hnk_2r6r_um}
-    if branches.lhb or branches == _ALL:
+    if branches.lhb:
         out["lhb"] = trapped_block(t, inp.nmda, s["t_half_untrap_h"])
-    if branches.inflammation or branches == _ALL:
+    if branches.inflammation:
         out["kynurenine"] = slow_modulator(t, inp.nmda, s["t_half_kynurenine_h"])
     out["monoamine"] = inp.sert
     return out
@@ -177,14 +177,15 @@ def _reference_peaks(key: tuple[tuple[str, float], ...]) -> dict[str, float]:
     s = dict(key)
     glu = (s["o_zero"], s["t_half_glutamate_h"], s["t_half_adaptation_h"])
     bdnf = (*glu, s["t_half_bdnf_h"])
-    return {"glutamate": float(_ref_glutamate(glu).max()), "hnk": _ref_input_peaks()[0],
+    hnk, monoamine = _ref_input_peaks()
+    return {"glutamate": float(_ref_glutamate(glu).max()), "hnk": hnk,
             "bdnf": float(_ref_bdnf(bdnf).max()),
             "spines": _ref_spines_peak(bdnf, s["t_half_mtor_h"], s["t_half_protein_h"],
                                        s["t_half_spine_h"]),
             "potentiation": _ref_potentiation_peak(bdnf, s["t_half_potentiation_h"]),
             "lhb": _ref_lhb_peak(s["t_half_untrap_h"]),
             "kynurenine": _ref_kynurenine_peak(s["t_half_kynurenine_h"]),
-            "monoamine": _ref_input_peaks()[1],
+            "monoamine": monoamine,
             "neurogenesis": _ref_neurogenesis_peak(bdnf, s["t_half_neurogenesis_h"])}
 
 
