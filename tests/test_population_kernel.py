@@ -1,6 +1,6 @@
 """The population kernel's blocks, lanes, buffers and threads (issue #16 item 3).
 
-Subjects are solved in blocks of ``LANES`` that share one step sequence and one op list (the
+Subjects are solved in blocks (``block_lanes``) that share one step sequence and one op list (the
 union of their events); these tests pin what that must not change: agreement with the other
 engines, reproducibility whatever the chunk size or thread count, per-lane events when
 subjects' event times differ, and the vectorised exp/log/pow the kernel uses.
@@ -16,7 +16,7 @@ from ketasim.dosing import EventTable
 from ketasim.engine import AnalyticEngine, OdeEngine, PopulationEngine, simulate
 from ketasim.engine import _kernel_template as kt
 from ketasim.engine.kernels import hoisted_values, lane_code
-from ketasim.engine.population import LANES
+from ketasim.engine.population import block_lanes
 from ketasim.engine.reference import REFERENCE_REGIMEN, reference_model, reference_population
 from ketasim.errors import ModelError
 from ketasim.model import Compartment, Flow, Model, Output, Parameter, State
@@ -25,6 +25,7 @@ from nmtests_model import nmtests_model
 TIMES = np.arange(0.0, 504.0 + 1e-9, 0.25)
 OUTPUTS = ["c1", "cm", "ce", "effect", "plasticity"]
 IIV = ("cl", "v1", "q2", "ke0", "kout")
+LANES = block_lanes(reference_model())  # subjects per block for the reference model
 
 
 def _population(n: int, seed: int = 3) -> tuple[dict, dict]:
@@ -172,13 +173,14 @@ def test_subjects_with_their_own_event_times_share_a_block() -> None:
     """Different lag times: each lane acts at its own events (the block's op list is the
     union); every subject matches the tight ODE engine on its own."""
     model = _lagged_effect_model()
-    lags = np.linspace(0.0, 2.0, LANES + 3)
+    lanes = block_lanes(model)
+    lags = np.linspace(0.0, 2.0, lanes + 3)
     times = np.arange(0.0, 60.0, 0.5)
     pop = PopulationEngine(rtol=1e-8, atol=1e-10).run(
         model, "10 mg oral q12h x 4", parameters={"lag": lags}, times=times)
     assert pop.ok, pop.messages
     tight = OdeEngine(rtol=1e-11, atol=1e-13)
-    for i in (0, 5, LANES - 1, LANES + 2):
+    for i in (0, 5, lanes - 1, lanes + 2):
         one = simulate(model, "10 mg oral q12h x 4", engine=tight,
                        parameters={"lag": lags[i]}, times=times)
         rows = slice(i * len(times), (i + 1) * len(times))
@@ -249,6 +251,37 @@ def test_streamed_chunks_reuse_dropped_buffers_and_keep_kept_ones() -> None:
     assert len({id(c.outputs["c1"].base) for c in kept}) == 5  # kept chunks are never reused
     for k in ("c1", "plasticity"):
         joined = np.concatenate([c.outputs[k] for c in kept]).reshape(-1)
+        assert np.array_equal(joined, ref[k])
+
+
+def test_streamed_chunks_match_a_run_whatever_the_chunk_edges() -> None:
+    """iter_chunks writes time-major buffers (streaming stores where a block's lanes are
+    consecutive rows, plain stores in blocks cut by a chunk's edge); its chunks hold exactly
+    what run() computes, also for subjects that the fallback engine solves."""
+    cov, par = _population(LANES + 9)
+    model = reference_model()
+    for size in (7, LANES + 5):
+        engine = PopulationEngine(chunk_size=size)
+        ref = engine.run(model, REFERENCE_REGIMEN, covariates=cov, parameters=par,
+                         times=TIMES[:60], outputs=OUTPUTS)
+        chunks = list(engine.iter_chunks(model, REFERENCE_REGIMEN, covariates=cov,
+                                         parameters=par, times=TIMES[:60], outputs=OUTPUTS))
+        assert len(chunks[0].subject) == size
+        for k in OUTPUTS:
+            assert chunks[0].outputs[k].shape == (size, 60)
+            joined = np.concatenate([c.outputs[k] for c in chunks]).reshape(-1)
+            assert np.array_equal(joined, ref[k])
+    # a condition bound no eigenvector matrix meets: every subject goes to the fallback
+    few = {k: v[:3] for k, v in cov.items()}, {k: v[:3] for k, v in par.items()}
+    engine = PopulationEngine(chunk_size=2, max_condition=1.0)
+    ref = engine.run(model, REFERENCE_REGIMEN, covariates=few[0], parameters=few[1],
+                     times=TIMES[:20], outputs=OUTPUTS)
+    chunks = list(engine.iter_chunks(model, REFERENCE_REGIMEN, covariates=few[0],
+                                     parameters=few[1], times=TIMES[:20], outputs=OUTPUTS))
+    assert any("solved with the" in m for m in ref.messages)
+    assert any("solved with the" in m for c in chunks for m in c.messages)
+    for k in OUTPUTS:
+        joined = np.concatenate([c.outputs[k] for c in chunks]).reshape(-1)
         assert np.array_equal(joined, ref[k])
 
 

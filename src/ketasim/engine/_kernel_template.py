@@ -9,8 +9,8 @@ module to the kernel cache directory under a name that hashes its whole text. Ev
 is compiled with ``cache=True``, so numba stores the machine code next to the generated file
 and a new process loads it instead of compiling again.
 
-Layout: subjects are solved in *blocks* (``ketasim.engine.population.LANES``, 32) that share
-one op list (the union of their dosing events) and one step sequence; every per-subject
+Layout: subjects are solved in *blocks* (``ketasim.engine.population.block_lanes``) that
+share one op list (the union of their dosing events) and one step sequence; every per-subject
 quantity is an array whose last axis is the lane, and the inner loops run over the lanes, so
 they compile to SIMD instructions. Within a block the step is the smallest any active lane
 needs (the largest error of the active lanes decides), so every lane meets the tolerance. The
@@ -63,6 +63,31 @@ if _JIT:
         def codegen(context, builder, sig, args):
             return builder.bitcast(args[0], context.get_value_type(types.float64))
         return types.float64(types.int64), codegen
+
+    @intrinsic
+    def _nt_store(typingctx, arr, i, j, k, val):  # pragma: no cover - compiled
+        """arr[i, j, k] = val as a non-temporal store: written around the caches, so the
+        line is not read first. For rows that fill whole cache lines (the lanes' values of
+        one output and time, when they are consecutive in memory); needs :func:`_fence`."""
+        from llvmlite import ir
+        from numba.core import cgutils
+
+        def codegen(context, builder, sig, args):
+            aryty = sig.args[0]
+            ary = context.make_array(aryty)(context, builder, args[0])
+            ptr = cgutils.get_item_pointer(context, builder, aryty, ary, list(args[1:4]))
+            st = builder.store(args[4], ptr)
+            st.set_metadata("nontemporal", builder.module.add_metadata([ir.IntType(32)(1)]))
+            return context.get_dummy_value()
+        return types.none(arr, i, j, k, val), codegen
+
+    @intrinsic
+    def _fence(typingctx):  # pragma: no cover - compiled
+        """A full memory fence: earlier non-temporal stores are visible to other threads."""
+        def codegen(context, builder, sig, args):
+            builder.fence("seq_cst")
+            return context.get_dummy_value()
+        return types.none(), codegen
 
     @intrinsic
     def _f2i(typingctx, x):  # pragma: no cover - compiled
@@ -150,6 +175,12 @@ def _where(cond, a, b):  # pragma: no cover - compiled
 
 
 if not _JIT:  # pragma: no cover - exercised only without numba
+    def _nt_store(arr, i, j, k, val):
+        arr[i, j, k] = val
+
+    def _fence():
+        return None
+
     def _exp(x):
         return float(np.exp(x))
 
@@ -276,7 +307,8 @@ def _initial_step(vm_b, lam_b, needed, za, u, sa, ta, p, span, rtol, atol, amoun
 
 @njit(cache=True, error_model="numpy")
 def _block(bi, lam, vmat, vinv, pvec, s0, needed, active, group, op_kind, op_arg, op_time,
-           op_stop, op_len, lanecol, rates, out_rows, out, states, out_map, rtol, atol, c, a,
+           op_stop, op_len, lanecol, rates, out_rows, out, out_tm, states, out_map, rtol, atol,
+           c, a,
            b, e, pd, max_step, mid_v, mid_w, failed):  # pragma: no cover - compiled
     """Solve block ``bi`` (see :func:`kernel`). Every per-subject array is (..., lane) and
     every inner loop runs over the lanes: the loops that compile to SIMD code."""
@@ -286,7 +318,7 @@ def _block(bi, lam, vmat, vinv, pvec, s0, needed, active, group, op_kind, op_arg
     mm = max(m, 1)
     n_c = c.shape[0]
     n_slots = 16
-    n_out = out.shape[0]
+    n_out = max(out.shape[0], out_tm.shape[0])  # one of them is empty
     keep_states = states.shape[1] > 0
     g = group[bi]
     lam_b = lam[bi]
@@ -320,6 +352,22 @@ def _block(bi, lam, vmat, vinv, pvec, s0, needed, active, group, op_kind, op_arg
     cache_f = np.zeros((n_slots + 1, n_c, n, nl), dtype=lam.dtype)
     cursor = 0
     last_dt = -1.0
+    # outputs go to out[output, row, time], or, when given, to the time-major out_tm[output,
+    # time, row]; there, where the lanes written (out_map >= 0) are consecutive rows
+    # l0..l1 - 1, one output's values at one time fill whole cache lines: they are written
+    # with non-temporal (streaming) stores, which do not read the lines first
+    tm = out_tm.shape[0] > 0
+    l0 = 0
+    while l0 < nl and om[l0] < 0:
+        l0 += 1
+    l1 = nl
+    while l1 > l0 and om[l1 - 1] < 0:
+        l1 -= 1
+    shift = om[l0] - l0 if l0 < nl else 0
+    stream = tm and l1 > l0
+    for ln in range(l0, l1):
+        if om[ln] != shift + ln:
+            stream = False
     wts = np.zeros(7)
     t = op_time[g, 0]
     ta = t
@@ -547,20 +595,30 @@ def _block(bi, lam, vmat, vinv, pvec, s0, needed, active, group, op_kind, op_arg
                 for ln in range(nl):
                     yfull[n + r, ln] = s[r, ln]
             outputs(t, yfull, p, ovals, nl)
+            if stream:
+                for w in range(n_out):
+                    for ln in range(l0, l1):
+                        _nt_store(out_tm, w, k_out, shift + ln, ovals[w, ln])
             for ln in range(nl):
                 row = om[ln]
                 if row < 0:
                     continue
-                for w in range(n_out):
-                    out[w, row, k_out] = ovals[w, ln]
+                if not stream:
+                    for w in range(n_out):
+                        if tm:
+                            out_tm[w, k_out, row] = ovals[w, ln]
+                        else:
+                            out[w, row, k_out] = ovals[w, ln]
                 if keep_states:
                     for w in range(n + m):
                         states[row, k_out, w] = yfull[w, ln]
+    if stream:
+        _fence()
 
 
 @njit(parallel=True, cache=True, error_model="numpy")
 def kernel(lam, vmat, vinv, pvec, s0, needed, active, group, op_kind, op_arg,
-           op_time, op_stop, op_len, lanecol, rates, out_rows, out_map, out, states, rtol,
+           op_time, op_stop, op_len, lanecol, rates, out_rows, out_map, out, out_tm, states, rtol,
            atol, c, a, b, e, pd, max_step):  # pragma: no cover - compiled
     """Solve every block's op list; returns a failure flag per block and lane.
 
@@ -584,6 +642,7 @@ def kernel(lam, vmat, vinv, pvec, s0, needed, active, group, op_kind, op_arg,
             mid_w[kk] += (jp + 1) * pd[kk, jp] * c[7] ** jp
     for bi in prange(n_blocks):
         _block(bi, lam, vmat, vinv, pvec, s0, needed, active, group, op_kind, op_arg, op_time,
-               op_stop, op_len, lanecol, rates, out_rows, out, states, out_map, rtol, atol, c,
+               op_stop, op_len, lanecol, rates, out_rows, out, out_tm, states, out_map, rtol,
+               atol, c,
                a, b, e, pd, max_step, mid_v, mid_w, failed)
     return failed

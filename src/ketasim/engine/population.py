@@ -10,8 +10,8 @@ solution; steps are powers of two (or end at a breakpoint), so exponentials are 
 Every dose, infusion start and stop is a breakpoint: no step crosses it, and the step
 restarts there with a size chosen afresh. The error is controlled at the end of each step
 and, through the defect of the dense output, inside it, where output times read. A compiled
-kernel (numba) solves blocks of :data:`LANES` subjects with one step sequence, every loop
-running across the block's subjects (SIMD), blocks in parallel; it is generated per model
+kernel (numba) solves blocks of :func:`block_lanes` subjects with one step sequence, every
+loop running across the block's subjects (SIMD), blocks in parallel; it is generated per model
 structure and outputs and cached on disk, so it is compiled once, ever
 (:mod:`ketasim.engine.kernels`). Blocks are aligned on subject numbers, so results do not
 depend on the chunk size or the number of threads. Subjects are processed in chunks, into
@@ -51,9 +51,23 @@ from ketasim.model.model import Model
 HAVE_NUMBA = importlib.util.find_spec("numba") is not None
 
 ADVANCE, RESET, BOLUS, RATES, OBS = 0, 1, 2, 3, 4
-# subjects per block: the lanes of the kernel's loops (4 AVX-512 or 8 AVX2 vectors of
-# doubles); narrower blocks leave the vector loops short, wider ones take more steps
+# subjects per block: the lanes of the kernel's loops. Narrower blocks leave the vector
+# loops short (loop overhead per lane), wider ones take more steps (the worst lane decides)
+# and their per-block exponential caches (17 step sizes x 8 stages x modes x lanes, twice)
+# outgrow the L2 cache. Measured (docs/engines.md): 64 lanes is fastest for the reference
+# model's 5 modes (kernel 62 -> 55 us/subject, 1 thread), 32 for the racemic model's 32.
 LANES = 32
+WIDE_LANES = 64
+WIDE_MAX_MODES = 8
+
+
+def block_lanes(model: Model) -> int:
+    """Subjects per kernel block for ``model``: :data:`WIDE_LANES` when the model has at
+    most :data:`WIDE_MAX_MODES` compartments (modes), else :data:`LANES`. A function of the
+    model only, so a subject's block, hence its result, never depends on the chunk size."""
+    return WIDE_LANES if model.n_cmt <= WIDE_MAX_MODES else LANES
+
+_NONE = np.empty((0, 0, 0))  # the kernel's output array that a run does not use
 
 # Dormand–Prince 5(4) tableau (Dormand & Prince 1980, J Comput Appl Math 6:19-26, Table 2)
 # stage fractions; the eighth (½) is where the kernel checks its dense output's defect
@@ -94,11 +108,12 @@ class PopulationEngine(Engine):
     times read); every dose, infusion start and stop is a breakpoint where the step restarts
     with a fresh size. On the reference problem every output then stays within ``rtol``
     relative to a tight solution (docs/engines.md). Linear compartments are exact.
-    ``chunk_size`` subjects are solved per kernel call, in blocks of ``LANES`` subjects that
-    share a step sequence (SIMD across subjects). ``threads``: how many threads the kernel
-    uses (default: numba's, all cores; at most ``NUMBA_NUM_THREADS``). ``keep_states``: whether
-    :meth:`run` (and so :func:`~ketasim.engine.simulate`) also returns every state at every
-    output time; off by default, only the outputs are computed and stored.
+    ``chunk_size`` subjects are solved per kernel call, in blocks of :func:`block_lanes`
+    subjects that share a step sequence (SIMD across subjects). ``threads``: how many threads
+    the kernel uses (default: numba's, all cores; at most ``NUMBA_NUM_THREADS``).
+    ``keep_states``: whether :meth:`run` (and so :func:`~ketasim.engine.simulate`) also
+    returns every state at every output time; off by default, only the outputs are computed
+    and stored.
     """
 
     rtol: float = 1e-8
@@ -325,6 +340,9 @@ class PopulationEngine(Engine):
         with ``keep_states``, so memory per chunk is what the caller asked for. A chunk's
         arrays are reused for a later chunk once nothing refers to them any more (the
         previous chunk dropped), so streaming allocates two chunks' worth, not one per chunk.
+        A chunk's output arrays are (subjects, times) views of a time-major buffer (Fortran
+        order: a time's subjects are adjacent), which the kernel writes with streaming
+        stores; ``np.ascontiguousarray`` gives a row-major copy where one is needed.
         ``record_covariates`` gives covariates per subject and dose record, shape
         (subjects, dose records) in the order of the regimen's doses (e.g. random effects of
         an occasion); they may change a dose's F, lag or duration only.
@@ -336,11 +354,14 @@ class PopulationEngine(Engine):
             stop = min(setup.n, start + self.chunk_size)
             nc = stop - start
             rows = min(self.chunk_size, setup.n)
-            shape = (len(setup.keep), rows, n_t)
+            shape = (len(setup.keep), n_t, rows)  # time-major (see above)
             sshape = (rows, n_t, model.n_states) if keep_states else (0, 0, 0)
             with self._pool.lock:
-                out, states = self._pool.take(shape, sshape)
-            messages, ok = self._solve(setup, start, stop, start, out, states, throw)
+                buf, states = self._pool.take(shape, sshape)
+            messages, ok = self._solve(setup, start, stop, start, buf, states, throw,
+                                       time_major=True)
+            out = buf.transpose(0, 2, 1)
+            del buf
             state_units = {c.name: "mg" for c in model.compartments}
             state_units.update({k: st.unit for k, st in model.states.items()})
             yield PopulationChunk(
@@ -395,14 +416,17 @@ class PopulationEngine(Engine):
                       amounts=amounts)
 
     def _solve(self, setup: _Setup, start: int, stop: int, row0: int, out: np.ndarray,
-               states: np.ndarray, throw: bool) -> tuple[list[str], bool]:
+               states: np.ndarray, throw: bool, time_major: bool = False
+               ) -> tuple[list[str], bool]:
         """Solve subjects [start, stop) into rows [start - row0, stop - row0) of ``out``
-        (and ``states``). The kernel solves whole aligned blocks of ``LANES`` subjects (those
-        around the chunk's ends too), so that a subject's block, hence its result, is the
-        same whatever the chunk size."""
+        (output, row, time), or of a ``time_major`` ``out`` (output, time, row), and of
+        ``states``. The kernel solves whole aligned blocks of :func:`block_lanes`
+        subjects (those around the chunk's ends too), so that a subject's block, hence its
+        result, is the same whatever the chunk size."""
         model = setup.model
-        lo = start - start % LANES
-        hi = min(setup.n, -(-stop // LANES) * LANES)
+        lanes = block_lanes(model)
+        lo = start - start % lanes
+        hi = min(setup.n, -(-stop // lanes) * lanes)
         ext = np.arange(lo, hi)
         ne = len(ext)
         covs = _take(setup.covariates, ext, model.covariates)
@@ -462,13 +486,13 @@ class PopulationEngine(Engine):
                                   amounts=amounts[sel], model_rate=mrate[sel],
                                   model_duration=mdur[sel])
 
-        # blocks of LANES subjects, aligned on the population's subject numbers; a block's op
+        # blocks of ``lanes`` subjects, aligned on the population's subject numbers; a block's op
         # list is the shared schedule's when all subjects' event times agree, else the union
         # of its subjects' schedules (each lane then acts at its own events)
-        nb = -(-ne // LANES)
-        lane = np.arange(LANES)
-        first = np.arange(nb) * LANES
-        width = np.minimum(LANES, ne - first)
+        nb = -(-ne // lanes)
+        lane = np.arange(lanes)
+        first = np.arange(nb) * lanes
+        width = np.minimum(lanes, ne - first)
         used = lane[None, :] < width[:, None]
         lane_src = np.where(used, first[:, None] + lane[None, :], first[:, None])
         block_group = np.zeros(nb, dtype=np.int64)
@@ -506,7 +530,8 @@ class PopulationEngine(Engine):
             blocked(lam), blocked(vmat), blocked(vinv), blocked(pk), blocked(s0),
             _needed_compartments(model), np.ascontiguousarray(active), block_group,
             ops["kind"], ops["arg"], ops["time"], ops["stop"], ops["len"], ops["lanecol"],
-            ops["rates"], _output_compartments(model, setup.keep), out_map, out, states,
+            ops["rates"], _output_compartments(model, setup.keep), out_map,
+            _NONE if time_major else out, out if time_major else _NONE, states,
             self.rtol, self.atol, _C, _A_FULL, _B, _E, _P, self.max_step)
         failed_bl = self._call(setup.kernel, kernel_args)
         failed = np.zeros(ne, dtype=bool)
@@ -529,7 +554,10 @@ class PopulationEngine(Engine):
                 vals = model.evaluate_outputs(setup.times, y, {k: v[i] for k, v in ind.items()})
                 row = ext[i] - row0
                 for j, k in enumerate(setup.keep):
-                    out[j, row] = vals[k]
+                    if time_major:
+                        out[j, :, row] = vals[k]
+                    else:
+                        out[j, row] = vals[k]
                 if states.shape[1]:
                     states[row] = y
         n_failed = int(np.sum(failed & chunk & ~bad))
