@@ -233,7 +233,12 @@ def test_every_page_is_accessible_and_styled(clinic: Clinic_, browser: Any) -> N
     admin.page.goto(f"{base}/account/mfa")
     audit_page(admin, "09-account-mfa", shots, report)
 
-    # a prescriber's plan; its start moved three weeks back so the PHQ-9 history lies on it
+    # a prescriber's plan; its start moved three weeks back so the PHQ-9 history lies on it.
+    # Its forecast runs a population kernel: compiled here first, so that a cold kernel
+    # cache (~30 s to compile on 2 cores) does not run into the click's 30-s timeout
+    from ketasim.clinic.forecast import plan_forecast
+    from ketasim.clinic.protocols import PROTOCOLS
+    plan_forecast(PROTOCOLS["iv_induction"].regimen, "trd", weight_kg=72.0)
     pr = Page(browser, base).login("prescriber")
     pr.page.goto(f"{base}/patients/{pid}")
     pr.page.select_option("select[name=protocol]", "iv_induction")

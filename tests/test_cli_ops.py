@@ -125,9 +125,11 @@ def test_serve_trusts_forwarded_headers_only_from_named_proxies(tmp_path: Path,
                                                                  monkeypatch) -> None:
     import uvicorn
 
+    import ketasim.cli.clinic
     from ketasim.cli.app import app
     calls: list[dict[str, Any]] = []
     monkeypatch.setattr(uvicorn, "run", lambda application, **kw: calls.append(kw))
+    monkeypatch.setattr(ketasim.cli.clinic, "WARM_KERNELS", "pass")  # no kernel warm-up here
     base = ["serve", "--database", f"sqlite:///{tmp_path / 'c.db'}", "--audit-key-file",
             str(tmp_path / "k.key"), "--port", "8123"]
     r = CliRunner().invoke(app, base)

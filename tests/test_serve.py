@@ -11,6 +11,7 @@ import time
 from pathlib import Path
 
 import httpx
+import pytest
 
 
 def _serve_once(tmp_path: Path) -> dict[str, str]:
@@ -66,3 +67,56 @@ def test_serve_demo_prints_logins_and_serves(tmp_path: Path) -> None:
     second = _serve_once(tmp_path)  # same database: new passwords, still printed
     assert set(second) == set(first) and second != first
     assert _demo_activity(tmp_path) == activity  # example activity is added once
+
+
+def _children(pid: int) -> dict[int, str]:
+    """Child processes of ``pid`` and their command lines (Linux /proc)."""
+    found = {}
+    for d in Path("/proc").iterdir():
+        if not d.name.isdigit():
+            continue
+        try:
+            ppid = int((d / "stat").read_text().rsplit(")", 1)[1].split()[1])
+            if ppid == pid:
+                found[int(d.name)] = (d / "cmdline").read_bytes().replace(b"\0", b" ").decode()
+        except (OSError, ValueError, IndexError):
+            continue  # gone meanwhile
+    return found
+
+
+@pytest.mark.skipif(sys.platform != "linux", reason="reads /proc; PR_SET_PDEATHSIG is Linux's")
+def test_serve_warms_the_forecast_kernels_in_a_process_that_ends_with_it(tmp_path: Path
+                                                                         ) -> None:
+    """The warm-up runs beside the server, at low priority, and stops with it, also when the
+    server is killed outright."""
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        port = s.getsockname()[1]
+    proc = subprocess.Popen(
+        [sys.executable, "-c", "from ketasim.cli.app import main; main()", "serve",
+         "--port", str(port), "--database", f"sqlite:///{tmp_path / 'k.db'}",
+         "--audit-key-file", str(tmp_path / "k.key")],
+        stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True, cwd=tmp_path)
+    try:
+        assert proc.stdout is not None
+        while "ketasim clinic on" not in (line := proc.stdout.readline()):
+            assert line
+        warm = [p for p, cmd in _children(proc.pid).items() if "warm_forecast_kernels" in cmd]
+        assert len(warm) == 1
+        stat = Path(f"/proc/{warm[0]}/stat")
+        for _ in range(100):  # its first statement lowers its priority
+            if int(stat.read_text().rsplit(")", 1)[1].split()[16]) == 10:
+                break
+            time.sleep(0.1)
+        else:
+            raise AssertionError("the warm-up runs at the server's priority")
+    finally:
+        proc.kill()  # SIGKILL: no clean-up runs in the server
+        proc.wait(10)
+    for _ in range(100):
+        if not Path(f"/proc/{warm[0]}").exists() or "Z" in Path(
+                f"/proc/{warm[0]}/stat").read_text().rsplit(")", 1)[1].split()[0]:
+            break
+        time.sleep(0.1)
+    else:
+        raise AssertionError("the warm-up outlived the server")

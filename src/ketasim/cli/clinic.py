@@ -34,8 +34,11 @@ def serve(
 ) -> None:
     """Start the clinic web application (migrating the database first); --demo seeds a
     demonstration clinic and prints its log-ins."""
+    import atexit
     import os
     import secrets
+    import subprocess
+    import sys
 
     import uvicorn
 
@@ -57,6 +60,11 @@ def serve(
         console.print("[bold]demo log-ins[/bold] (user name = role; new passwords each start):")
         for r in ROLES:
             console.print(f"  {r:<14} password {passwords[r]}")
+    # compile the forecasts' kernels into the kernel cache while the first users log in: in a
+    # process of its own at low priority, so the server's requests never wait for it
+    warm = subprocess.Popen([sys.executable, "-c", WARM_KERNELS], stdout=subprocess.DEVNULL,
+                            stderr=subprocess.DEVNULL, stdin=subprocess.DEVNULL)
+    atexit.register(warm.terminate)  # the server stopped: so does the warm-up
     shown = "localhost" if host in ("127.0.0.1", "::1") else host
     console.print(f"ketasim clinic on http://{shown}:{port}/  (database {database}); the "
                   "public screening form is at /consult", soft_wrap=True)
@@ -73,6 +81,22 @@ def serve(
     os.environ["KETASIM_AUDIT_KEY_FILE"] = str(audit_key_file.resolve())
     uvicorn.run("ketasim.web.app:app_from_environment", factory=True, workers=workers,
                 **options)
+
+
+#: what ``serve`` runs in the background: one forecast per protocol, so that the kernels they use
+#: are compiled into the kernel cache (``ketasim.clinic.forecast.warm_forecast_kernels``)
+WARM_KERNELS = """
+import os, signal, sys
+if hasattr(os, "nice"):
+    os.nice(10)
+if sys.platform == "linux":  # end with the server even when it is killed (SIGKILL)
+    import ctypes
+    ctypes.CDLL(None, use_errno=True).prctl(1, signal.SIGTERM)  # PR_SET_PDEATHSIG
+    if os.getppid() == 1:
+        sys.exit(0)
+from ketasim.clinic.forecast import warm_forecast_kernels
+warm_forecast_kernels()
+"""
 
 
 audit_app = typer.Typer(help="The clinic's audit trail.", no_args_is_help=True)

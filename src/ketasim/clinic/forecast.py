@@ -61,4 +61,16 @@ def plan_forecast(regimen: str, indication: str, *, weight_kg: float,
             "analyte": parent, "pk_model": first.model.name, "disclaimer": DISCLAIMER}
 
 
-__all__ = ["plan_forecast"]
+def warm_forecast_kernels() -> int:
+    """Run one forecast per protocol of the library (``ketasim.clinic.protocols``), so that
+    the compiled population kernels they use are in the kernel cache: compiling one takes
+    ~30 s on 2 cores the first time after installing, loading it ~1 s. ``ketasim serve``
+    runs this in the background as it starts, so that a clinic's first forecast does not wait
+    for the compiler. Returns how many forecasts ran."""
+    from ketasim.clinic.protocols import PROTOCOLS
+    for p in PROTOCOLS.values():
+        plan_forecast(p.regimen, "trd", weight_kg=70.0)
+    return len(PROTOCOLS)
+
+
+__all__ = ["plan_forecast", "warm_forecast_kernels"]
