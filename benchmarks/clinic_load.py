@@ -473,20 +473,21 @@ def start_server(url: str, tmp: Path, port: int, proxied: bool, workers: int
     # finish first, so that the timed day measures the server alone (Linux /proc; untimed)
     t = time.perf_counter()
     while time.perf_counter() - t < 600 and any(
-            "warm_forecast_kernels" in cmd for cmd in _children(proc.pid)):
+            "warm_forecast_kernels" in cmd for cmd in children(proc.pid).values()):
         time.sleep(0.2)
     print(f"server up; its kernel warm-up took {time.perf_counter() - t:.1f} s (untimed)",
           flush=True)
     return proc
 
 
-def _children(pid: int) -> list[str]:
-    """Command lines of the child processes of ``pid`` (Linux /proc; none elsewhere)."""
-    found = []
+def children(pid: int) -> dict[int, str]:
+    """The child processes of ``pid`` and their command lines (Linux /proc; none elsewhere;
+    also used by tests/test_serve.py)."""
+    found = {}
     for d in Path("/proc").glob("[0-9]*"):
         try:
             if int((d / "stat").read_text().rsplit(")", 1)[1].split()[1]) == pid:
-                found.append((d / "cmdline").read_bytes().replace(b"\0", b" ").decode())
+                found[int(d.name)] = (d / "cmdline").read_bytes().replace(b"\0", b" ").decode()
         except (OSError, ValueError, IndexError):
             continue  # gone meanwhile
     return found

@@ -70,18 +70,10 @@ def test_serve_demo_prints_logins_and_serves(tmp_path: Path) -> None:
 
 
 def _children(pid: int) -> dict[int, str]:
-    """Child processes of ``pid`` and their command lines (Linux /proc)."""
-    found = {}
-    for d in Path("/proc").iterdir():
-        if not d.name.isdigit():
-            continue
-        try:
-            ppid = int((d / "stat").read_text().rsplit(")", 1)[1].split()[1])
-            if ppid == pid:
-                found[int(d.name)] = (d / "cmdline").read_bytes().replace(b"\0", b" ").decode()
-        except (OSError, ValueError, IndexError):
-            continue  # gone meanwhile
-    return found
+    """Child processes of ``pid`` and their command lines (the load benchmark's helper)."""
+    sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "benchmarks"))
+    from clinic_load import children
+    return children(pid)
 
 
 @pytest.mark.skipif(sys.platform != "linux", reason="reads /proc; PR_SET_PDEATHSIG is Linux's")
