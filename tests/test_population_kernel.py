@@ -34,7 +34,7 @@ def _population(n: int, seed: int = 3) -> tuple[dict, dict]:
 
 
 # ------------------------------------------------------------------ vectorised math
-@njit
+@njit(fastmath=kt._FM, error_model="numpy")  # as the kernels compile them (fused multiply-adds)
 def _apply(f_id, x, y, out):  # pragma: no cover - compiled
     for i in range(x.shape[0]):
         if f_id == 0:
@@ -257,10 +257,11 @@ def test_streamed_chunks_reuse_dropped_buffers_and_keep_kept_ones() -> None:
 def test_streamed_chunks_match_a_run_whatever_the_chunk_edges() -> None:
     """iter_chunks writes time-major buffers (streaming stores where a block's lanes are
     consecutive rows, plain stores in blocks cut by a chunk's edge); its chunks hold exactly
-    what run() computes, also for subjects that the fallback engine solves."""
-    cov, par = _population(LANES + 9)
+    what run() computes, also for subjects that the fallback engine solves. A chunk of LANES
+    rows is one whole block, written in whole cache lines."""
+    cov, par = _population(2 * LANES + 9)
     model = reference_model()
-    for size in (7, LANES + 5):
+    for size in (7, LANES + 5, LANES):
         engine = PopulationEngine(chunk_size=size)
         ref = engine.run(model, REFERENCE_REGIMEN, covariates=cov, parameters=par,
                          times=TIMES[:60], outputs=OUTPUTS)

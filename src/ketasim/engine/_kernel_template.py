@@ -18,7 +18,11 @@ exponentials of the modal solution depend on the step and on each lane's eigenva
 computed once per distinct step size (steps are powers of two) and per distinct output
 interval, and reused. ``exp``, ``log`` and ``**`` in model equations call branch-free versions
 (:func:`_exp`, :func:`_log`, :func:`_pow`) that vectorise across lanes; they agree with the C
-library to about an ulp (``_pow``: an ulp times ``|y log x|``).
+library to about an ulp (``_pow``: an ulp times ``|y log x|``). Products followed by a sum may
+be fused multiply-adds (``fastmath={"contract"}``, nothing else of fast-math). Sums over the
+modes are unrolled inside the loops over lanes (``_NQ``, a constant of the generated module),
+and a block's outputs go to time-major chunk buffers in whole 64-byte lines by streaming
+stores.
 
 Without numba the same code runs as plain Python (correct, about 100× slower).
 """
@@ -47,6 +51,12 @@ _INV_LN2 = 1.4426950408889634
 _LN2_HI = 6.93147180369123816490e-01  # ln 2 split so that k * _LN2_HI is exact (FDLIBM)
 _LN2_LO = 1.90821492927058770002e-10
 _INV_LN10 = 0.43429448190325182765
+# up to this many modes, sums over the modes are unrolled inside the loops over lanes (so that
+# they vectorise and accumulate in registers); beyond it, each mode is one loop over lanes
+_UNROLL_MODES = 8
+# a * b + c may be one fused multiply-add (one rounding instead of two); nothing else of
+# fast-math (no reassociation, no assumptions about nan or inf)
+_FM = {"contract"}
 # log(1 + f) = f - f²/2 + s·(f²/2 + R(s²)), s = f / (2 + f) (FDLIBM e_log.c)
 _LG1 = 6.666666666666735130e-01
 _LG2 = 3.999999999940941908e-01
@@ -82,6 +92,39 @@ if _JIT:
         return types.none(arr, i, j, k, val), codegen
 
     @intrinsic
+    def _nt_store8(typingctx, dst, i, j, k, src, r, col):  # pragma: no cover - compiled
+        """dst[i, j, k:k + 8] = src[r, col:col + 8] as one 64-byte non-temporal store. The
+        destination must be 64-byte aligned (see :func:`_addr`) and both rows contiguous;
+        needs :func:`_fence`."""
+        from llvmlite import ir
+        from numba.core import cgutils
+
+        def codegen(context, builder, sig, args):
+            vec = ir.VectorType(ir.DoubleType(), 8)
+            dty, sty = sig.args[0], sig.args[4]
+            d = context.make_array(dty)(context, builder, args[0])
+            s = context.make_array(sty)(context, builder, args[4])
+            pd = cgutils.get_item_pointer(context, builder, dty, d, list(args[1:4]))
+            ps = cgutils.get_item_pointer(context, builder, sty, s, list(args[5:7]))
+            v = builder.load(builder.bitcast(ps, vec.as_pointer()), align=8)
+            st = builder.store(v, builder.bitcast(pd, vec.as_pointer()), align=64)
+            st.set_metadata("nontemporal", builder.module.add_metadata([ir.IntType(32)(1)]))
+            return context.get_dummy_value()
+        return types.none(dst, i, j, k, src, r, col), codegen
+
+    @intrinsic
+    def _addr(typingctx, arr, i, j, k):  # pragma: no cover - compiled
+        """The address of arr[i, j, k], as an integer."""
+        from numba.core import cgutils
+
+        def codegen(context, builder, sig, args):
+            aryty = sig.args[0]
+            ary = context.make_array(aryty)(context, builder, args[0])
+            ptr = cgutils.get_item_pointer(context, builder, aryty, ary, list(args[1:4]))
+            return builder.ptrtoint(ptr, context.get_value_type(types.int64))
+        return types.int64(arr, i, j, k), codegen
+
+    @intrinsic
     def _fence(typingctx):  # pragma: no cover - compiled
         """A full memory fence: earlier non-temporal stores are visible to other threads."""
         def codegen(context, builder, sig, args):
@@ -97,7 +140,7 @@ if _JIT:
         return types.int64(types.float64), codegen
 
 
-@njit(cache=True, error_model="numpy", inline="always")
+@njit(cache=True, error_model="numpy", fastmath=_FM, inline="always")
 def _exp(x):  # pragma: no cover - compiled
     """eˣ without branches: x = k ln 2 + r, |r| ≤ ln 2 / 2, e^r by its Taylor polynomial
     (degree 13: truncation < 1e-17), times 2^k built from its bits (in two factors, so that
@@ -126,7 +169,7 @@ def _exp(x):  # pragma: no cover - compiled
     return res if x == x else x
 
 
-@njit(cache=True, error_model="numpy", inline="always")
+@njit(cache=True, error_model="numpy", fastmath=_FM, inline="always")
 def _log(x):  # pragma: no cover - compiled
     """ln x without branches (FDLIBM's reduction and polynomial; subnormals scaled first);
     -inf at 0, nan below 0 and for nan. ≤ 1 ulp off libm."""
@@ -150,7 +193,7 @@ def _log(x):  # pragma: no cover - compiled
     return res if x > 0.0 else (-np.inf if x == 0.0 else np.nan)
 
 
-@njit(cache=True, error_model="numpy", inline="always")
+@njit(cache=True, error_model="numpy", fastmath=_FM, inline="always")
 def _pow(x, y):  # pragma: no cover - compiled
     """x**y as exp(y ln |x|), with the signs and special values of C's pow (negative x with
     an integer y, y = 0, x = 1, zeros and infinities)."""
@@ -164,12 +207,12 @@ def _pow(x, y):  # pragma: no cover - compiled
     return 1.0 if (y == 0.0 or x == 1.0) else r
 
 
-@njit(cache=True, error_model="numpy", inline="always")
+@njit(cache=True, error_model="numpy", fastmath=_FM, inline="always")
 def _log10(x):  # pragma: no cover - compiled
     return _log(x) * _INV_LN10
 
 
-@njit(cache=True, inline="always")
+@njit(cache=True, inline="always", fastmath=_FM)
 def _where(cond, a, b):  # pragma: no cover - compiled
     return a if cond else b
 
@@ -177,6 +220,12 @@ def _where(cond, a, b):  # pragma: no cover - compiled
 if not _JIT:  # pragma: no cover - exercised only without numba
     def _nt_store(arr, i, j, k, val):
         arr[i, j, k] = val
+
+    def _nt_store8(dst, i, j, k, src, r, col):
+        dst[i, j, k:k + 8] = src[r, col:col + 8]
+
+    def _addr(arr, i, j, k):
+        return 0
 
     def _fence():
         return None
@@ -210,6 +259,9 @@ if _JIT:
 
 
 # --- model functions (generated) ---
+_NQ = 1  # the model's linear compartments (modes): a compile-time constant per kernel
+
+
 def nl_rhs(t, a, s, p, ds, nl):  # pragma: no cover - placeholder, replaced per model
     return 0
 
@@ -219,7 +271,7 @@ def outputs(t, y, p, o, nl):  # pragma: no cover - placeholder, replaced per mod
 # --- end model functions ---
 
 
-@njit(cache=True, error_model="numpy")
+@njit(cache=True, error_model="numpy", fastmath=_FM)
 def _phi1(x, ex):  # pragma: no cover - compiled
     """φ₁(x) = (eˣ − 1)/x given ex = eˣ, with its series near 0."""
     if abs(x) < 1e-3:
@@ -227,7 +279,7 @@ def _phi1(x, ex):  # pragma: no cover - compiled
     return (ex - 1.0) / x
 
 
-@njit(cache=True, error_model="numpy")
+@njit(cache=True, error_model="numpy", fastmath=_FM)
 def _exps_at(lam_b, dt, ek, fk, slot, k):  # pragma: no cover - compiled
     """ek[slot, k] = e^{λ dt}, fk[slot, k] = dt φ₁(λ dt), per mode and lane."""
     nl = lam_b.shape[1]
@@ -239,22 +291,30 @@ def _exps_at(lam_b, dt, ek, fk, slot, k):  # pragma: no cover - compiled
             fk[slot, k, q, ln] = dt * _phi1(x, ex)
 
 
-@njit(cache=True, error_model="numpy")
+@njit(cache=True, error_model="numpy", fastmath=_FM)
 def _amounts(vm_b, needed, ek, fk, slot, k, za, u, amounts):  # pragma: no cover - compiled
     """Compartment amounts (rows ``needed``) from the modal state za through ek, fk."""
-    n = za.shape[0]
     nl = za.shape[1]
     for jj in range(needed.shape[0]):
         row = needed[jj]
-        for ln in range(nl):
-            amounts[row, ln] = 0.0
-        for q in range(n):
+        if _NQ <= _UNROLL_MODES:
+            # the sum over the modes (unrolled) inside the loop over lanes
             for ln in range(nl):
-                amounts[row, ln] += (vm_b[row, q, ln] * (ek[slot, k, q, ln] * za[q, ln]
-                                                         + fk[slot, k, q, ln] * u[q, ln])).real
+                acc = 0.0
+                for q in range(_NQ):
+                    acc += (vm_b[row, q, ln] * (ek[slot, k, q, ln] * za[q, ln]
+                                                + fk[slot, k, q, ln] * u[q, ln])).real
+                amounts[row, ln] = acc
+        else:
+            for ln in range(nl):
+                amounts[row, ln] = 0.0
+            for q in range(_NQ):
+                for ln in range(nl):
+                    amounts[row, ln] += (vm_b[row, q, ln] * (ek[slot, k, q, ln] * za[q, ln]
+                                                             + fk[slot, k, q, ln] * u[q, ln])).real
 
 
-@njit(cache=True, error_model="numpy")
+@njit(cache=True, error_model="numpy", fastmath=_FM)
 def _initial_step(vm_b, lam_b, needed, za, u, sa, ta, p, span, rtol, atol, amounts, f0, f1,
                   y1, ek, fk, act):  # pragma: no cover - compiled
     """First step after a breakpoint (Hairer, Nørsett & Wanner, Solving ODE I, II.4):
@@ -305,7 +365,7 @@ def _initial_step(vm_b, lam_b, needed, za, u, sa, ta, p, span, rtol, atol, amoun
     return best
 
 
-@njit(cache=True, error_model="numpy")
+@njit(cache=True, error_model="numpy", fastmath=_FM)
 def _block(bi, lam, vmat, vinv, pvec, s0, needed, active, group, op_kind, op_arg, op_time,
            op_stop, op_len, lanecol, rates, out_rows, out, out_tm, states, out_map, rtol, atol,
            c, a,
@@ -586,19 +646,36 @@ def _block(bi, lam, vmat, vinv, pvec, s0, needed, active, group, op_kind, op_arg
             for w in range(n):
                 if not (keep_states or out_rows[w]):
                     continue
-                for ln in range(nl):
-                    yfull[w, ln] = 0.0
-                for q in range(n):
+                if _NQ <= _UNROLL_MODES:
                     for ln in range(nl):
-                        yfull[w, ln] += (vm_b[w, q, ln] * z[q, ln]).real
+                        acc = 0.0
+                        for q in range(_NQ):
+                            acc += (vm_b[w, q, ln] * z[q, ln]).real
+                        yfull[w, ln] = acc
+                else:
+                    for ln in range(nl):
+                        yfull[w, ln] = 0.0
+                    for q in range(_NQ):
+                        for ln in range(nl):
+                            yfull[w, ln] += (vm_b[w, q, ln] * z[q, ln]).real
             for r in range(m):
                 for ln in range(nl):
                     yfull[n + r, ln] = s[r, ln]
             outputs(t, yfull, p, ovals, nl)
             if stream:
                 for w in range(n_out):
-                    for ln in range(l0, l1):
+                    # lanes up to the first 64-byte boundary one by one, then whole lines
+                    head = min(((-_addr(out_tm, w, k_out, shift + l0)) & 63) >> 3, l1 - l0)
+                    for ln in range(l0, l0 + head):
                         _nt_store(out_tm, w, k_out, shift + ln, ovals[w, ln])
+                    ln = l0 + head
+                    while ln + 8 <= l1:
+                        _nt_store8(out_tm, w, k_out, shift + ln, ovals, w, ln)
+                        ln += 8
+                    for lt in range(ln, l1):
+                        _nt_store(out_tm, w, k_out, shift + lt, ovals[w, lt])
+                if not keep_states:
+                    continue
             for ln in range(nl):
                 row = om[ln]
                 if row < 0:
@@ -616,7 +693,7 @@ def _block(bi, lam, vmat, vinv, pvec, s0, needed, active, group, op_kind, op_arg
         _fence()
 
 
-@njit(parallel=True, cache=True, error_model="numpy")
+@njit(parallel=True, cache=True, error_model="numpy", fastmath=_FM)
 def kernel(lam, vmat, vinv, pvec, s0, needed, active, group, op_kind, op_arg,
            op_time, op_stop, op_len, lanecol, rates, out_rows, out_map, out, out_tm, states, rtol,
            atol, c, a, b, e, pd, max_step):  # pragma: no cover - compiled

@@ -201,10 +201,11 @@ def _generate(model: Model, outputs: Sequence[str]) -> LaneCode:
     rhs = [c.state_rhs[k] for k in model.states]
     outs = [c.outputs[k] for k in outputs]
     text = "\n".join([
-        "@njit(cache=True, error_model=\"numpy\", inline=\"always\")",
+        f"_NQ = {n}", "", "",
+        "@njit(cache=True, error_model=\"numpy\", fastmath=_FM, inline=\"always\")",
         "def nl_rhs(t, _a, _s, _p, _ds, _nl):",
         *body("_ds", rhs, "_a", "_s", None), "", "",
-        "@njit(cache=True, error_model=\"numpy\", inline=\"always\")",
+        "@njit(cache=True, error_model=\"numpy\", fastmath=_FM, inline=\"always\")",
         "def outputs(t, _y, _p, _o, _nl):",
         *body("_o", outs, "", "", "_y")]) + "\n"
     order = sorted(hoisted, key=hoisted.__getitem__)

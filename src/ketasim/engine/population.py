@@ -28,6 +28,7 @@ and time-varying covariates are not supported here (use the analytic or ODE engi
 from __future__ import annotations
 
 import importlib.util
+import math
 import sys
 from collections.abc import Iterator, Mapping, Sequence
 from dataclasses import dataclass, field, replace
@@ -600,6 +601,15 @@ class _Setup:
     amounts: np.ndarray | None = None  # (subjects, template dose records) overriding AMT
 
 
+def _aligned_empty(shape: tuple[int, ...]) -> np.ndarray:
+    """An uninitialised float array whose first element is 64-byte aligned (a cache line),
+    as the kernel's whole-line streaming stores need (a view of a slightly larger array)."""
+    size = math.prod(shape)
+    raw = np.empty(size + 8)
+    skip = (-raw.ctypes.data % 64) // 8
+    return raw[skip:skip + size].reshape(shape)
+
+
 class _BufferPool:
     """Output and state arrays of earlier chunks, for reuse once nothing else refers to them
     (their chunk was dropped). Holds at most two pairs; ``take`` under ``lock``."""
@@ -616,14 +626,18 @@ class _BufferPool:
         free_other = None
         for k in range(len(self.pairs)):
             out, states = self.pairs[k]
-            # references: the pool's tuple and the two names here, plus getrefcount's argument
-            free = sys.getrefcount(out) <= 3 and sys.getrefcount(states) <= 3
+            # references: the pool's tuple and the two names here, plus getrefcount's
+            # argument; a chunk's views of ``out`` refer to the memory's owner, out.base
+            # (itself referred to by out, the name ``owner`` and getrefcount's argument)
+            owner = out.base
+            free = (sys.getrefcount(out) <= 3 and sys.getrefcount(states) <= 3
+                    and (owner is None or sys.getrefcount(owner) <= 3))
             if free and out.shape == shape and states.shape == sshape:
                 return out, states
             if free and free_other is None:
                 free_other = k
-            del out, states
-        pair = (np.empty(shape), np.empty(sshape))
+            del out, states, owner
+        pair = (_aligned_empty(shape), np.empty(sshape))
         if len(self.pairs) < 2:
             self.pairs.append(pair)
         elif free_other is not None:
