@@ -154,6 +154,26 @@ def test_threads_setting_is_validated_and_restored() -> None:
     assert numba.get_num_threads() == before
 
 
+def test_the_decomposition_split_over_threads_equals_the_whole() -> None:
+    """The chunk's eigen-decompositions run in parts on several threads: each subject's
+    result (and the chunk's real or complex type, and which subjects are flagged) is the one
+    the whole batch gives, also with a complex pair and a singular eigenvector matrix in one
+    part only, so a run's results do not depend on the number of threads."""
+    from ketasim.engine.population import _diagonalise
+    rng = np.random.default_rng(5)
+    n = 1100
+    kmat = -np.abs(rng.normal(1.0, 0.3, (n, 3, 3))) * np.eye(3) + 0.05 * np.abs(
+        rng.normal(size=(n, 3, 3)))
+    kmat[10] = [[-1.0, 2.0, 0.0], [-2.0, -1.0, 0.0], [0.0, 0.0, -3.0]]  # λ = -1 ± 2i
+    kmat[20] = [[-1.0, 1.0, 0.0], [0.0, -1.0, 0.0], [0.0, 0.0, -2.0]]  # defective: V singular
+    whole = _diagonalise(kmat, 1e8, threads=1)
+    for threads in (2, 4):
+        split = _diagonalise(kmat, 1e8, threads=threads)
+        for a, b in zip(whole, split, strict=True):
+            assert a.dtype == b.dtype and np.array_equal(a, b)
+    assert whole[0].dtype == np.complex128 and whole[3][20] and whole[3].sum() == 1
+
+
 def _lagged_effect_model() -> Model:
     """Oral depot with a lag time, central, and a nonlinear (Emax-driven) turnover state."""
     return Model(

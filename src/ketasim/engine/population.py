@@ -28,6 +28,7 @@ and time-varying covariates are not supported here (use the analytic or ODE engi
 from __future__ import annotations
 
 import importlib.util
+import itertools
 import math
 import sys
 from collections.abc import Iterator, Mapping, Sequence
@@ -512,7 +513,8 @@ class PopulationEngine(Engine):
                 block_group[kb] = kb
         ops = _op_arrays(groups, block_group, lane_src, used)
         lam, vmat, vinv, bad = _diagonalise(kmat, self.max_condition,
-                                            _reachable(kmat, np.unique(cmt_idx)))
+                                            _reachable(kmat, np.unique(cmt_idx)),
+                                            threads=self._threads())
         rows = ext[lane_src] - row0
         in_chunk = used & (ext[lane_src] >= start) & (ext[lane_src] < stop)
         active = used & ~bad[lane_src]
@@ -567,6 +569,15 @@ class PopulationEngine(Engine):
             if throw:
                 raise SolverError("engine", messages[-1], "loosen rtol/atol")
         return messages, not n_failed
+
+    def _threads(self) -> int:
+        """The threads a run uses: ``threads``, else numba's (all cores by default)."""
+        if self.threads is not None:
+            return self.threads
+        if not HAVE_NUMBA:
+            return 1
+        import numba
+        return int(numba.get_num_threads())
 
     def _call(self, kernel: Any, args: tuple[Any, ...]) -> np.ndarray:
         """Run the kernel with ``threads`` threads (when set)."""
@@ -924,8 +935,43 @@ def _reachable(kmat: np.ndarray, dosed: np.ndarray) -> np.ndarray:
         live = grown
 
 
-def _diagonalise(kmat: np.ndarray, max_condition: float, live: np.ndarray | None = None
-                 ) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
+_DECOMPOSE_MIN = 256  # subjects per part, at least, when the decomposition is split
+_pool: tuple[int, Any] | None = None  # (the process that made it, the pool)
+
+
+def _decompose_pool() -> Any:
+    """This process's thread pool for the decompositions (a forked child makes its own: the
+    parent's threads do not exist in it)."""
+    global _pool
+    import os
+    if _pool is None or _pool[0] != os.getpid():
+        from concurrent.futures import ThreadPoolExecutor
+        _pool = (os.getpid(), ThreadPoolExecutor(max_workers=os.cpu_count() or 1,
+                                                 thread_name_prefix="ketasim-eig"))
+    return _pool[1]
+
+
+def _decompose(kmat: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
+    """Eigenvalues, eigenvectors V, V⁻¹ and the bound ‖V‖_F ‖V⁻¹‖_F on V's condition number
+    of each matrix (nan where V is singular)."""
+    lam, vmat = np.linalg.eig(kmat)
+    with np.errstate(all="ignore"):
+        try:
+            vinv = np.linalg.inv(vmat)
+        except np.linalg.LinAlgError:  # an exactly singular V somewhere: one by one
+            vinv = np.full_like(vmat, np.nan)
+            for i in range(len(vmat)):
+                try:
+                    vinv[i] = np.linalg.inv(vmat[i])
+                except np.linalg.LinAlgError:
+                    pass
+        cond = (np.sqrt(np.sum(np.abs(vmat) ** 2, axis=(1, 2)))
+                * np.sqrt(np.sum(np.abs(vinv) ** 2, axis=(1, 2))))
+    return lam, vmat, vinv, cond
+
+
+def _diagonalise(kmat: np.ndarray, max_condition: float, live: np.ndarray | None = None,
+                 threads: int = 1) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
     """Eigen-decomposition per subject; flags subjects that are not safely diagonalisable.
 
     Only the compartments in ``live`` (default: all) are decomposed: where no flow leads from
@@ -939,7 +985,8 @@ def _diagonalise(kmat: np.ndarray, max_condition: float, live: np.ndarray | None
     n = kmat.shape[-1]
     if live is not None and not live.all():
         idx = np.flatnonzero(live)
-        lam_l, vmat_l, vinv_l, bad = _diagonalise(kmat[:, idx[:, None], idx], max_condition)
+        lam_l, vmat_l, vinv_l, bad = _diagonalise(kmat[:, idx[:, None], idx], max_condition,
+                                                  threads=threads)
         lam = np.zeros((len(kmat), n), dtype=lam_l.dtype)
         lam[:, idx] = lam_l
         vmat = np.broadcast_to(np.eye(n, dtype=vmat_l.dtype), kmat.shape).copy()
@@ -947,14 +994,16 @@ def _diagonalise(kmat: np.ndarray, max_condition: float, live: np.ndarray | None
         vinv = np.broadcast_to(np.eye(n, dtype=vinv_l.dtype), kmat.shape).copy()
         vinv[:, idx[:, None], idx] = vinv_l
         return lam, vmat, vinv, bad
-    lam, vmat = np.linalg.eig(kmat)
-    with np.errstate(all="ignore"):
-        try:
-            vinv = np.linalg.inv(vmat)
-            cond = (np.sqrt(np.sum(np.abs(vmat) ** 2, axis=(1, 2)))
-                    * np.sqrt(np.sum(np.abs(vinv) ** 2, axis=(1, 2))))
-        except np.linalg.LinAlgError:  # an exactly singular V somewhere
-            cond = np.linalg.cond(vmat)
+    parts = max(1, min(threads, len(kmat) // _DECOMPOSE_MIN))
+    if parts > 1:
+        # numpy's LAPACK calls release the GIL: the parts run on as many cores, and each
+        # subject's decomposition is the same whatever part it falls in
+        edges = np.linspace(0, len(kmat), parts + 1).astype(int).tolist()
+        got = list(_decompose_pool().map(_decompose, [kmat[a:b] for a, b in
+                                                      itertools.pairwise(edges)]))
+        lam, vmat, vinv, cond = (np.concatenate([g[i] for g in got]) for i in range(4))
+    else:
+        lam, vmat, vinv, cond = _decompose(kmat)
     bad = ~np.isfinite(cond) | (cond > max_condition)
     if bad.any():
         vmat = np.where(bad[:, None, None], np.eye(kmat.shape[-1]), vmat)
