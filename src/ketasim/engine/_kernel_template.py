@@ -291,7 +291,7 @@ def _exps_at(lam_b, dt, ek, fk, slot, k):  # pragma: no cover - compiled
             fk[slot, k, q, ln] = dt * _phi1(x, ex)
 
 
-@njit(cache=True, error_model="numpy", fastmath=_FM)
+@njit(cache=True, error_model="numpy", fastmath=_FM, inline="always")
 def _amounts(vm_b, needed, ek, fk, slot, k, za, u, amounts):  # pragma: no cover - compiled
     """Compartment amounts (rows ``needed``) from the modal state za through ek, fk."""
     nl = za.shape[1]
@@ -693,7 +693,7 @@ def _block(bi, lam, vmat, vinv, pvec, s0, needed, active, group, op_kind, op_arg
         _fence()
 
 
-@njit(parallel=True, cache=True, error_model="numpy", fastmath=_FM)
+@njit(parallel=True, cache=True, nogil=True, error_model="numpy", fastmath=_FM)
 def kernel(lam, vmat, vinv, pvec, s0, needed, active, group, op_kind, op_arg,
            op_time, op_stop, op_len, lanecol, rates, out_rows, out_map, out, out_tm, states, rtol,
            atol, c, a, b, e, pd, max_step):  # pragma: no cover - compiled

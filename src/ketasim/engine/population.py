@@ -30,8 +30,10 @@ from __future__ import annotations
 import importlib.util
 import itertools
 import math
+import os
 import sys
-from collections.abc import Iterator, Mapping, Sequence
+import threading
+from collections.abc import Generator, Mapping, Sequence
 from dataclasses import dataclass, field, replace
 from typing import Any
 
@@ -69,6 +71,16 @@ def block_lanes(model: Model) -> int:
     model only, so a subject's block, hence its result, never depends on the chunk size."""
     return WIDE_LANES if model.n_cmt <= WIDE_MAX_MODES else LANES
 
+_KERNEL_LOCK = threading.Lock()  # one kernel at a time in this process (see _call)
+
+
+def _new_kernel_lock() -> None:  # a forked child does not inherit a lock held by a thread
+    global _KERNEL_LOCK
+    _KERNEL_LOCK = threading.Lock()
+
+
+if hasattr(os, "register_at_fork"):
+    os.register_at_fork(after_in_child=_new_kernel_lock)
 _NONE = np.empty((0, 0, 0))  # the kernel's output array that a run does not use
 
 # Dormand–Prince 5(4) tableau (Dormand & Prince 1980, J Comput Appl Math 6:19-26, Table 2)
@@ -335,13 +347,15 @@ class PopulationEngine(Engine):
                     outputs: Sequence[str] | None = None,
                     keep_states: bool = False,
                     record_covariates: Mapping[str, np.ndarray] | None = None
-                    ) -> Iterator[PopulationChunk]:
+                    ) -> Generator[PopulationChunk, None, None]:
         """Yield one :class:`PopulationChunk` per ``chunk_size`` subjects.
 
         Only the named ``outputs`` (default: all) are computed and kept, and the states only
         with ``keep_states``, so memory per chunk is what the caller asked for. A chunk's
         arrays are reused for a later chunk once nothing refers to them any more (the
-        previous chunk dropped), so streaming allocates two chunks' worth, not one per chunk.
+        previous chunk dropped), so streaming allocates three chunks' worth, not one per
+        chunk: the next chunk is solved in a background thread while the caller works on
+        this one.
         A chunk's output arrays are (subjects, times) views of a time-major buffer (Fortran
         order: a time's subjects are adjacent), which the kernel writes with streaming
         stores; ``np.ascontiguousarray`` gives a row-major copy where one is needed.
@@ -352,28 +366,43 @@ class PopulationEngine(Engine):
         setup = self._setup(model, doses, covariates, parameters, times, n_subjects, outputs,
                             record_covariates)
         n_t = len(setup.times)
-        for start in range(0, setup.n, self.chunk_size):
-            stop = min(setup.n, start + self.chunk_size)
-            nc = stop - start
-            rows = min(self.chunk_size, setup.n)
-            shape = (len(setup.keep), n_t, rows)  # time-major (see above)
-            sshape = (rows, n_t, model.n_states) if keep_states else (0, 0, 0)
+        rows = min(self.chunk_size, setup.n)
+        shape = (len(setup.keep), n_t, rows)  # time-major (see above)
+        sshape = (rows, n_t, model.n_states) if keep_states else (0, 0, 0)
+        state_units = {c.name: "mg" for c in model.compartments}
+        state_units.update({k: st.unit for k, st in model.states.items()})
+
+        def submit(start: int) -> tuple[np.ndarray, np.ndarray, Any]:
             with self._pool.lock:
                 buf, states = self._pool.take(shape, sshape)
-            messages, ok = self._solve(setup, start, stop, start, buf, states, throw,
-                                       time_major=True)
-            out = buf.transpose(0, 2, 1)
-            del buf
-            state_units = {c.name: "mg" for c in model.compartments}
-            state_units.update({k: st.unit for k, st in model.states.items()})
-            yield PopulationChunk(
-                model_name=model.name, subject=np.arange(start, stop) + 1, times=setup.times,
-                outputs={k: out[j, :nc] for j, k in enumerate(setup.keep)},
-                output_units={k: model.outputs[k].unit for k in setup.keep},
-                state_names=model.state_names if keep_states else [],
-                states=states[:nc] if keep_states else None, state_units=state_units,
-                status=Status.OK if ok else Status.FAILED, messages=tuple(messages))
-            del out, states
+            stop = min(setup.n, start + self.chunk_size)
+            return buf, states, ahead.submit(self._solve, setup, start, stop, start, buf,
+                                             states, throw, True)
+
+        from concurrent.futures import ThreadPoolExecutor
+        starts = range(0, setup.n, self.chunk_size)
+        # one chunk ahead: the next chunk is solved in a thread (the kernel releases the GIL)
+        # while the caller works on this one
+        with ThreadPoolExecutor(max_workers=1, thread_name_prefix="ketasim-chunk") as ahead:
+            pending = submit(starts[0]) if len(starts) else None
+            for k, start in enumerate(starts):
+                assert pending is not None
+                buf, states, future = pending
+                messages, ok = future.result()
+                pending = submit(starts[k + 1]) if k + 1 < len(starts) else None
+                stop = min(setup.n, start + self.chunk_size)
+                nc = stop - start
+                out = buf.transpose(0, 2, 1)
+                del buf, future
+                yield PopulationChunk(
+                    model_name=model.name, subject=np.arange(start, stop) + 1,
+                    times=setup.times,
+                    outputs={key: out[j, :nc] for j, key in enumerate(setup.keep)},
+                    output_units={key: model.outputs[key].unit for key in setup.keep},
+                    state_names=model.state_names if keep_states else [],
+                    states=states[:nc] if keep_states else None, state_units=state_units,
+                    status=Status.OK if ok else Status.FAILED, messages=tuple(messages))
+                del out, states
 
     # ------------------------------------------------------------------ internals
     def _setup(self, model: Model, doses: EventTable | Regimen | str,
@@ -580,16 +609,20 @@ class PopulationEngine(Engine):
         return int(numba.get_num_threads())
 
     def _call(self, kernel: Any, args: tuple[Any, ...]) -> np.ndarray:
-        """Run the kernel with ``threads`` threads (when set)."""
-        if self.threads is None or not HAVE_NUMBA:
-            return np.asarray(kernel(*args))
-        import numba
-        before = numba.get_num_threads()
-        numba.set_num_threads(min(self.threads, getattr(numba.config, "NUMBA_NUM_THREADS", 1)))
-        try:
-            return np.asarray(kernel(*args))
-        finally:
-            numba.set_num_threads(before)
+        """Run the kernel with ``threads`` threads (when set), one kernel at a time in this
+        process (each uses every core it is given; and numba's workqueue threading layer,
+        where neither OpenMP nor TBB is installed, must not be entered from two threads)."""
+        with _KERNEL_LOCK:
+            if self.threads is None or not HAVE_NUMBA:
+                return np.asarray(kernel(*args))
+            import numba
+            before = numba.get_num_threads()
+            numba.set_num_threads(min(self.threads,
+                                      getattr(numba.config, "NUMBA_NUM_THREADS", 1)))
+            try:
+                return np.asarray(kernel(*args))
+            finally:
+                numba.set_num_threads(before)
 
 
 @dataclass
@@ -623,10 +656,10 @@ def _aligned_empty(shape: tuple[int, ...]) -> np.ndarray:
 
 class _BufferPool:
     """Output and state arrays of earlier chunks, for reuse once nothing else refers to them
-    (their chunk was dropped). Holds at most two pairs; ``take`` under ``lock``."""
+    (their chunk was dropped). Holds at most three pairs (the chunk the caller holds, the one
+    about to be handed over, the one being solved); ``take`` under ``lock``."""
 
     def __init__(self) -> None:
-        import threading
         self.lock = threading.Lock()
         self.pairs: list[tuple[np.ndarray, np.ndarray]] = []
 
@@ -649,7 +682,7 @@ class _BufferPool:
                 free_other = k
             del out, states, owner
         pair = (_aligned_empty(shape), np.empty(sshape))
-        if len(self.pairs) < 2:
+        if len(self.pairs) < 3:
             self.pairs.append(pair)
         elif free_other is not None:
             self.pairs[free_other] = pair
@@ -943,7 +976,6 @@ def _decompose_pool() -> Any:
     """This process's thread pool for the decompositions (a forked child makes its own: the
     parent's threads do not exist in it)."""
     global _pool
-    import os
     if _pool is None or _pool[0] != os.getpid():
         from concurrent.futures import ThreadPoolExecutor
         _pool = (os.getpid(), ThreadPoolExecutor(max_workers=os.cpu_count() or 1,
