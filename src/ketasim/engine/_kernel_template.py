@@ -292,12 +292,19 @@ def _exps_at(lam_b, dt, ek, fk, slot, k):  # pragma: no cover - compiled
 
 
 @njit(cache=True, error_model="numpy", fastmath=_FM, inline="always")
-def _amounts(vm_b, needed, ek, fk, slot, k, za, u, amounts):  # pragma: no cover - compiled
-    """Compartment amounts (rows ``needed``) from the modal state za through ek, fk."""
+def _amounts(vm_b, needed, ek, fk, slot, k, za, u, u_on, amounts):  # pragma: no cover
+    """Compartment amounts (rows ``needed``) from the modal state za through ek, fk (and the
+    modal input u, unless ``u_on`` says that it is 0 in every lane)."""
     nl = za.shape[1]
     for jj in range(needed.shape[0]):
         row = needed[jj]
-        if _NQ <= _UNROLL_MODES:
+        if _NQ <= _UNROLL_MODES and not u_on:
+            for ln in range(nl):
+                acc = 0.0
+                for q in range(_NQ):
+                    acc += (vm_b[row, q, ln] * (ek[slot, k, q, ln] * za[q, ln])).real
+                amounts[row, ln] = acc
+        elif _NQ <= _UNROLL_MODES:
             # the sum over the modes (unrolled) inside the loop over lanes
             for ln in range(nl):
                 acc = 0.0
@@ -324,7 +331,7 @@ def _initial_step(vm_b, lam_b, needed, za, u, sa, ta, p, span, rtol, atol, amoun
     m = sa.shape[0]
     nl = sa.shape[1]
     _exps_at(lam_b, 0.0, ek, fk, 0, 0)
-    _amounts(vm_b, needed, ek, fk, 0, 0, za, u, amounts)
+    _amounts(vm_b, needed, ek, fk, 0, 0, za, u, True, amounts)
     nl_rhs(ta, amounts, sa, p, f0, nl)
     h0 = span
     for ln in range(nl):
@@ -343,7 +350,7 @@ def _initial_step(vm_b, lam_b, needed, za, u, sa, ta, p, span, rtol, atol, amoun
         for ln in range(nl):
             y1[r, ln] = sa[r, ln] + h0 * f0[r, ln]
     _exps_at(lam_b, h0, ek, fk, 0, 0)
-    _amounts(vm_b, needed, ek, fk, 0, 0, za, u, amounts)
+    _amounts(vm_b, needed, ek, fk, 0, 0, za, u, True, amounts)
     nl_rhs(ta + h0, amounts, y1, p, f1, nl)
     best = 100.0 * h0
     for ln in range(nl):
@@ -389,6 +396,7 @@ def _block(bi, lam, vmat, vinv, pvec, s0, needed, active, group, op_kind, op_arg
     zero = 0.0 * lam[0, 0, 0]
     z = np.zeros((n, nl), dtype=lam.dtype)       # exact linear state (modal) at t
     u = np.zeros((n, nl), dtype=lam.dtype)       # modal input rate
+    u_on = False                                 # u != 0 in some lane
     za = np.zeros((n, nl), dtype=lam.dtype)      # step start (modal)
     s = np.zeros((mm, nl))                       # nonlinear states at t
     sa = np.zeros((mm, nl))                      # ... at the step start
@@ -489,7 +497,7 @@ def _block(bi, lam, vmat, vinv, pvec, s0, needed, active, group, op_kind, op_arg
                                         ks[0, r, ln] = ks[6, r, ln]
                                 continue
                             _amounts(vm_b, needed, cache_e, cache_f, slot, k, za, u,
-                                     amounts)
+                                     u_on, amounts)
                             for r in range(m):
                                 for ln in range(nl):
                                     stmp[r, ln] = sa[r, ln]
@@ -523,7 +531,7 @@ def _block(bi, lam, vmat, vinv, pvec, s0, needed, active, group, op_kind, op_arg
                             # the interpolant between the step's ends, which outputs
                             # inside the step read and the embedded estimate misses
                             _amounts(vm_b, needed, cache_e, cache_f, slot, 7, za, u,
-                                     amounts)
+                                     u_on, amounts)
                             for r in range(m):
                                 for ln in range(nl):
                                     acc = sa[r, ln]
@@ -561,9 +569,13 @@ def _block(bi, lam, vmat, vinv, pvec, s0, needed, active, group, op_kind, op_arg
                         break
                     # move the step start to tb and take another step
                     for q in range(n):
-                        for ln in range(nl):
-                            za[q, ln] = (cache_e[slot, 6, q, ln] * za[q, ln]
-                                         + cache_f[slot, 6, q, ln] * u[q, ln])
+                        if u_on:
+                            for ln in range(nl):
+                                za[q, ln] = (cache_e[slot, 6, q, ln] * za[q, ln]
+                                             + cache_f[slot, 6, q, ln] * u[q, ln])
+                        else:
+                            for ln in range(nl):
+                                za[q, ln] = cache_e[slot, 6, q, ln] * za[q, ln]
                     for r in range(m):
                         for ln in range(nl):
                             sa[r, ln] = snew[r, ln]
@@ -596,9 +608,13 @@ def _block(bi, lam, vmat, vinv, pvec, s0, needed, active, group, op_kind, op_arg
                 last_dt = dt
                 _exps_at(lam_b, dt, cache_e, cache_f, n_slots, 0)
             for q in range(n):
-                for ln in range(nl):
-                    z[q, ln] = (cache_e[n_slots, 0, q, ln] * z[q, ln]
-                                + cache_f[n_slots, 0, q, ln] * u[q, ln])
+                if u_on:
+                    for ln in range(nl):
+                        z[q, ln] = (cache_e[n_slots, 0, q, ln] * z[q, ln]
+                                    + cache_f[n_slots, 0, q, ln] * u[q, ln])
+                else:
+                    for ln in range(nl):
+                        z[q, ln] = cache_e[n_slots, 0, q, ln] * z[q, ln]
             t = target
             if m > 0 and hard:
                 # a breakpoint: resynchronise the step start with the exact state at
@@ -640,6 +656,11 @@ def _block(bi, lam, vmat, vinv, pvec, s0, needed, active, group, op_kind, op_arg
                 for w in range(n):
                     for ln in range(nl):
                         u[q, ln] += vinv[bi, q, w, ln] * rates[bi, rs, w, ln]
+            u_on = False
+            for q in range(n):
+                for ln in range(nl):
+                    if u[q, ln] != zero:
+                        u_on = True
             restart = True
         else:
             k_out = op_arg[g, j]
