@@ -292,6 +292,20 @@ def _exps_at(lam_b, dt, ek, fk, slot, k):  # pragma: no cover - compiled
 
 
 @njit(cache=True, error_model="numpy", fastmath=_FM, inline="always")
+def _propagate(ek, fk, slot, k, x, u, u_on):  # pragma: no cover - compiled
+    """The modal state x over one interval, in place: x ← ek x + fk u per mode and lane
+    (without the input term while ``u_on`` says that u is 0 in every lane)."""
+    nl = x.shape[1]
+    for q in range(x.shape[0]):
+        if u_on:
+            for ln in range(nl):
+                x[q, ln] = ek[slot, k, q, ln] * x[q, ln] + fk[slot, k, q, ln] * u[q, ln]
+        else:
+            for ln in range(nl):
+                x[q, ln] = ek[slot, k, q, ln] * x[q, ln]
+
+
+@njit(cache=True, error_model="numpy", fastmath=_FM, inline="always")
 def _amounts(vm_b, needed, ek, fk, slot, k, za, u, u_on, amounts):  # pragma: no cover
     """Compartment amounts (rows ``needed``) from the modal state za through ek, fk (and the
     modal input u, unless ``u_on`` says that it is 0 in every lane)."""
@@ -568,14 +582,7 @@ def _block(bi, lam, vmat, vinv, pvec, s0, needed, active, group, op_kind, op_arg
                     if target <= tb * (1.0 + 1e-15) or tb >= stop:
                         break
                     # move the step start to tb and take another step
-                    for q in range(n):
-                        if u_on:
-                            for ln in range(nl):
-                                za[q, ln] = (cache_e[slot, 6, q, ln] * za[q, ln]
-                                             + cache_f[slot, 6, q, ln] * u[q, ln])
-                        else:
-                            for ln in range(nl):
-                                za[q, ln] = cache_e[slot, 6, q, ln] * za[q, ln]
+                    _propagate(cache_e, cache_f, slot, 6, za, u, u_on)
                     for r in range(m):
                         for ln in range(nl):
                             sa[r, ln] = snew[r, ln]
@@ -607,14 +614,7 @@ def _block(bi, lam, vmat, vinv, pvec, s0, needed, active, group, op_kind, op_arg
             if dt != last_dt:
                 last_dt = dt
                 _exps_at(lam_b, dt, cache_e, cache_f, n_slots, 0)
-            for q in range(n):
-                if u_on:
-                    for ln in range(nl):
-                        z[q, ln] = (cache_e[n_slots, 0, q, ln] * z[q, ln]
-                                    + cache_f[n_slots, 0, q, ln] * u[q, ln])
-                else:
-                    for ln in range(nl):
-                        z[q, ln] = cache_e[n_slots, 0, q, ln] * z[q, ln]
+            _propagate(cache_e, cache_f, n_slots, 0, z, u, u_on)
             t = target
             if m > 0 and hard:
                 # a breakpoint: resynchronise the step start with the exact state at
