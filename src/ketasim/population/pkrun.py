@@ -162,8 +162,9 @@ def iter_pk(regimen: str | Regimen, *, model: str | LibraryModel | None = None,
             progress: Callable[[int], None] | None = None,
             etas: Mapping[str, float] | None = None) -> Iterator[PKRun]:
     """Like :func:`run_pk`, but yields one :class:`PKRun` per chunk of ``chunk_size``
-    subjects, so memory stays bounded by one chunk's output. The population is sampled
-    once from ``seed`` (so results do not depend on ``chunk_size``)."""
+    subjects, so memory stays bounded by a few chunks' output (the one handed over and the
+    next, solved in the background meanwhile), whatever the number of subjects. The
+    population is sampled once from ``seed`` (so results do not depend on ``chunk_size``)."""
     reg = parse_regimen(regimen) if isinstance(regimen, str) else regimen
     if not reg.doses:
         raise DoseError("regimen", "has no doses", "give at least one dose")
