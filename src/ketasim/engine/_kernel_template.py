@@ -74,20 +74,25 @@ if _JIT:
             return builder.bitcast(args[0], context.get_value_type(types.float64))
         return types.float64(types.int64), codegen
 
+    def _item_pointer(context, builder, aryty, ary, inds):  # pragma: no cover - compiled
+        """The LLVM pointer to ary[inds] (no wraparound, no bounds check)."""
+        from numba.core import cgutils
+        arr = context.make_array(aryty)(context, builder, ary)
+        return cgutils.get_item_pointer(context, builder, aryty, arr, list(inds))
+
+    def _store_nontemporal(builder, val, ptr, align=None):  # pragma: no cover - compiled
+        from llvmlite import ir
+        st = builder.store(val, ptr, align=align)
+        st.set_metadata("nontemporal", builder.module.add_metadata([ir.IntType(32)(1)]))
+
     @intrinsic
     def _nt_store(typingctx, arr, i, j, k, val):  # pragma: no cover - compiled
         """arr[i, j, k] = val as a non-temporal store: written around the caches, so the
-        line is not read first. For rows that fill whole cache lines (the lanes' values of
-        one output and time, when they are consecutive in memory); needs :func:`_fence`."""
-        from llvmlite import ir
-        from numba.core import cgutils
-
+        line is not read first. For the lanes of a block before its first and after its last
+        whole cache line (:func:`_nt_store8` writes those); needs :func:`_fence`."""
         def codegen(context, builder, sig, args):
-            aryty = sig.args[0]
-            ary = context.make_array(aryty)(context, builder, args[0])
-            ptr = cgutils.get_item_pointer(context, builder, aryty, ary, list(args[1:4]))
-            st = builder.store(args[4], ptr)
-            st.set_metadata("nontemporal", builder.module.add_metadata([ir.IntType(32)(1)]))
+            _store_nontemporal(builder, args[4],
+                               _item_pointer(context, builder, sig.args[0], args[0], args[1:4]))
             return context.get_dummy_value()
         return types.none(arr, i, j, k, val), codegen
 
@@ -97,30 +102,21 @@ if _JIT:
         destination must be 64-byte aligned (see :func:`_addr`) and both rows contiguous;
         needs :func:`_fence`."""
         from llvmlite import ir
-        from numba.core import cgutils
 
         def codegen(context, builder, sig, args):
-            vec = ir.VectorType(ir.DoubleType(), 8)
-            dty, sty = sig.args[0], sig.args[4]
-            d = context.make_array(dty)(context, builder, args[0])
-            s = context.make_array(sty)(context, builder, args[4])
-            pd = cgutils.get_item_pointer(context, builder, dty, d, list(args[1:4]))
-            ps = cgutils.get_item_pointer(context, builder, sty, s, list(args[5:7]))
-            v = builder.load(builder.bitcast(ps, vec.as_pointer()), align=8)
-            st = builder.store(v, builder.bitcast(pd, vec.as_pointer()), align=64)
-            st.set_metadata("nontemporal", builder.module.add_metadata([ir.IntType(32)(1)]))
+            vec = ir.VectorType(ir.DoubleType(), 8).as_pointer()
+            pd = _item_pointer(context, builder, sig.args[0], args[0], args[1:4])
+            ps = _item_pointer(context, builder, sig.args[4], args[4], args[5:7])
+            v = builder.load(builder.bitcast(ps, vec), align=8)
+            _store_nontemporal(builder, v, builder.bitcast(pd, vec), align=64)
             return context.get_dummy_value()
         return types.none(dst, i, j, k, src, r, col), codegen
 
     @intrinsic
     def _addr(typingctx, arr, i, j, k):  # pragma: no cover - compiled
         """The address of arr[i, j, k], as an integer."""
-        from numba.core import cgutils
-
         def codegen(context, builder, sig, args):
-            aryty = sig.args[0]
-            ary = context.make_array(aryty)(context, builder, args[0])
-            ptr = cgutils.get_item_pointer(context, builder, aryty, ary, list(args[1:4]))
+            ptr = _item_pointer(context, builder, sig.args[0], args[0], args[1:4])
             return builder.ptrtoint(ptr, context.get_value_type(types.int64))
         return types.int64(arr, i, j, k), codegen
 

@@ -71,6 +71,7 @@ def block_lanes(model: Model) -> int:
     model only, so a subject's block, hence its result, never depends on the chunk size."""
     return WIDE_LANES if model.n_cmt <= WIDE_MAX_MODES else LANES
 
+
 _KERNEL_LOCK = threading.Lock()  # one kernel at a time in this process (see _call)
 
 
@@ -81,6 +82,7 @@ def _new_kernel_lock() -> None:  # a forked child does not inherit a lock held b
 
 if hasattr(os, "register_at_fork"):
     os.register_at_fork(after_in_child=_new_kernel_lock)
+
 _NONE = np.empty((0, 0, 0))  # the kernel's output array that a run does not use
 
 # Dormand–Prince 5(4) tableau (Dormand & Prince 1980, J Comput Appl Math 6:19-26, Table 2)
@@ -372,12 +374,12 @@ class PopulationEngine(Engine):
         state_units = {c.name: "mg" for c in model.compartments}
         state_units.update({k: st.unit for k, st in model.states.items()})
 
-        def submit(start: int) -> tuple[np.ndarray, np.ndarray, Any]:
+        def submit(start: int) -> tuple[int, np.ndarray, np.ndarray, Any]:
             with self._pool.lock:
                 buf, states = self._pool.take(shape, sshape)
             stop = min(setup.n, start + self.chunk_size)
-            return buf, states, ahead.submit(self._solve, setup, start, stop, start, buf,
-                                             states, throw, True)
+            return stop, buf, states, ahead.submit(self._solve, setup, start, stop, start,
+                                                   buf, states, throw, True)
 
         from concurrent.futures import ThreadPoolExecutor
         starts = range(0, setup.n, self.chunk_size)
@@ -387,10 +389,9 @@ class PopulationEngine(Engine):
             pending = submit(starts[0]) if len(starts) else None
             for k, start in enumerate(starts):
                 assert pending is not None
-                buf, states, future = pending
+                stop, buf, states, future = pending
                 messages, ok = future.result()
                 pending = submit(starts[k + 1]) if k + 1 < len(starts) else None
-                stop = min(setup.n, start + self.chunk_size)
                 nc = stop - start
                 out = buf.transpose(0, 2, 1)
                 del buf, future
@@ -969,18 +970,18 @@ def _reachable(kmat: np.ndarray, dosed: np.ndarray) -> np.ndarray:
 
 
 _DECOMPOSE_MIN = 256  # subjects per part, at least, when the decomposition is split
-_pool: tuple[int, Any] | None = None  # (the process that made it, the pool)
+_eig_pool: tuple[int, Any] | None = None  # (the process that made it, the pool)
 
 
 def _decompose_pool() -> Any:
     """This process's thread pool for the decompositions (a forked child makes its own: the
     parent's threads do not exist in it)."""
-    global _pool
-    if _pool is None or _pool[0] != os.getpid():
+    global _eig_pool
+    if _eig_pool is None or _eig_pool[0] != os.getpid():
         from concurrent.futures import ThreadPoolExecutor
-        _pool = (os.getpid(), ThreadPoolExecutor(max_workers=os.cpu_count() or 1,
-                                                 thread_name_prefix="ketasim-eig"))
-    return _pool[1]
+        _eig_pool = (os.getpid(), ThreadPoolExecutor(max_workers=os.cpu_count() or 1,
+                                                     thread_name_prefix="ketasim-eig"))
+    return _eig_pool[1]
 
 
 def _decompose(kmat: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
